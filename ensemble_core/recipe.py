@@ -1,0 +1,386 @@
+"""Recipes are plain data: a versioned dict (or YAML / JSON file) that round-trips losslessly.
+
+    version: 1
+    name: full
+    seed: 42
+    split: {name: shuffle, params: {n_splits: 3, val_fraction: 0.2}}
+    voter: {name: soft}
+    executor: {name: local}
+    defaults: {...member fields...}        # shared by every task entry
+    tasks:
+      - task: mask                         # a component name, or {name:, params:}
+        backbones: [resnext50d_32x4d]      # one member per backbone per split
+        loss: cross_entropy
+        ...member fields overriding defaults
+
+:func:`validate` resolves every component name and binds every parameter
+against its factory's signature before any model exists, and reports every
+problem at once with its field path. :meth:`Recipe.plan` expands the recipe into
+:class:`MemberSpec` objects (task x backbone x split).
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ensemble_core.errors import RecipeError, UnknownComponentError
+
+RECIPE_VERSION = 1
+
+# Member fields: name -> (default, kind for component refs or None, is_list)
+COMPONENT_FIELDS: dict[str, tuple[str, bool]] = {
+    "task": ("task", False),
+    "backbone": ("backbone", False),
+    "label_transform": ("label_transform", False),
+    "preprocess": ("augmentation", True),
+    "augmentations": ("augmentation", True),
+    "batch_augmentation": ("batch_augmentation", False),
+    "loss": ("loss", False),
+    "optimizer": ("optimizer", False),
+    "scheduler": ("scheduler", False),
+    "tta": ("tta", True),
+}
+
+MEMBER_DEFAULTS: dict[str, Any] = {
+    "task": None,
+    "backbone": None,
+    "label_transform": None,
+    "preprocess": [],
+    "augmentations": [],
+    "batch_augmentation": None,
+    "loss": "cross_entropy",
+    "optimizer": {"name": "adamw", "params": {"lr": 1e-3}},
+    "scheduler": None,
+    "tta": ["hflip"],
+    "image_size": [64, 48],
+    "load_size": None,
+    "epochs": 3,
+    "batch_size": 32,
+    "grad_clip": None,
+    "ema_decay": None,
+    "early_stopping_patience": None,
+    "num_workers": 0,
+    "amp": "auto",
+    "channels_last": "auto",
+    "compile": False,
+    "max_nonfinite_steps": 3,
+    "eval_batch_size": None,
+}
+
+TOP_LEVEL: dict[str, Any] = {
+    "version": RECIPE_VERSION,
+    "name": "recipe",
+    "seed": 42,
+    "split": {"name": "shuffle", "params": {"n_splits": 3, "val_fraction": 0.2}},
+    "voter": {"name": "soft"},
+    "executor": {"name": "local"},
+    "defaults": {},
+    "tasks": [],
+}
+TASK_ONLY_FIELDS = ("backbones",)
+REQUIRED_MEMBER = ("task", "backbone")
+
+
+def normalize_ref(value: Any) -> dict[str, Any] | None:
+    """``"name"`` or ``{"name": ..., "params": {...}}`` -> ``{"name": ..., "params": {...}}``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return {"name": value, "params": {}}
+    if isinstance(value, Mapping) and "name" in value:
+        return {"name": value["name"], "params": dict(value.get("params") or {})}
+    raise TypeError(f"expected a component name or {{name:, params:}}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    """One ensemble member, fully resolved: every field set, every ref normalised."""
+
+    recipe: str
+    task: dict
+    backbone: dict
+    split_index: int
+    seed: int
+    fields: dict = field(default_factory=dict)
+
+    @property
+    def task_name(self) -> str:
+        return self.task["name"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "MemberSpec":
+        return cls(**copy.deepcopy(dict(data)))
+
+    def config_hash(self) -> str:
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        return hashlib.sha1(blob).hexdigest()[:10]
+
+    @property
+    def run_name(self) -> str:
+        """Folder name: readable prefix + hash of the resolved config."""
+        bb = self.backbone["name"].replace("/", "_").replace(".", "_")
+        return f"{self.task_name}-{bb}-s{self.split_index}-{self.config_hash()}"
+
+    def __getattr__(self, item: str) -> Any:
+        fields = object.__getattribute__(self, "fields")
+        if item in fields:
+            return fields[item]
+        raise AttributeError(item)
+
+
+@dataclass
+class Recipe:
+    version: int = RECIPE_VERSION
+    name: str = "recipe"
+    seed: int = 42
+    split: Any = field(default_factory=lambda: copy.deepcopy(TOP_LEVEL["split"]))
+    voter: Any = field(default_factory=lambda: {"name": "soft"})
+    executor: Any = field(default_factory=lambda: {"name": "local"})
+    defaults: dict = field(default_factory=dict)
+    tasks: list = field(default_factory=list)
+
+    # ---- serialisation -------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> "Recipe":
+        if not isinstance(data, Mapping):
+            raise RecipeError([f"a recipe must be a mapping, got {type(data).__name__}"], source)
+        unknown = [k for k in data if k not in TOP_LEVEL]
+        if unknown:
+            raise RecipeError([_unknown_key(k, list(TOP_LEVEL), "") for k in unknown], source)
+        return cls(**copy.deepcopy(dict(data)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(asdict(self))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Recipe":
+        path = Path(path)
+        if not path.is_file():
+            raise RecipeError([f"file {str(path)!r} does not exist"], str(path))
+        text = path.read_text()
+        try:
+            if path.suffix.lower() in (".yaml", ".yml"):
+                import yaml
+                data = yaml.safe_load(text)
+            else:
+                data = json.loads(text)
+        except Exception as exc:  # parser messages carry line and column
+            raise RecipeError([f"cannot parse {path}: {exc}"], str(path)) from exc
+        return cls.from_dict(data, source=str(path))
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        data = self.to_dict()
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+            text = yaml.safe_dump(data, sort_keys=False)
+        else:
+            text = json.dumps(data, indent=2)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+
+    # ---- overrides -----------------------------------------------------
+    def override(self, **changes: Any) -> "Recipe":
+        """A copy with dotted-path changes: ``override(**{"defaults.epochs": 2, "tasks.0.loss": "focal"})``."""
+        data = self.to_dict()
+        for dotted, value in changes.items():
+            set_path(data, dotted, value)
+        return Recipe.from_dict(data)
+
+    # ---- planning ------------------------------------------------------
+    def member_fields(self, index: int) -> dict[str, Any]:
+        entry = self.tasks[index]
+        merged = copy.deepcopy(MEMBER_DEFAULTS)
+        merged.update(copy.deepcopy(self.defaults))
+        merged.update({k: copy.deepcopy(v) for k, v in entry.items() if k not in TASK_ONLY_FIELDS})
+        return merged
+
+    def backbones(self, index: int) -> list[Any]:
+        entry = self.tasks[index]
+        if "backbones" in entry:
+            return list(entry["backbones"])
+        merged = self.member_fields(index)
+        return [merged["backbone"]] if merged.get("backbone") is not None else []
+
+    def n_splits(self) -> int:
+        ref = normalize_ref(self.split)
+        return int(ref["params"].get("n_splits", 3 if ref["name"] == "shuffle" else 5))
+
+    def plan(self) -> list[MemberSpec]:
+        members = []
+        for i in range(len(self.tasks)):
+            fields = self.member_fields(i)
+            task = normalize_ref(fields.pop("task"))
+            fields.pop("backbone", None)
+            for key, (_, is_list) in COMPONENT_FIELDS.items():
+                if key in fields:
+                    fields[key] = ([normalize_ref(v) for v in (fields[key] or [])] if is_list
+                                   else normalize_ref(fields[key]))
+            for bb in self.backbones(i):
+                for split in range(self.n_splits()):
+                    members.append(MemberSpec(recipe=self.name, task=task, backbone=normalize_ref(bb),
+                                              split_index=split, seed=int(self.seed) + split,
+                                              fields=copy.deepcopy(fields)))
+        return members
+
+
+def set_path(data: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        key: Any = int(part) if isinstance(node, list) else part
+        if isinstance(node, dict) and key not in node:
+            node[key] = {}
+        node = node[key]
+    last = parts[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def _unknown_key(key: str, valid: list[str], where: str) -> str:
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    loc = f"{where}.{key}" if where else key
+    return f"{loc}: unknown field.{hint} Valid fields: {', '.join(valid)}"
+
+
+def _check_ref(registry, kind: str, value: Any, path: str, problems: list[str]) -> None:
+    try:
+        ref = normalize_ref(value)
+    except TypeError as exc:
+        problems.append(f"{path}: {exc}")
+        return
+    if ref is None:
+        return
+    if isinstance(value, Mapping):
+        extra = [k for k in value if k not in ("name", "params")]
+        for k in extra:
+            problems.append(_unknown_key(k, ["name", "params"], path))
+        if value.get("params") is not None and not isinstance(value.get("params"), Mapping):
+            problems.append(f"{path}.params: must be a mapping of parameter names to values, got {value['params']!r}")
+            return
+    try:
+        spec = registry.get(kind, ref["name"], field=path)
+    except UnknownComponentError as exc:
+        problems.append(f"{path}.name: {exc}" if isinstance(value, Mapping) else f"{path}: {exc}")
+        return
+    try:
+        binding = spec.bind(ref["params"])
+    except (ImportError, AttributeError, ValueError) as exc:
+        problems.append(f"{path}: cannot load factory of {kind} {ref['name']!r}: {exc!r}")
+        return
+    problems.extend(f"{path}.params: {p}" for p in binding)
+    for pname, nkind in spec.nested.items():
+        nested = ref["params"].get(pname)
+        if nested is None:
+            continue
+        items = nested if isinstance(nested, list) else [nested]
+        for j, item in enumerate(items):
+            sub = f"{path}.params.{pname}[{j}]" if isinstance(nested, list) else f"{path}.params.{pname}"
+            if isinstance(item, Mapping) and "weight" in item:
+                item = {k: v for k, v in item.items() if k != "weight"}
+            _check_ref(registry, nkind, item, sub, problems)
+
+
+def _check_scalar(fields: Mapping[str, Any], path: str, problems: list[str]) -> None:
+    def bad(key: str, why: str) -> None:
+        problems.append(f"{path}.{key}: {why}, got {fields.get(key)!r}")
+
+    for key in ("epochs", "batch_size"):
+        v = fields.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            bad(key, "must be a positive integer")
+    for key in ("image_size", "load_size"):
+        v = fields.get(key)
+        if v is None and key == "load_size":
+            continue
+        if (not isinstance(v, (list, tuple)) or len(v) != 2
+                or not all(isinstance(x, int) and x >= 8 for x in v)):
+            bad(key, "must be [height, width] in pixels (integers >= 8)")
+    for key in ("grad_clip", "ema_decay"):
+        v = fields.get(key)
+        if v is not None and (not isinstance(v, (int, float)) or v <= 0):
+            bad(key, "must be a positive number or null")
+    if fields.get("ema_decay") is not None and isinstance(fields.get("ema_decay"), (int, float)) \
+            and not fields["ema_decay"] < 1:
+        bad("ema_decay", "must be below 1 (e.g. 0.999)")
+    if fields.get("amp") not in ("auto", "bf16", "fp16", "fp32"):
+        bad("amp", "must be one of auto, bf16, fp16, fp32")
+    if fields.get("channels_last") not in ("auto", True, False):
+        bad("channels_last", "must be auto, true or false")
+    v = fields.get("num_workers")
+    if not isinstance(v, int) or v < 0:
+        bad("num_workers", "must be an integer >= 0")
+
+
+def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | None = None) -> Recipe:
+    """Check everything that can be checked without building a model; raise :class:`RecipeError` listing all problems."""
+    if registry is None:
+        from ensemble_core.manager import get_registry
+        registry = get_registry()
+    if not isinstance(recipe, Recipe):
+        recipe = Recipe.from_dict(recipe, source=source)
+    problems: list[str] = []
+    if recipe.version != RECIPE_VERSION:
+        problems.append(f"version: this ensemble_core reads recipe version {RECIPE_VERSION}, got {recipe.version!r}")
+    if not isinstance(recipe.seed, int):
+        problems.append(f"seed: must be an integer, got {recipe.seed!r}")
+    _check_ref(registry, "splitter", recipe.split, "split", problems)
+    _check_ref(registry, "voter", recipe.voter, "voter", problems)
+    _check_ref(registry, "executor", recipe.executor, "executor", problems)
+    valid_member = list(MEMBER_DEFAULTS)
+    if not isinstance(recipe.defaults, Mapping):
+        problems.append(f"defaults: must be a mapping of member fields, got {recipe.defaults!r}")
+    else:
+        problems.extend(_unknown_key(k, valid_member, "defaults") for k in recipe.defaults if k not in MEMBER_DEFAULTS)
+    if not isinstance(recipe.tasks, list) or not recipe.tasks:
+        problems.append("tasks: must be a non-empty list of task entries (each with at least 'task' and a backbone)")
+        raise RecipeError(problems, source)
+    for i, entry in enumerate(recipe.tasks):
+        path = f"tasks[{i}]"
+        if not isinstance(entry, Mapping):
+            problems.append(f"{path}: must be a mapping, got {entry!r}")
+            continue
+        problems.extend(_unknown_key(k, valid_member + list(TASK_ONLY_FIELDS), path)
+                        for k in entry if k not in MEMBER_DEFAULTS and k not in TASK_ONLY_FIELDS)
+        if not isinstance(recipe.defaults, Mapping):
+            continue
+        fields = recipe.member_fields(i)
+        if fields.get("task") is None:
+            problems.append(f"{path}.task: required (e.g. mask, gender, age_male, all18, multihead)")
+        backbones = recipe.backbones(i)
+        if not backbones:
+            problems.append(f"{path}: needs 'backbone' or 'backbones'")
+        for key, (kind, is_list) in COMPONENT_FIELDS.items():
+            value = fields.get(key)
+            if key == "backbone":
+                for j, bb in enumerate(backbones):
+                    _check_ref(registry, kind, bb, f"{path}.backbones[{j}]" if "backbones" in entry
+                               else f"{path}.backbone", problems)
+                continue
+            if value is None:
+                continue
+            where = path if key in entry else "defaults" if key in recipe.defaults else f"{path}(default)"
+            if is_list:
+                if not isinstance(value, list):
+                    problems.append(f"{where}.{key}: must be a list, got {value!r}")
+                    continue
+                for j, item in enumerate(value):
+                    _check_ref(registry, kind, item, f"{where}.{key}[{j}]", problems)
+            else:
+                _check_ref(registry, kind, value, f"{where}.{key}", problems)
+        _check_scalar(fields, path, problems)
+    if problems:
+        raise RecipeError(problems, source)
+    return recipe

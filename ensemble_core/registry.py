@@ -1,0 +1,198 @@
+"""Component specs and the per-kind registry.
+
+A :class:`ComponentSpec` is frozen metadata: name, kind, a factory (a callable,
+or a lazy ``"package.module:attr"`` string so that listing never imports torch),
+a one-line description and the plugin it came from.
+"""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping
+
+from ensemble_core.errors import DuplicateComponentError, UnknownComponentError
+
+KINDS: tuple[str, ...] = (
+    "backbone", "augmentation", "batch_augmentation", "loss", "optimizer", "scheduler",
+    "voter", "label_transform", "task", "tta", "executor", "splitter",
+)
+
+# Leading arguments the engine passes positionally per kind; never bound from a recipe.
+ENGINE_ARGS: Mapping[str, tuple[str, ...]] = {
+    "backbone": ("num_classes",),
+    "batch_augmentation": ("num_classes",),
+    "optimizer": ("parameters",),
+    "scheduler": ("optimizer", "epochs", "steps_per_epoch"),
+}
+
+
+def plural(kind: str) -> str:
+    return kind + "es" if kind.endswith("s") else kind + "s"
+
+
+def kind_from_plural(word: str) -> str | None:
+    """'losses' -> 'loss', 'backbones' -> 'backbone'; None when not a kind."""
+    for kind in KINDS:
+        if word in (kind, plural(kind)):
+            return kind
+    return None
+
+
+def import_object(path: str) -> Any:
+    """Import ``"package.module:attr"`` (attr may be dotted)."""
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"lazy factory {path!r} must look like 'package.module:attr'")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """One registered component.
+
+    ``nested`` maps a parameter name to a kind when that parameter holds
+    component references (``{"name": ..., "params": {...}}`` or a list of them);
+    recipe validation checks those recursively (e.g. the terms of a weighted loss).
+    """
+
+    name: str
+    kind: str
+    factory: Callable[..., Any] | str
+    description: str = ""
+    origin: str = ""
+    nested: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"ComponentSpec {self.name!r}: unknown kind {self.kind!r}; kinds are {', '.join(KINDS)}")
+        if not self.name or not isinstance(self.name, str):
+            raise ValueError(f"ComponentSpec of kind {self.kind!r} needs a non-empty string name")
+
+    def load(self) -> Callable[..., Any]:
+        """The factory itself, importing it if it was given as a string."""
+        if isinstance(self.factory, str):
+            return import_object(self.factory)
+        return self.factory
+
+    def build(self, *engine_args: Any, **params: Any) -> Any:
+        return self.load()(*engine_args, **params)
+
+    def signature(self) -> inspect.Signature:
+        return inspect.signature(self.load())
+
+    def parameters(self) -> list[inspect.Parameter]:
+        """Recipe-settable parameters (engine-supplied leading arguments removed)."""
+        skip = set(ENGINE_ARGS.get(self.kind, ()))
+        return [p for p in self.signature().parameters.values()
+                if p.name not in skip and p.kind not in (p.VAR_POSITIONAL,)]
+
+    def bind(self, params: Mapping[str, Any]) -> list[str]:
+        """Check ``params`` against the factory signature; return problems (empty when fine)."""
+        plist = self.parameters()
+        accepts_any = any(p.kind == p.VAR_KEYWORD for p in plist)
+        named = [p for p in plist if p.kind != p.VAR_KEYWORD]
+        valid = [p.name for p in named]
+        problems = []
+        for key in params:
+            if key not in valid and not accepts_any:
+                close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
+                hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+                problems.append(f"unknown parameter {key!r} for {self.kind} {self.name!r}.{hint} "
+                                f"Valid names: {', '.join(valid) or '(none)'}")
+        for p in named:
+            if p.default is p.empty and p.name not in params and p.kind != p.VAR_KEYWORD:
+                problems.append(f"missing required parameter {p.name!r} for {self.kind} {self.name!r}")
+        return problems
+
+
+class KindRegistry:
+    """All components of one kind."""
+
+    def __init__(self, kind: str, resolver: Callable[[str, str], ComponentSpec | None] | None = None):
+        self.kind = kind
+        self._specs: dict[str, ComponentSpec] = {}
+        self._resolver = resolver
+
+    def add(self, spec: ComponentSpec) -> None:
+        if spec.kind != self.kind:
+            raise ValueError(f"spec {spec.name!r} is a {spec.kind}, not a {self.kind}")
+        old = self._specs.get(spec.name)
+        if old is not None:
+            raise DuplicateComponentError(
+                f"{self.kind} {spec.name!r} is registered twice: by {old.origin or '?'} and by "
+                f"{spec.origin or '?'}. Rename one, or disable one plugin "
+                f"(ENSEMBLE_CORE_DISABLE_PLUGIN_AUTOLOAD=1 skips entry-point plugins).")
+        self._specs[spec.name] = spec
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._specs
+
+    def __iter__(self) -> Iterator[ComponentSpec]:
+        return iter(sorted(self._specs.values(), key=lambda s: s.name))
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+    def suggest(self, name: str, n: int = 3) -> list[str]:
+        names = self.names()
+        close = difflib.get_close_matches(name, names, n=n, cutoff=0.6)
+        if not close:
+            low = name.lower()
+            close = [c for c in names if low in c.lower() or c.lower() in low][:n]
+        return close
+
+    def get(self, name: str, field: str | None = None) -> ComponentSpec:
+        spec = self._specs.get(name)
+        if spec is None and self._resolver is not None:
+            spec = self._resolver(self.kind, name)
+        if spec is None:
+            raise UnknownComponentError(self.kind, name, self.suggest(name), field)
+        return spec
+
+    def list(self, pattern: str | None = None) -> list[ComponentSpec]:
+        """Specs whose name matches a shell-style wildcard (``*``, ``?``, ``[ab]``); case-insensitive."""
+        if not pattern:
+            return list(self)
+        pats = [pattern] if any(c in pattern for c in "*?[") else [f"*{pattern}*"]
+        return [s for s in self if any(fnmatch.fnmatch(s.name.lower(), p.lower()) for p in pats)]
+
+
+class Registry:
+    """Every kind's :class:`KindRegistry`; ``registry["loss"].get("soft_f1")``."""
+
+    def __init__(self, resolver: Callable[[str, str], ComponentSpec | None] | None = None):
+        self._kinds = {k: KindRegistry(k, resolver) for k in KINDS}
+
+    def __getitem__(self, kind: str) -> KindRegistry:
+        try:
+            return self._kinds[kind]
+        except KeyError:
+            resolved = kind_from_plural(kind)
+            if resolved is None:
+                close = difflib.get_close_matches(kind, [plural(k) for k in KINDS], n=3)
+                raise UnknownComponentError("kind", kind, close) from None
+            return self._kinds[resolved]
+
+    def add(self, spec: ComponentSpec) -> None:
+        self._kinds[spec.kind].add(spec)
+
+    def get(self, kind: str, name: str, field: str | None = None) -> ComponentSpec:
+        return self[kind].get(name, field)
+
+    def build(self, kind: str, name: str, *engine_args: Any, **params: Any) -> Any:
+        return self.get(kind, name).build(*engine_args, **params)
+
+    def kinds(self) -> tuple[str, ...]:
+        return KINDS
+
+    def all(self) -> list[ComponentSpec]:
+        return [s for k in KINDS for s in self._kinds[k]]

@@ -1,0 +1,2 @@
+"""Built-in batch augmentations (placeholder until implemented)."""
+from ensemble_core.hookspecs import hookimpl  # noqa: F401
