@@ -13,8 +13,9 @@ class UnknownComponentError(EnsembleCoreError, KeyError):
         self.kind, self.name, self.suggestions, self.field = kind, name, suggestions, field
         where = f" (recipe field {field!r})" if field else ""
         hint = f" Did you mean: {', '.join(repr(s) for s in suggestions)}?" if suggestions else ""
+        kinds = kind + "es" if kind.endswith("s") else kind + "s"
         msg = (f"unknown {kind} {name!r}{where}.{hint} "
-               f"Run `python -m ensemble_core list {kind}s` to see every registered {kind}.")
+               f"Run `python -m ensemble_core list {kinds}` to see every registered {kind}.")
         super().__init__(msg)
 
     def __str__(self) -> str:  # KeyError would repr() the message

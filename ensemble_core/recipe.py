@@ -285,9 +285,13 @@ def _check_ref(registry, kind: str, value: Any, path: str, problems: list[str]) 
         nested = ref["params"].get(pname)
         if nested is None:
             continue
-        items = nested if isinstance(nested, list) else [nested]
-        for j, item in enumerate(items):
-            sub = f"{path}.params.{pname}[{j}]" if isinstance(nested, list) else f"{path}.params.{pname}"
+        if isinstance(nested, list):
+            items = [(f"{path}.params.{pname}[{j}]", item) for j, item in enumerate(nested)]
+        elif isinstance(nested, Mapping) and "name" not in nested:  # {head: ref, ...}
+            items = [(f"{path}.params.{pname}.{key}", item) for key, item in nested.items()]
+        else:
+            items = [(f"{path}.params.{pname}", nested)]
+        for sub, item in items:
             if isinstance(item, Mapping) and "weight" in item:
                 item = {k: v for k, v in item.items() if k != "weight"}
             _check_ref(registry, nkind, item, sub, problems)

@@ -1,0 +1,1 @@
+"""ensemble_extra: an example third-party plugin package for ensemble_core."""
