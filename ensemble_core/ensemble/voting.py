@@ -1,0 +1,215 @@
+"""Voters: combine the members of one task into one probability table.
+
+Every voter takes ``probs`` of shape ``(M, N, C)`` (M members, N images, C
+classes of the task) in which a member that has no prediction for an image has
+a row of NaN (out-of-fold predictions cover only that member's validation
+images). Each image is voted over the members available for it; an image no
+member predicts stays NaN.
+
+    voter = WeightedSoftVote().fit(oof_probs, oof_targets)
+    ensemble_probs = voter(eval_probs)          # (N, C)
+
+``fit`` is a no-op for voters with nothing to learn, so the pipeline can call
+it on every voter.
+"""
+from __future__ import annotations
+
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from ensemble_core.ensemble.metrics import macro_f1
+
+
+@runtime_checkable
+class Voter(Protocol):
+    def fit(self, probs: np.ndarray, targets: np.ndarray) -> "Voter": ...
+
+    def __call__(self, probs: np.ndarray) -> np.ndarray: ...
+
+
+def check_probs(probs: np.ndarray, who: str) -> np.ndarray:
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 3:
+        raise ValueError(f"{who}: probs must have shape (members, images, classes), got {probs.shape}")
+    if probs.shape[0] == 0:
+        raise ValueError(f"{who}: no members to vote over (probs has shape {probs.shape})")
+    return probs
+
+
+def available(probs: np.ndarray) -> np.ndarray:
+    """``(M, N)`` bool: member m has a prediction for image n (no NaN in its row)."""
+    return ~np.isnan(probs).any(axis=2)
+
+
+def weighted_mean(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """NaN-aware weighted mean over members; weights renormalised over the members available per image.
+
+    An image whose available members all have weight 0 falls back to their
+    plain mean; an image with no member stays NaN.
+    """
+    avail = available(probs)
+    filled = np.where(avail[:, :, None], probs, 0.0)
+    w = np.asarray(weights, dtype=np.float64)[:, None] * avail          # (M, N)
+    wsum = w.sum(axis=0)                                                 # (N,)
+    zero = (wsum <= 0) & avail.any(axis=0)
+    if zero.any():
+        w[:, zero] = avail[:, zero]
+        wsum = w.sum(axis=0)
+    out = np.einsum("mn,mnc->nc", w, filled)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = out / wsum[:, None]
+    out[wsum <= 0] = np.nan
+    return out
+
+
+class SoftVote:
+    """Mean of the members' probabilities."""
+
+    def fit(self, probs: np.ndarray, targets: np.ndarray) -> "SoftVote":
+        return self
+
+    def __call__(self, probs: np.ndarray) -> np.ndarray:
+        probs = check_probs(probs, "soft vote")
+        return weighted_mean(probs, np.ones(probs.shape[0]))
+
+    def __repr__(self) -> str:
+        return "SoftVote()"
+
+
+class HardVote:
+    """Majority of the members' arg-max classes; ties go to the class with the higher mean probability.
+
+    Returns vote shares (rows sum to 1) with the tie-break folded in as a
+    tiny fraction of the soft vote.
+    """
+
+    tie_break = 1e-6
+
+    def fit(self, probs: np.ndarray, targets: np.ndarray) -> "HardVote":
+        return self
+
+    def __call__(self, probs: np.ndarray) -> np.ndarray:
+        probs = check_probs(probs, "hard vote")
+        avail = available(probs)
+        n_classes = probs.shape[2]
+        choice = np.argmax(np.where(avail[:, :, None], probs, -np.inf), axis=2)     # (M, N)
+        onehot = np.eye(n_classes)[choice] * avail[:, :, None]
+        onehot[~avail] = np.nan
+        votes = weighted_mean(onehot, np.ones(probs.shape[0]))
+        soft = weighted_mean(probs, np.ones(probs.shape[0]))
+        return (votes + self.tie_break * soft) / (1.0 + self.tie_break)
+
+    def __repr__(self) -> str:
+        return "HardVote()"
+
+
+class GeometricMean:
+    """Normalised geometric mean of the members' probabilities (a product of experts)."""
+
+    eps = 1e-12
+
+    def fit(self, probs: np.ndarray, targets: np.ndarray) -> "GeometricMean":
+        return self
+
+    def __call__(self, probs: np.ndarray) -> np.ndarray:
+        probs = check_probs(probs, "geometric mean")
+        logp = np.log(np.clip(probs, self.eps, 1.0))       # NaN stays NaN
+        mean_log = weighted_mean(logp, np.ones(probs.shape[0]))
+        with np.errstate(invalid="ignore"):
+            mean_log = mean_log - mean_log.max(axis=1, keepdims=True)
+            out = np.exp(mean_log)
+            return out / out.sum(axis=1, keepdims=True)
+
+    def __repr__(self) -> str:
+        return "GeometricMean()"
+
+
+class WeightedSoftVote:
+    """Weighted mean of the members' probabilities, one weight per member.
+
+    With ``weights`` given, they are used as is. Without, :meth:`fit` searches
+    them on out-of-fold predictions to maximise macro F1: uniform weights
+    first, then ``n_candidates`` random Dirichlet draws, then ``refine_rounds``
+    of per-member coordinate steps. A candidate replaces the incumbent only
+    when it scores strictly higher, so the fitted voter is never worse than
+    :class:`SoftVote` on the data it was fitted on.
+    """
+
+    STEP_FACTORS = (0.0, 0.5, 2.0)
+
+    def __init__(self, weights: Sequence[float] | None = None, n_candidates: int = 200,
+                 refine_rounds: int = 2, seed: int = 0):
+        if weights is not None:
+            w = np.asarray(weights, dtype=np.float64)
+            if w.ndim != 1 or w.size == 0 or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+                raise ValueError(f"weighted_soft: weights must be a non-empty list of non-negative numbers "
+                                 f"with a positive sum, got {weights!r}")
+            weights = w
+        if n_candidates < 0 or refine_rounds < 0:
+            raise ValueError(f"weighted_soft: n_candidates and refine_rounds must be >= 0, "
+                             f"got {n_candidates}, {refine_rounds}")
+        self.given = weights is not None
+        self.weights: np.ndarray | None = weights
+        self.n_candidates = int(n_candidates)
+        self.refine_rounds = int(refine_rounds)
+        self.seed = int(seed)
+        self.fit_score: float | None = None
+        self.uniform_score: float | None = None
+
+    def _score(self, probs: np.ndarray, targets: np.ndarray, rows: np.ndarray, w: np.ndarray) -> float:
+        voted = weighted_mean(probs[:, rows], w)
+        return macro_f1(targets[rows], voted.argmax(axis=1), probs.shape[2])
+
+    def fit(self, probs: np.ndarray, targets: np.ndarray) -> "WeightedSoftVote":
+        probs = check_probs(probs, "weighted_soft.fit")
+        n_members = probs.shape[0]
+        if self.given:
+            self._check_members(n_members)
+            return self
+        targets = np.asarray(targets)
+        if targets.shape != (probs.shape[1],):
+            raise ValueError(f"weighted_soft.fit: targets must have shape ({probs.shape[1]},), got {targets.shape}")
+        rows = available(probs).any(axis=0)
+        best_w = np.ones(n_members)
+        if not rows.any():
+            raise ValueError("weighted_soft.fit: no image has a prediction from any member; "
+                             "fit on out-of-fold predictions (oof.npz)")
+        best = self.uniform_score = self._score(probs, targets, rows, best_w)
+        rng = np.random.default_rng(self.seed)
+        if n_members > 1:
+            for cand in rng.dirichlet(np.ones(n_members), size=self.n_candidates) * n_members:
+                score = self._score(probs, targets, rows, cand)
+                if score > best:
+                    best, best_w = score, cand
+            for _ in range(self.refine_rounds):
+                for m in range(n_members):
+                    for factor in self.STEP_FACTORS:
+                        cand = best_w.copy()
+                        cand[m] = cand[m] * factor if factor else 0.0
+                        if cand.sum() <= 0:
+                            continue
+                        score = self._score(probs, targets, rows, cand)
+                        if score > best:
+                            best, best_w = score, cand
+        self.weights = best_w / best_w.sum()
+        self.fit_score = best
+        return self
+
+    def _check_members(self, n_members: int) -> None:
+        if self.weights is None:
+            raise ValueError("weighted_soft: no weights; give `weights` in the recipe (voter.params.weights) "
+                             "or call fit() on out-of-fold predictions first")
+        if self.weights.size != n_members:
+            raise ValueError(f"weighted_soft: {self.weights.size} weight(s) for {n_members} member(s); "
+                             f"give one weight per member of the task (backbones x splits, in recipe order)")
+
+    def __call__(self, probs: np.ndarray) -> np.ndarray:
+        probs = check_probs(probs, "weighted_soft")
+        self._check_members(probs.shape[0])
+        return weighted_mean(probs, self.weights)
+
+    def __repr__(self) -> str:
+        w = None if self.weights is None else [round(float(x), 4) for x in self.weights]
+        return f"WeightedSoftVote(weights={w})"
+
