@@ -375,7 +375,7 @@ def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | No
                 continue
             if value is None:
                 continue
-            where = path if key in entry else "defaults" if key in recipe.defaults else f"{path}(default)"
+            where = "defaults" if key in recipe.defaults and key not in entry else path
             if is_list:
                 if not isinstance(value, list):
                     problems.append(f"{where}.{key}: must be a list, got {value!r}")
