@@ -1,0 +1,126 @@
+"""Executors run planned members; the pipeline hands them picklable :class:`MemberJob` objects.
+
+An executor is anything with ``run(jobs) -> list[MemberResult]`` (one result
+per job, same order). The built-in ``local`` executor trains the jobs one
+after the other in this process; a process-pool or Ray executor only has to
+ship each job to a worker and call :func:`run_member_job` there, because a
+job carries everything a worker needs (the member, the data folder, the rows
+of its split and its run folder) as plain data.
+
+A member whose run folder already holds ``DONE`` is skipped without loading
+any data, so rerunning a recipe resumes it.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+DONE_FILE = "DONE"
+
+
+@dataclass(frozen=True)
+class MemberJob:
+    """One member to train: plain data, picklable, independent of the process that made it."""
+
+    member: dict                 # MemberSpec.to_dict()
+    data_dir: str
+    train_rows: np.ndarray       # row indices into the train table of load_dataset(data_dir, exclude)
+    val_rows: np.ndarray
+    run_dir: str
+    exclude: tuple[str, ...] = ()  # files / person folders left out of the data set (skip_bad_files)
+    options: dict = field(default_factory=dict)  # passed to train_member as keywords (e.g. quiet)
+
+    @property
+    def run_name(self) -> str:
+        return Path(self.run_dir).name
+
+    def is_done(self) -> bool:
+        return (Path(self.run_dir) / DONE_FILE).is_file()
+
+
+@dataclass
+class MemberResult:
+    run_name: str
+    run_dir: str
+    status: str                  # "trained", "skipped" (DONE was there) or "failed"
+    seconds: float = 0.0
+    error: str | None = None     # one-line reason when failed
+    details: str | None = None   # traceback when failed
+
+
+@runtime_checkable
+class Executor(Protocol):
+    def run(self, jobs: Sequence[MemberJob]) -> list[MemberResult]: ...
+
+
+def load_job_dataset(job: MemberJob):
+    from ensemble_core.data.layout import load_dataset
+
+    return load_dataset(job.data_dir, exclude=job.exclude)
+
+
+def run_member_job(job: MemberJob, dataset: Any = None) -> MemberResult:
+    """Train one member (or skip it when ``DONE`` exists); never raises for a failing member.
+
+    ``dataset`` may be passed by an in-process executor that already loaded
+    ``job.data_dir``; a worker process leaves it ``None``.
+    """
+    if job.is_done():
+        return MemberResult(job.run_name, job.run_dir, "skipped")
+    start = time.perf_counter()
+    try:
+        from ensemble_core.recipe import MemberSpec
+        from ensemble_core.train import train_member
+
+        if dataset is None:
+            dataset = load_job_dataset(job)
+        split = (np.asarray(job.train_rows, dtype=np.int64), np.asarray(job.val_rows, dtype=np.int64))
+        train_member(MemberSpec.from_dict(job.member), dataset, split, Path(job.run_dir), **job.options)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # one member's failure is reported with its run folder
+        return MemberResult(job.run_name, job.run_dir, "failed", time.perf_counter() - start,
+                            error=f"{type(exc).__name__}: {exc}", details=traceback.format_exc())
+    if not job.is_done():
+        return MemberResult(job.run_name, job.run_dir, "failed", time.perf_counter() - start,
+                            error=f"train_member returned without writing {DONE_FILE} in {job.run_dir}")
+    return MemberResult(job.run_name, job.run_dir, "trained", time.perf_counter() - start)
+
+
+class LocalExecutor:
+    """Runs jobs one after the other in this process, loading each data set once.
+
+    With ``stop_on_error`` (the default) the first failing member stops the
+    run (its error is usually the next member's too); the remaining jobs are
+    reported as not run.
+    """
+
+    def __init__(self, stop_on_error: bool = True):
+        self.stop_on_error = bool(stop_on_error)
+
+    def run(self, jobs: Sequence[MemberJob]) -> list[MemberResult]:
+        datasets: dict[tuple[str, tuple[str, ...]], Any] = {}
+        results: list[MemberResult] = []
+        for i, job in enumerate(jobs):
+            dataset = None
+            if not job.is_done():
+                key = (job.data_dir, tuple(job.exclude))
+                if key not in datasets:
+                    datasets[key] = load_job_dataset(job)
+                dataset = datasets[key]
+            result = run_member_job(job, dataset)
+            results.append(result)
+            if result.status == "failed" and self.stop_on_error:
+                results.extend(MemberResult(j.run_name, j.run_dir, "failed",
+                                            error=f"not run: stopped after {job.run_name} failed")
+                               for j in jobs[i + 1:])
+                break
+        return results
+
+    def __repr__(self) -> str:
+        return f"LocalExecutor(stop_on_error={self.stop_on_error})"
