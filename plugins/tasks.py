@@ -1,2 +1,20 @@
-"""Built-in tasks (placeholder until implemented)."""
-from ensemble_core.hookspecs import hookimpl  # noqa: F401
+"""Built-in tasks: what one member learns. Implementations live in :mod:`ensemble_core.tasks`."""
+from ensemble_core.hookspecs import hookimpl
+from ensemble_core.registry import ComponentSpec
+
+_M = "ensemble_core.tasks"
+
+
+@hookimpl
+def ensemble_register_tasks():
+    return [
+        ComponentSpec("mask", "task", f"{_M}:mask_task", "mask status: mask / incorrect / normal (3 classes)"),
+        ComponentSpec("gender", "task", f"{_M}:gender_task", "gender: male / female (2 classes)"),
+        ComponentSpec("age", "task", f"{_M}:age_task", "age <30 / 30-59 / 60+ of everyone (3 classes)"),
+        ComponentSpec("age_male", "task", f"{_M}:age_male_task", "age of men only (3 classes)"),
+        ComponentSpec("age_female", "task", f"{_M}:age_female_task", "age of women only (3 classes)"),
+        ComponentSpec("all18", "task", f"{_M}:all18_task", "one head over the 18 classes"),
+        ComponentSpec("multihead", "task", f"{_M}:multihead_task",
+                      "heads mask 3 + gender 2 + age 3, a loss per head (head_losses: {head: loss})",
+                      nested={"head_losses": "loss"}),
+    ]

@@ -1,0 +1,287 @@
+"""Preflight scan of a data set: ``python -m ensemble_core check-data DIR``.
+
+Reports the number of people and photos and every problem with its path:
+missing / extra CSV columns, missing person folders, missing or unknown photo
+names, unreadable / truncated / empty images (JPEG end-of-image marker, PNG
+IEND chunk, then a full decode), bad gender / age values, missing eval images.
+
+:func:`preflight` is what training calls first: it raises :class:`DataError`
+listing the problems, or with ``skip_bad=True`` returns the image files and
+person folders to leave out (and writes them to ``report_path``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from ensemble_core.errors import DataError
+from ensemble_core.data.layout import (EVAL_COLUMNS, IMAGE_EXTS, PHOTO_STEMS, TRAIN_COLUMNS, Problem,
+                                       column_problems, list_person_photos, read_csv, resolve_layout,
+                                       train_csv_problems)
+
+JPEG_SOI, JPEG_EOI = b"\xff\xd8", b"\xff\xd9"
+PNG_SIG, PNG_IEND = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"
+
+
+@dataclass
+class CheckReport:
+    root: str
+    n_people: int = 0
+    n_photos: int = 0
+    n_eval_photos: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.level == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.level != "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def bad_paths(self) -> set[str]:
+        """Image files and person folders whose problems are worked around by skipping them."""
+        return {p.path for p in self.errors if p.skippable}
+
+    def summary(self) -> str:
+        head = (f"{self.root}: {self.n_people} people, {self.n_photos} photos"
+                + (f", {self.n_eval_photos} eval photos" if self.n_eval_photos else "")
+                + f" (scanned in {self.seconds:.1f} s)")
+        if not self.problems:
+            return head + "\nno problems found"
+        lines = [head, f"{len(self.errors)} error(s), {len(self.warnings)} warning(s):"]
+        lines += [f"  {p}" for p in self.problems]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"root": self.root, "n_people": self.n_people, "n_photos": self.n_photos,
+                "n_eval_photos": self.n_eval_photos, "ok": self.ok, "seconds": round(self.seconds, 2),
+                "problems": [vars(p) for p in self.problems]}
+
+
+# ---------------------------------------------------------------- one image
+def image_problem(path: str | Path, decode: bool = True) -> str | None:
+    """Why ``path`` is not a usable image, or ``None``. Cheap marker checks first, then a full decode."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return f"unreadable file ({exc.strerror or exc})"
+    if not data:
+        return "empty file (0 bytes)"
+    if data[:2] == JPEG_SOI:
+        if JPEG_EOI not in data[-64:].rstrip(b"\x00\r\n \t"):  # tolerate padding after the marker
+            return "truncated JPEG (no end-of-image marker FFD9); re-export or remove the file"
+    elif data[:8] == PNG_SIG:
+        if PNG_IEND not in data[-64:]:
+            return "truncated PNG (no IEND chunk); re-export or remove the file"
+    else:
+        return f"not a JPEG or PNG (starts with {data[:8]!r})"
+    if decode:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if img is None or img.size == 0:
+            return "cannot be decoded (corrupt image data)"
+        if min(img.shape[:2]) < 8:
+            return f"image is only {img.shape[1]}x{img.shape[0]} pixels"
+    return None
+
+
+# ---------------------------------------------------------------- whole data set
+def check_data(path: str | Path, decode: bool = True, num_threads: int | None = None) -> CheckReport:
+    """Scan a data set (root, its train folder, or train.csv) and report every problem."""
+    t0 = time.perf_counter()
+    layout = resolve_layout(path)
+    report = CheckReport(root=str(layout.root))
+    if layout.kind != "competition":
+        return _check_plain_csv(layout, report, decode, num_threads, t0)
+    images: list[str] = []
+    _check_train(layout, report, images)
+    eval_images = _check_eval(layout, report)
+    report.n_photos = len(images)
+    report.n_eval_photos = len(eval_images)
+    _check_images(images + eval_images, report, decode, num_threads)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _check_train(layout, report: CheckReport, images: list[str]) -> None:
+    csv_path = layout.train_csv
+    if not csv_path.is_file():
+        report.problems.append(Problem(str(csv_path), "train.csv not found; the competition layout needs "
+                                                      "train/train.csv with columns " + ",".join(TRAIN_COLUMNS)))
+        return
+    try:
+        df = read_csv(csv_path)
+    except DataError as exc:
+        report.problems.append(Problem(str(csv_path), str(exc)))
+        return
+    report.problems += column_problems(csv_path, df.columns, TRAIN_COLUMNS)
+    report.n_people = len(df)
+    report.problems += train_csv_problems(csv_path, df, layout.images_dir)
+    if "path" not in df.columns:
+        return
+    images_dir = layout.images_dir
+    if not images_dir.is_dir():
+        report.problems.append(Problem(str(images_dir), "images folder missing; it must hold one folder per "
+                                                        "person named as the 'path' column of train.csv"))
+        return
+    ids = df["id"] if "id" in df.columns else df["path"]
+    listed = set()
+    for pid, folder_name in zip(ids, df["path"]):
+        if not folder_name.strip():
+            continue
+        folder = images_dir / folder_name
+        listed.add(folder_name)
+        if not folder.is_dir():
+            report.problems.append(Problem(str(folder), f"person folder missing (id {pid!r} in train.csv); "
+                                                        f"restore it or remove the row", skippable=True))
+            continue
+        photos, unknown, dups = list_person_photos(folder)
+        images.extend(str(f) for f in photos.values())
+        missing = [s for s in PHOTO_STEMS if s not in photos]
+        if missing:
+            report.problems.append(Problem(str(folder), f"missing photo(s) {', '.join(missing)} (expected "
+                                                        f"{', '.join(PHOTO_STEMS)} with extension "
+                                                        f"{'/'.join(IMAGE_EXTS)})"))
+        for f in unknown:
+            report.problems.append(Problem(str(f), f"unknown photo name {f.name!r}; expected one of "
+                                                   f"{', '.join(PHOTO_STEMS)} with extension "
+                                                   f"{'/'.join(IMAGE_EXTS)}; rename or remove it",
+                                           skippable=True))
+        for stem in dups:
+            report.problems.append(Problem(str(folder), f"photo {stem!r} appears twice (two extensions); "
+                                                        f"keep one"))
+    extra = sorted(d.name for d in images_dir.iterdir() if d.is_dir() and d.name not in listed
+                   and not d.name.startswith("."))
+    for name in extra[:20]:
+        report.problems.append(Problem(str(images_dir / name), "folder not listed in train.csv is ignored",
+                                       level="warning"))
+    if len(extra) > 20:
+        report.problems.append(Problem(str(images_dir), f"... and {len(extra) - 20} more unlisted folders",
+                                       level="warning"))
+
+
+def _check_eval(layout, report: CheckReport) -> list[str]:
+    if layout.eval_dir is None:
+        return []
+    info = layout.eval_dir / "info.csv"
+    if not info.is_file():
+        report.problems.append(Problem(str(info), "eval/info.csv not found (columns ImageID,ans)", level="warning"))
+        return []
+    try:
+        df = read_csv(info)
+    except DataError as exc:
+        report.problems.append(Problem(str(info), str(exc)))
+        return []
+    cols = column_problems(info, df.columns, EVAL_COLUMNS)
+    report.problems += cols
+    if "ImageID" not in df.columns:
+        return []
+    images_dir = layout.eval_dir / "images"
+    out = []
+    for image_id in df["ImageID"]:
+        p = images_dir / image_id
+        if not p.is_file():
+            report.problems.append(Problem(str(p), f"eval image missing (ImageID {image_id!r} in info.csv)"))
+        else:
+            out.append(str(p))
+    return out
+
+
+def _check_images(paths: list[str], report: CheckReport, decode: bool, num_threads: int | None) -> None:
+    threads = num_threads or max(1, min(8, os.cpu_count() or 1))
+    with ThreadPoolExecutor(threads) as pool:
+        results = list(pool.map(lambda p: image_problem(p, decode), paths, chunksize=64))
+    for p, why in zip(paths, results):
+        if why:
+            report.problems.append(Problem(p, why, skippable=True))
+
+
+def _check_plain_csv(layout, report, decode, num_threads, t0) -> CheckReport:
+    from ensemble_core.data.layout import load_dataset
+    try:
+        ds = load_dataset(layout.train_csv)
+    except DataError as exc:
+        report.problems.append(Problem(str(layout.train_csv), str(exc)))
+        report.seconds = time.perf_counter() - t0
+        return report
+    report.n_people, report.n_photos = ds.n_people, len(ds.train)
+    existing = []
+    for p in ds.train["path"]:
+        if Path(p).is_file():
+            existing.append(p)
+        else:
+            report.problems.append(Problem(p, f"image listed in {layout.train_csv.name} not found", skippable=True))
+    _check_images(existing, report, decode, num_threads)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+# ---------------------------------------------------------------- preflight
+def preflight(path: str | Path, skip_bad: bool = False, report_path: str | Path | None = None,
+              decode: bool = True) -> set[str]:
+    """Check a data set before training. Returns the paths to leave out (pass them to
+    ``load_dataset(path, exclude=...)``); empty when all is well.
+
+    Without ``skip_bad`` any error raises :class:`DataError` listing the problems.
+    With ``skip_bad`` errors tied to one image or person folder are skipped and
+    listed in ``report_path`` (JSON); errors that cannot be skipped (a missing
+    column, no train.csv) still raise.
+    """
+    report = check_data(path, decode=decode)
+    if report_path is not None:
+        report_path = Path(report_path)
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        data = report.to_dict()
+        data["skipped"] = sorted(report.bad_paths()) if skip_bad else []
+        report_path.write_text(json.dumps(data, indent=1))
+    errors = report.errors
+    if not errors:
+        return set()
+    blocking = errors if not skip_bad else [p for p in errors if not p.skippable]
+    if blocking:
+        shown = "\n".join(f"  - {p}" for p in blocking[:20])
+        more = f"\n  ... and {len(blocking) - 20} more" if len(blocking) > 20 else ""
+        hint = ("fix them (these cannot be skipped)" if skip_bad else
+                "fix them, or run with skip_bad to leave the bad images / people out")
+        raise DataError(f"data check of {report.root} found {len(blocking)} problem(s):\n{shown}{more}\n"
+                        f"Run `python -m ensemble_core check-data {path}` for the full report; {hint}")
+    return report.bad_paths()
+
+
+# ---------------------------------------------------------------- command line
+def cli_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ensemble-core check-data",
+                                     description="Scan a data set and report every problem (exit 1 when any).")
+    parser.add_argument("dir", help="data set root (holding train/ and eval/), its train/ folder, or a CSV")
+    parser.add_argument("--no-decode", action="store_true", help="only check file markers, skip full decoding")
+    parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        report = check_data(args.dir, decode=not args.no_decode, num_threads=args.threads)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_dict(), indent=1))
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(cli_main())

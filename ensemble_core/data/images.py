@@ -1,0 +1,244 @@
+"""Decode images once, keep them as uint8 RGB arrays, and serve them to torch.
+
+:class:`ImageCache` decodes every image up front (thread pool; OpenCV releases
+the GIL), optionally resizing to ``load_size`` ``[h, w]``, into one
+``(N, H, W, 3)`` uint8 array held in memory (``mode="memory"``) or in a
+memory-mapped file under ``cache_dir`` (``mode="memmap"``, for data larger than
+RAM; reused by later runs with the same files and load size). Later epochs
+never decode again. :class:`ImageDataset` applies an albumentations transform
+per sample and works with forked DataLoader workers (the array is shared
+copy-on-write; a memmap is reopened by path after unpickling).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from ensemble_core.errors import DataError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def to_rgb(img: np.ndarray | None, where: str = "image") -> np.ndarray:
+    """An OpenCV ``IMREAD_UNCHANGED`` array (gray, BGR, BGRA, 16-bit) -> HWC uint8 RGB."""
+    if img is None or img.size == 0:
+        raise DataError(f"{where}: cannot decode image (empty, truncated or not an image). "
+                        f"Run `python -m ensemble_core check-data` and fix or skip it")
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    channels = img.shape[2]
+    if channels == 1:
+        return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
+    if channels == 3:
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if channels == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    raise DataError(f"{where}: unsupported image with {channels} channels")
+
+
+def decode_bytes(data: bytes, where: str = "image") -> np.ndarray:
+    buf = np.frombuffer(data, dtype=np.uint8)
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+    return to_rgb(img, where)
+
+
+def load_image(path: str | Path, load_size: Sequence[int] | None = None) -> np.ndarray:
+    """Read one image as HWC uint8 RGB, resized to ``load_size`` ``[h, w]`` when given."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
+    img = decode_bytes(data, str(path))
+    if load_size is not None:
+        h, w = int(load_size[0]), int(load_size[1])
+        if img.shape[:2] != (h, w):
+            interp = cv2.INTER_AREA if img.shape[0] > h else cv2.INTER_LINEAR
+            img = cv2.resize(img, (w, h), interpolation=interp)
+    return img
+
+
+def _default_threads() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+class ImageCache:
+    """Every image of ``paths`` decoded once into a ``(N, H, W, 3)`` uint8 array.
+
+    ``load_size`` ``[h, w]`` resizes on load (required when image sizes differ).
+    ``mode="memmap"`` stores the array in ``cache_dir`` (reused when the same
+    files, sizes and modification times are cached again).
+    """
+
+    def __init__(self, paths: Sequence[str | Path], load_size: Sequence[int] | None = None,
+                 mode: str = "memory", cache_dir: str | Path | None = None, num_threads: int | None = None):
+        if mode not in ("memory", "memmap"):
+            raise ValueError(f"ImageCache mode must be 'memory' or 'memmap', got {mode!r}")
+        if mode == "memmap" and cache_dir is None:
+            raise ValueError("ImageCache mode='memmap' needs cache_dir (a folder with room for the decoded images)")
+        self.paths = [str(p) for p in paths]
+        if not self.paths:
+            raise DataError("ImageCache: no images to load")
+        self.load_size = None if load_size is None else (int(load_size[0]), int(load_size[1]))
+        self.mode = mode
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.num_threads = num_threads or _default_threads()
+        self.index = {p: i for i, p in enumerate(self.paths)}
+        self.array: np.ndarray = self._fill()
+
+    # ---- building ----------------------------------------------------------
+    def _shape(self) -> tuple[int, int]:
+        if self.load_size is not None:
+            return self.load_size
+        return tuple(load_image(self.paths[0]).shape[:2])  # type: ignore[return-value]
+
+    def _key(self) -> str:
+        h = hashlib.sha1()
+        h.update(json.dumps(self.load_size).encode())
+        for p in self.paths:
+            st = os.stat(p)
+            h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()[:16]
+
+    def _fill(self) -> np.ndarray:
+        h, w = self._shape()
+        shape = (len(self.paths), h, w, 3)
+        if self.mode == "memmap":
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            key = self._key()
+            self.memmap_path = self.cache_dir / f"images-{key}-{shape[0]}x{h}x{w}.u8"
+            done = self.memmap_path.with_suffix(".done")
+            if done.is_file() and self.memmap_path.is_file():
+                return np.memmap(self.memmap_path, dtype=np.uint8, mode="r", shape=shape)
+            tmp = self.memmap_path.with_suffix(f".tmp{os.getpid()}")
+            arr = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
+        else:
+            arr = np.empty(shape, dtype=np.uint8)
+
+        def put(i: int) -> None:
+            img = load_image(self.paths[i], self.load_size)
+            if img.shape[:2] != (h, w):
+                raise DataError(f"{self.paths[i]}: image is {img.shape[1]}x{img.shape[0]} (w x h) but earlier "
+                                f"images are {w}x{h}; set load_size [h, w] to resize on load")
+            arr[i] = img
+
+        with ThreadPoolExecutor(self.num_threads) as pool:
+            list(pool.map(put, range(len(self.paths))))
+        if self.mode == "memmap":
+            arr.flush()
+            del arr
+            os.replace(tmp, self.memmap_path)
+            self.memmap_path.with_suffix(".done").write_text(json.dumps({"n": shape[0], "h": h, "w": w}))
+            return np.memmap(self.memmap_path, dtype=np.uint8, mode="r", shape=shape)
+        return arr
+
+    # ---- access ------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.array[i]
+
+    def rows_of(self, paths: Sequence[str | Path]) -> np.ndarray:
+        """Cache rows of ``paths`` (each must be in the cache)."""
+        try:
+            return np.array([self.index[str(p)] for p in paths], dtype=np.int64)
+        except KeyError as exc:
+            raise KeyError(f"{exc.args[0]} is not in this ImageCache") from None
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.array.shape))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        if self.mode == "memmap":  # reopen by path instead of pickling the data (spawn workers)
+            state["array"] = None
+            state["_shape_"] = self.array.shape
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        shape = state.pop("_shape_", None)
+        self.__dict__.update(state)
+        if self.array is None:
+            self.array = np.memmap(self.memmap_path, dtype=np.uint8, mode="r", shape=shape)
+
+
+def _import_torch():
+    import torch
+    return torch
+
+
+class ImageDataset:
+    """``cache[rows[i]]`` through ``transform`` -> ``(CHW float tensor, target)``.
+
+    ``targets`` is aligned with ``rows`` (``(N,)`` or ``(N, k)`` ints); ``None``
+    for unlabelled data (the target is then ``-1``). ``transform`` is an
+    albumentations transform (``build_transforms``) or ``None`` (scale to 0..1).
+    """
+
+    def __init__(self, cache: ImageCache, rows: Sequence[int], targets: Sequence | np.ndarray | None = None,
+                 transform=None):
+        self.cache = cache
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.targets = None if targets is None else np.asarray(targets)
+        if self.targets is not None and len(self.targets) != len(self.rows):
+            raise ValueError(f"ImageDataset: {len(self.rows)} rows but {len(self.targets)} targets")
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int):
+        torch = _import_torch()
+        img = np.asarray(self.cache[int(self.rows[i])])
+        if self.transform is not None:
+            out = self.transform(image=img)["image"]
+        else:
+            out = img.astype(np.float32) / 255.0
+        if not isinstance(out, torch.Tensor):
+            out = np.ascontiguousarray(out)
+            if out.dtype == np.uint8:
+                out = out.astype(np.float32) / 255.0
+            out = torch.from_numpy(out.transpose(2, 0, 1).copy())
+        out = out.float()
+        target = -1 if self.targets is None else self.targets[i]
+        return out, torch.as_tensor(target, dtype=torch.long)
+
+
+# ---------------------------------------------------------------- transforms
+def build_transforms(preprocess_specs: Sequence[Any] | None, augmentation_specs: Sequence[Any] | None,
+                     image_size: Sequence[int], registry=None, train: bool = True):
+    """Per-member albumentations pipeline: preprocess (always) + augmentations (train only)
+    + Resize(image_size) + Normalize(ImageNet) + ToTensorV2.
+
+    Specs are component refs (``"CLAHE"`` or ``{"name": ..., "params": {...}}``) of kind
+    ``augmentation``, built through ``registry``.
+    """
+    import albumentations as A
+    from albumentations.pytorch import ToTensorV2
+
+    from ensemble_core.recipe import normalize_ref
+
+    if registry is None:
+        from ensemble_core.manager import get_registry
+        registry = get_registry()
+    steps = []
+    specs = list(preprocess_specs or []) + (list(augmentation_specs or []) if train else [])
+    for spec in specs:
+        ref = normalize_ref(spec)
+        steps.append(registry.get("augmentation", ref["name"]).build(**ref["params"]))
+    h, w = int(image_size[0]), int(image_size[1])
+    steps += [A.Resize(h, w), A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD), ToTensorV2()]
+    return A.Compose(steps)

@@ -1,0 +1,164 @@
+"""Person-level train/validation splits, saved to a manifest so reruns reuse them.
+
+A splitter works on the person table (one row per person: ``person``,
+``gender``, ``age``, ``age_class``) and returns ``(train_index, val_index)``
+arrays over its rows; :func:`make_splits` turns those into row indices of the
+photo table, so one person's photos are always on one side.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ensemble_core.errors import DataError
+from ensemble_core.data.layout import persons_table
+
+MANIFEST_VERSION = 1
+
+
+def strata(persons: pd.DataFrame) -> np.ndarray:
+    """Stratum of each person: gender x age class (0..5)."""
+    age_class = persons["age_class"] if "age_class" in persons else \
+        np.where(persons["age"] < 30, 0, np.where(persons["age"] < 60, 1, 2))
+    return np.asarray(persons["gender"], dtype=np.int64) * 3 + np.asarray(age_class, dtype=np.int64)
+
+
+class ShuffleSplitter:
+    """``n_splits`` independent random splits, ``val_fraction`` of every stratum to validation."""
+
+    def __init__(self, n_splits: int = 3, val_fraction: float = 0.2):
+        if not isinstance(n_splits, int) or n_splits < 1:
+            raise ValueError(f"shuffle: n_splits must be a positive integer, got {n_splits!r}")
+        if not 0 < float(val_fraction) < 1:
+            raise ValueError(f"shuffle: val_fraction must be between 0 and 1, got {val_fraction!r}")
+        self.n_splits, self.val_fraction = n_splits, float(val_fraction)
+
+    def split(self, persons: pd.DataFrame, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        n = len(persons)
+        if n < 2:
+            raise DataError(f"shuffle split needs at least 2 people, got {n}")
+        s = strata(persons)
+        out = []
+        for i in range(self.n_splits):
+            rng = np.random.default_rng([int(seed), i])
+            is_val = np.zeros(n, dtype=bool)
+            for k in np.unique(s):
+                members = rng.permutation(np.flatnonzero(s == k))
+                n_val = int(round(len(members) * self.val_fraction))
+                is_val[members[:n_val]] = True
+            if not is_val.any():  # tiny data: at least one validation person
+                is_val[rng.integers(n)] = True
+            if is_val.all():
+                is_val[rng.integers(n)] = False
+            out.append((np.flatnonzero(~is_val), np.flatnonzero(is_val)))
+        return out
+
+
+class KFoldSplitter:
+    """Stratified k-fold over people (sklearn ``StratifiedGroupKFold``, shuffled with the seed)."""
+
+    def __init__(self, n_splits: int = 5):
+        if not isinstance(n_splits, int) or n_splits < 2:
+            raise ValueError(f"kfold: n_splits must be an integer >= 2, got {n_splits!r}")
+        self.n_splits = n_splits
+
+    def split(self, persons: pd.DataFrame, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        import warnings
+
+        from sklearn.model_selection import StratifiedGroupKFold
+
+        n = len(persons)
+        if n < self.n_splits:
+            raise DataError(f"kfold with n_splits={self.n_splits} needs at least that many people, got {n}")
+        cv = StratifiedGroupKFold(n_splits=self.n_splits, shuffle=True, random_state=int(seed) % (2 ** 32))
+        with warnings.catch_warnings():  # rare strata smaller than n_splits: sklearn warns, still splits
+            warnings.simplefilter("ignore", UserWarning)
+            folds = list(cv.split(np.zeros(n), strata(persons), groups=np.asarray(persons["person"])))
+        return [(np.asarray(tr), np.asarray(va)) for tr, va in folds]
+
+
+# ---------------------------------------------------------------- manifest
+def fingerprint(persons: pd.DataFrame) -> str:
+    """Hash of the sorted (person, gender, age) table: changes when people or their labels change."""
+    p = persons[["person", "gender", "age"]].astype(str).sort_values("person")
+    blob = "\n".join(",".join(r) for r in p.itertuples(index=False, name=None)).encode()
+    return hashlib.sha1(blob).hexdigest()
+
+
+def _ref(splitter_ref: Any) -> dict:
+    from ensemble_core.recipe import normalize_ref
+    return normalize_ref(splitter_ref)
+
+
+def build_splitter(splitter_ref: Any, registry=None):
+    if registry is None:
+        from ensemble_core.manager import get_registry
+        registry = get_registry()
+    ref = _ref(splitter_ref)
+    return registry.get("splitter", ref["name"], field="split").build(**ref["params"])
+
+
+def make_splits(train_df: pd.DataFrame, splitter_ref: Any, seed: int, manifest_path: str | Path | None = None,
+                registry=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Person-level splits as ``[(train_rows, val_rows), ...]`` (row positions in ``train_df``).
+
+    With ``manifest_path`` the splits (person ids) are saved as JSON on first use
+    and read back afterwards; a manifest made from other data, another splitter
+    or another seed raises :class:`DataError`.
+    """
+    persons = persons_table(train_df)
+    ref = _ref(splitter_ref)
+    fp = fingerprint(persons)
+    manifest_path = Path(manifest_path) if manifest_path is not None else None
+    if manifest_path is not None and manifest_path.is_file():
+        person_splits = _read_manifest(manifest_path, ref, int(seed), fp)
+    else:
+        splitter = build_splitter(ref, registry)
+        ids = persons["person"].astype(str).to_numpy()
+        person_splits = [(ids[tr].tolist(), ids[va].tolist()) for tr, va in splitter.split(persons, int(seed))]
+        if manifest_path is not None:
+            _write_manifest(manifest_path, ref, int(seed), fp, len(persons), person_splits)
+    return rows_of(train_df, person_splits)
+
+
+def rows_of(train_df: pd.DataFrame, person_splits) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Person-id splits -> row positions of ``train_df``."""
+    person = train_df["person"].astype(str).to_numpy()
+    out = []
+    for tr, va in person_splits:
+        overlap = set(tr) & set(va)
+        if overlap:
+            raise DataError(f"split puts person(s) {sorted(overlap)[:5]} in both train and validation")
+        out.append((np.flatnonzero(np.isin(person, list(tr))), np.flatnonzero(np.isin(person, list(va)))))
+    return out
+
+
+def _write_manifest(path: Path, ref: dict, seed: int, fp: str, n_persons: int, person_splits) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"version": MANIFEST_VERSION, "splitter": ref, "seed": seed, "fingerprint": fp,
+            "n_persons": n_persons,
+            "splits": [{"train": sorted(tr), "val": sorted(va)} for tr, va in person_splits]}
+    tmp = path.with_name(f".{path.name}.{np.random.default_rng().integers(1 << 30)}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+
+
+def _read_manifest(path: Path, ref: dict, seed: int, fp: str):
+    try:
+        data = json.loads(path.read_text())
+        splits = [(list(map(str, s["train"])), list(map(str, s["val"]))) for s in data["splits"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"split manifest {path} is unreadable ({exc!r}); delete it to make new splits") from exc
+    fix = f"Delete {path} to make new splits, or use a fresh output folder"
+    if data.get("fingerprint") != fp:
+        raise DataError(f"split manifest {path} was made from different data ({data.get('n_persons')} people, "
+                        f"fingerprint {str(data.get('fingerprint'))[:10]}; this data gives {fp[:10]}). {fix}")
+    if data.get("splitter") != ref or data.get("seed") != seed:
+        raise DataError(f"split manifest {path} was made with splitter {data.get('splitter')} seed "
+                        f"{data.get('seed')}, but this run asks for {ref} seed {seed}. {fix}")
+    return splits
