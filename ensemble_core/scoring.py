@@ -1,0 +1,159 @@
+"""Score a submission: ``python -m ensemble_core score SUBMISSION ANSWERS [--out DIR]``.
+
+Both files have the columns ``ImageID,ans`` (``ans`` a class 0..17). Reports
+macro F1 over the 18 classes (the competition metric), accuracy, per-task
+accuracy (mask, gender, age), per-class F1, and writes a confusion matrix PNG.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ensemble_core.errors import DataError
+from ensemble_core.labels import N_CLASSES, class_names, decode_class
+
+COLUMNS = ("ImageID", "ans")
+
+
+def read_answers(path: str | Path, what: str) -> pd.DataFrame:
+    """A ``ImageID,ans`` CSV with ``ans`` checked to be integers 0..17."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{what} {path}: file not found")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:
+        raise DataError(f"{what} {path}: cannot read CSV: {exc}") from exc
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"{what} {path}: missing column(s) {', '.join(map(repr, missing))}; found "
+                        f"{', '.join(map(repr, df.columns))}. Expected the columns ImageID,ans (as eval/info.csv)")
+    values = pd.to_numeric(df["ans"].str.strip(), errors="coerce")
+    bad = values.isna() | (values < 0) | (values >= N_CLASSES) | (values != values.round())
+    if bad.any():
+        rows = np.flatnonzero(bad.to_numpy())
+        examples = ", ".join(f"line {i + 2}: {df['ImageID'].iat[i]!r} -> {df['ans'].iat[i]!r}" for i in rows[:5])
+        raise DataError(f"{what} {path}: {len(rows)} value(s) of 'ans' outside the classes 0..{N_CLASSES - 1} "
+                        f"({examples})")
+    dup = df["ImageID"][df["ImageID"].duplicated()]
+    if len(dup):
+        raise DataError(f"{what} {path}: ImageID {dup.iat[0]!r} appears more than once; list each image once")
+    return pd.DataFrame({"ImageID": df["ImageID"], "ans": values.astype(np.int64)})
+
+
+def align(sub: pd.DataFrame, ans: pd.DataFrame, sub_path, ans_path) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted, true) classes in the order of the answers; ids must match exactly."""
+    sub_ids, ans_ids = set(sub["ImageID"]), set(ans["ImageID"])
+    missing, extra = sorted(ans_ids - sub_ids), sorted(sub_ids - ans_ids)
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} ImageID(s) of {ans_path} have no prediction (e.g. {missing[:3]})")
+        if extra:
+            parts.append(f"{len(extra)} ImageID(s) in the submission are not in the answers (e.g. {extra[:3]})")
+        raise DataError(f"submission {sub_path} does not match answers {ans_path}: " + "; ".join(parts)
+                        + ". Predict exactly the images of eval/info.csv")
+    pred = sub.set_index("ImageID").loc[ans["ImageID"], "ans"].to_numpy()
+    return pred, ans["ans"].to_numpy()
+
+
+def metrics(pred: np.ndarray, truth: np.ndarray) -> dict:
+    """Macro F1, accuracy, per-task accuracy, per-class F1 and the confusion matrix."""
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    labels = list(range(N_CLASSES))
+    per_class = f1_score(truth, pred, average=None, labels=labels, zero_division=0)
+    pm, pg, pa = decode_class(pred)
+    tm, tg, ta = decode_class(truth)
+    return {
+        "n": int(len(truth)),
+        "macro_f1": float(f1_score(truth, pred, average="macro", labels=labels, zero_division=0)),
+        "accuracy": float(np.mean(pred == truth)),
+        "task_accuracy": {"mask": float(np.mean(pm == tm)), "gender": float(np.mean(pg == tg)),
+                          "age": float(np.mean(pa == ta))},
+        "per_class_f1": {name: float(v) for name, v in zip(class_names(), per_class)},
+        "confusion": confusion_matrix(truth, pred, labels=labels).tolist(),
+    }
+
+
+def plot_confusion(confusion, path: str | Path, title: str = "") -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(confusion)
+    fig, ax = plt.subplots(figsize=(9, 8))
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    names = class_names()
+    ax.set_xticks(range(N_CLASSES), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(N_CLASSES), names, fontsize=7)
+    for i in range(N_CLASSES):
+        for j in range(N_CLASSES):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or "confusion matrix (rows normalised for colour)")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def score(submission_csv: str | Path, answers_csv: str | Path, out_dir: str | Path | None = None) -> dict:
+    """Score ``submission_csv`` against ``answers_csv``; writes ``confusion_matrix.png`` to ``out_dir``
+    (default: the submission's folder). Returns the metrics dict (with ``confusion_png``)."""
+    sub = read_answers(submission_csv, "submission")
+    ans = read_answers(answers_csv, "answers")
+    pred, truth = align(sub, ans, submission_csv, answers_csv)
+    result = metrics(pred, truth)
+    out_dir = Path(out_dir) if out_dir is not None else Path(submission_csv).resolve().parent
+    png = plot_confusion(result["confusion"], out_dir / "confusion_matrix.png",
+                         f"{Path(submission_csv).name}: macro F1 {result['macro_f1']:.4f}, "
+                         f"accuracy {result['accuracy']:.4f}")
+    result["confusion_png"] = str(png)
+    return result
+
+
+def format_result(result: dict) -> str:
+    t = result["task_accuracy"]
+    lines = [f"images:    {result['n']}",
+             f"macro F1:  {result['macro_f1']:.4f}",
+             f"accuracy:  {result['accuracy']:.4f}",
+             f"per task:  mask {t['mask']:.4f}  gender {t['gender']:.4f}  age {t['age']:.4f}",
+             "per-class F1:"]
+    for i, (name, v) in enumerate(result["per_class_f1"].items()):
+        lines.append(f"  {i:2d} {name:<22} {v:.4f}")
+    if result.get("confusion_png"):
+        lines.append(f"confusion matrix: {result['confusion_png']}")
+    return "\n".join(lines)
+
+
+def cli_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ensemble-core score", description="Score a submission (ImageID,ans).")
+    parser.add_argument("submission")
+    parser.add_argument("answers")
+    parser.add_argument("--out", default=None, help="folder for confusion_matrix.png (default: the submission's)")
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    result = score(args.submission, args.answers, args.out)
+    print(json.dumps(result, indent=1) if args.json else format_result(result))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    try:
+        raise SystemExit(cli_main())
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1)
