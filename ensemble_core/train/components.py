@@ -1,0 +1,141 @@
+"""Build what one member needs from its :class:`MemberSpec` and the registry: task, model, losses,
+optimizer, scheduler, batch augmentation, TTAs, and the device / precision settings."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ensemble_core.errors import TrainingError
+from ensemble_core.labels import Task
+from ensemble_core.recipe import normalize_ref
+from ensemble_core.train.schedule import ScheduledLR
+
+
+def build_ref(registry, kind: str, ref: Any, *engine_args: Any, field: str | None = None) -> Any:
+    ref = normalize_ref(ref)
+    spec = registry.get(kind, ref["name"], field=field)
+    problems = spec.bind(ref["params"])
+    if problems:
+        raise TrainingError(f"{field or kind}: " + "; ".join(problems))
+    return spec.build(*engine_args, **ref["params"])
+
+
+def build_task(member, registry) -> Task:
+    transform = member.fields.get("label_transform")
+    params = dict(member.task.get("params") or {})
+    if transform is not None:
+        params["label_transform"] = build_ref(registry, "label_transform", transform, field="label_transform")
+    return build_ref(registry, "task", {"name": member.task["name"], "params": params}, field="task")
+
+
+def build_model(member, task: Task, registry) -> nn.Module:
+    return build_ref(registry, "backbone", member.backbone, task.num_outputs, field="backbone")
+
+
+class HeadLosses(nn.Module):
+    """One loss per head of a multi-head task, summed. Target column ``i`` belongs to head ``i``;
+    negative targets (unknown labels) are left out of that head's loss."""
+
+    def __init__(self, losses: list[nn.Module], slices: list[slice], names: list[str]):
+        super().__init__()
+        self.losses = nn.ModuleList(losses)
+        self.slices, self.names = slices, names
+
+    def forward(self, logits, targets):
+        total = logits.new_zeros((), dtype=torch.float32)
+        for i, (loss, sl) in enumerate(zip(self.losses, self.slices)):
+            keep = targets[:, i] >= 0
+            if bool(keep.any()):
+                total = total + loss(logits[keep, sl], targets[keep, i])
+        return total
+
+
+def build_loss(member, task: Task, registry) -> nn.Module:
+    heads = task.heads
+    if len(heads) == 1:
+        return build_ref(registry, "loss", member.loss, field="loss")
+    head_losses = dict(getattr(task, "head_losses", None) or {})
+    losses = [build_ref(registry, "loss", head_losses.get(h.name, member.loss),
+                        field=f"task.params.head_losses.{h.name}" if h.name in head_losses else "loss")
+              for h in heads]
+    return HeadLosses(losses, task.head_slices(), [h.name for h in heads])
+
+
+def build_optimizer(member, model: nn.Module, registry) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    return build_ref(registry, "optimizer", member.optimizer, params, field="optimizer")
+
+
+def build_scheduler(member, optimizer, steps_per_epoch: int, registry) -> ScheduledLR | None:
+    if member.scheduler is None:
+        return None
+    out = build_ref(registry, "scheduler", member.scheduler, optimizer, int(member.epochs), int(steps_per_epoch),
+                    field="scheduler")
+    if not isinstance(out, ScheduledLR):
+        name = normalize_ref(member.scheduler)["name"]
+        raise TrainingError(f"scheduler {name!r}: its factory returned {type(out).__name__}; scheduler factories "
+                            f"must return ensemble_core.train.schedule.ScheduledLR(scheduler, interval)")
+    return out
+
+
+def build_batch_augmentation(member, task: Task, registry) -> Callable | None:
+    if member.batch_augmentation is None:
+        return None
+    if len(task.heads) != 1:
+        raise TrainingError(f"batch_augmentation {normalize_ref(member.batch_augmentation)['name']!r}: works on "
+                            f"single-head tasks only; task {task.name!r} has heads "
+                            f"{[h.name for h in task.heads]}. Remove batch_augmentation for this task.")
+    return build_ref(registry, "batch_augmentation", member.batch_augmentation, task.num_outputs,
+                     field="batch_augmentation")
+
+
+def build_ttas(member, registry) -> list[Callable]:
+    return [build_ref(registry, "tta", ref, field=f"tta[{i}]") for i, ref in enumerate(member.tta or [])]
+
+
+@dataclass
+class Precision:
+    device: torch.device
+    autocast_dtype: torch.dtype | None   # None: fp32
+    use_scaler: bool                     # fp16 on CUDA only
+    channels_last: bool
+
+    @property
+    def name(self) -> str:
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
+
+    def autocast(self):
+        if self.autocast_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+
+def choose_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(f"device {str(device)!r} requested but CUDA is not available; pass device='cpu'")
+    return device
+
+
+def choose_precision(member, device: torch.device) -> Precision:
+    amp = member.amp
+    cuda = device.type == "cuda"
+    if amp == "auto":
+        dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
+    elif amp == "bf16":
+        dtype = torch.bfloat16
+    elif amp == "fp16":
+        if not cuda:
+            raise TrainingError("amp: fp16 needs a CUDA device; use amp: auto (fp32 on CPU) or bf16")
+        dtype = torch.float16
+    elif amp == "fp32":
+        dtype = None
+    else:
+        raise TrainingError(f"amp: must be auto, bf16, fp16 or fp32, got {amp!r}")
+    channels_last = cuda if member.channels_last == "auto" else bool(member.channels_last)
+    return Precision(device, dtype, cuda and dtype == torch.float16, channels_last)

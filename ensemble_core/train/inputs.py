@@ -1,0 +1,116 @@
+"""The member's samples, images and data loaders, built from the data layer (``ensemble_core.data.images``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from ensemble_core.data.images import ImageCache, ImageDataset, build_transforms
+from ensemble_core.errors import TrainingError
+from ensemble_core.labels import Task
+
+
+@dataclass
+class MemberSamples:
+    """The rows one member trains and validates on, already filtered with ``Task.rows``."""
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    eval: pd.DataFrame | None
+    train_targets: np.ndarray
+    val_targets: np.ndarray
+    val_truth: np.ndarray
+
+
+def select_samples(task: Task, dataset: Any, split: tuple[Sequence[int], Sequence[int]]) -> MemberSamples:
+    table = dataset.train
+    train_rows, val_rows = (np.asarray(r, dtype=np.int64) for r in split)
+    for name, rows in (("train", train_rows), ("validation", val_rows)):
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(table)):
+            raise TrainingError(f"split: {name} row {int(rows.max())} is outside the train table "
+                                f"({len(table)} rows); the split was made for another data set — "
+                                f"delete the split manifest to recompute it")
+    if np.intersect1d(train_rows, val_rows).size:
+        raise TrainingError("split: some rows are both in train and validation; splits must be disjoint")
+    train = table.iloc[train_rows]
+    val = table.iloc[val_rows]
+    train = train[task.rows(train)].reset_index(drop=True)
+    val = val[task.rows(val)].reset_index(drop=True)
+    if len(train) == 0 or len(val) == 0:
+        raise TrainingError(f"task {task.name!r}: the split leaves {len(train)} training and {len(val)} validation "
+                            f"samples; a member needs both (check the data set and the task's rows)")
+    eval_df = getattr(dataset, "eval", None)
+    if eval_df is not None and len(eval_df) == 0:
+        eval_df = None
+    return MemberSamples(train, val, eval_df, task.targets(train), task.targets(val), task.truth(val))
+
+
+def image_cache_for(paths: Sequence[str], load_size: Sequence[int] | None, given: ImageCache | None) -> ImageCache:
+    """Use ``given`` when it holds every path at the member's load size; else decode the paths once."""
+    if given is not None:
+        same_size = load_size is None or given.load_size == (int(load_size[0]), int(load_size[1]))
+        if same_size and all(str(p) in given.index for p in paths):
+            return given
+    return ImageCache(list(paths), load_size=load_size)
+
+
+def seeded_worker_init(worker_id: int) -> None:
+    import random
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+class MemberLoaders:
+    """Train / validation / eval loaders over one image cache, with a seed-determined training order."""
+
+    def __init__(self, samples: MemberSamples, member, registry, image_cache: ImageCache | None, seed: int,
+                 pin_memory: bool = False):
+        paths = list(samples.train["path"]) + list(samples.val["path"])
+        if samples.eval is not None:
+            paths += list(samples.eval["path"])
+        paths = list(dict.fromkeys(str(p) for p in paths))
+        self.cache = image_cache_for(paths, member.load_size, image_cache)
+        self.batch_size = int(member.batch_size)
+        self.eval_batch_size = int(member.eval_batch_size or 2 * member.batch_size)
+        self.num_workers = int(member.num_workers)
+        self.pin_memory = pin_memory
+        self.seed = seed
+        train_tf = build_transforms(member.preprocess, member.augmentations, member.image_size, registry, train=True)
+        eval_tf = build_transforms(member.preprocess, [], member.image_size, registry, train=False)
+        if hasattr(train_tf, "set_random_seed"):
+            train_tf.set_random_seed(seed)
+        self.train_set = ImageDataset(self.cache, self.cache.rows_of(samples.train["path"]),
+                                      samples.train_targets, train_tf)
+        self.val_set = ImageDataset(self.cache, self.cache.rows_of(samples.val["path"]), samples.val_targets, eval_tf)
+        self.eval_set = None if samples.eval is None else \
+            ImageDataset(self.cache, self.cache.rows_of(samples.eval["path"]), None, eval_tf)
+
+    @property
+    def drop_last(self) -> bool:
+        # a last batch of one sample breaks BatchNorm; drop the remainder when there is a full batch
+        return len(self.train_set) > self.batch_size
+
+    @property
+    def steps_per_epoch(self) -> int:
+        n, b = len(self.train_set), self.batch_size
+        return n // b if self.drop_last else 1
+
+    def _loader(self, dataset, batch_size: int, order=None, drop_last: bool = False) -> DataLoader:
+        return DataLoader(dataset, batch_size=batch_size, sampler=order, shuffle=False, drop_last=drop_last,
+                          num_workers=self.num_workers, pin_memory=self.pin_memory,
+                          worker_init_fn=seeded_worker_init if self.num_workers else None,
+                          persistent_workers=False)
+
+    def train_loader(self, order: np.ndarray) -> DataLoader:
+        return self._loader(self.train_set, self.batch_size, order=order.tolist(), drop_last=self.drop_last)
+
+    def val_loader(self) -> DataLoader:
+        return self._loader(self.val_set, self.eval_batch_size)
+
+    def eval_loader(self) -> DataLoader | None:
+        return None if self.eval_set is None else self._loader(self.eval_set, self.eval_batch_size)

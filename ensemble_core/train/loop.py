@@ -1,0 +1,110 @@
+"""One training epoch and one inference pass; nothing here knows about run folders."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ensemble_core.errors import TrainingError
+from ensemble_core.train.components import Precision
+from ensemble_core.train.schedule import ScheduledLR
+
+
+@dataclass
+class NonFiniteGuard:
+    """Counts consecutive steps whose loss is NaN / inf (their update is skipped); raises at the limit."""
+
+    limit: int
+    consecutive: int = 0
+    total: int = 0
+
+    def check(self, loss_value: float, epoch: int, step: int) -> bool:
+        if math.isfinite(loss_value):
+            self.consecutive = 0
+            return True
+        self.consecutive += 1
+        self.total += 1
+        if self.consecutive >= self.limit:
+            raise TrainingError(
+                f"loss was {loss_value} for {self.consecutive} consecutive steps (epoch {epoch + 1}, step {step + 1}; "
+                f"limit max_nonfinite_steps={self.limit}); stopped without saving these weights. Lower the "
+                f"learning rate, set grad_clip (e.g. 1.0), or use amp: fp32; the last good checkpoint is kept.")
+        return False
+
+
+def to_device(images: torch.Tensor, precision: Precision) -> torch.Tensor:
+    images = images.to(precision.device, non_blocking=True)
+    if precision.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images
+
+
+def train_one_epoch(model: nn.Module, loader, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
+                    schedule: ScheduledLR | None, scaler, precision: Precision, guard: NonFiniteGuard, epoch: int,
+                    batch_augmentation: Callable | None = None, ema=None, grad_clip: float | None = None,
+                    progress=None) -> dict:
+    model.train()
+    loss_sum, n_seen, n_finite, start = 0.0, 0, 0, time.perf_counter()
+    for step, (images, targets) in enumerate(loader):
+        images = to_device(images, precision)
+        targets = targets.to(precision.device, non_blocking=True)
+        if batch_augmentation is not None:
+            images, targets = batch_augmentation(images, targets)
+        with precision.autocast():
+            logits = model(images)
+        loss = loss_fn(logits.float(), targets)
+        value = float(loss.detach())
+        optimizer.zero_grad(set_to_none=True)
+        if guard.check(value, epoch, step):
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), float(grad_clip))
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            if ema is not None:
+                ema.update(model)
+            loss_sum += value * len(images)
+            n_finite += len(images)
+        if schedule is not None and schedule.interval == "step":
+            schedule.scheduler.step()
+        n_seen += len(images)
+        if progress is not None:
+            elapsed = max(time.perf_counter() - start, 1e-9)
+            progress.update(1)
+            progress.set_postfix(loss=f"{value:.4f}", img_s=f"{n_seen / elapsed:.0f}", refresh=False)
+    elapsed = max(time.perf_counter() - start, 1e-9)
+    return {"train_loss": loss_sum / n_finite if n_finite else float("nan"),
+            "images_per_s": n_seen / elapsed, "train_seconds": elapsed, "nonfinite_steps": guard.total}
+
+
+@torch.no_grad()
+def infer(model: nn.Module, loader, precision: Precision, views: Sequence[Callable | None] = (None,),
+          loss_fn: nn.Module | None = None) -> tuple[list[np.ndarray], float | None]:
+    """Logits of every sample for each view (``None`` = identity) and the mean loss on the identity view."""
+    model.eval()
+    outputs: list[list[np.ndarray]] = [[] for _ in views]
+    loss_sum, n = 0.0, 0
+    for images, targets in loader:
+        images = to_device(images, precision)
+        for v, view in enumerate(views):
+            with precision.autocast():
+                logits = model(images if view is None else view(images)).float()
+            outputs[v].append(logits.cpu().numpy())
+            if v == 0 and loss_fn is not None:
+                targets = targets.to(precision.device)
+                loss_sum += float(loss_fn(logits, targets)) * len(images)
+                n += len(images)
+    logits = [np.concatenate(o) if o else np.zeros((0, 0), np.float32) for o in outputs]
+    return logits, (loss_sum / n if loss_fn is not None and n else None)

@@ -1,0 +1,329 @@
+"""Train one ensemble member end to end: resume, epochs, best-epoch selection, predictions, ``DONE``.
+
+``train_member(member, dataset, (train_rows, val_rows), run_dir)`` writes into
+``run_dir`` itself (the executor passes ``<out_dir>/members/<member.run_name>``);
+see :mod:`ensemble_core.train.runfolder` for the files. A folder with ``DONE``
+is skipped; a folder with ``checkpoints/last.pt`` resumes after that epoch.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ensemble_core.errors import TrainingError
+from ensemble_core.recipe import MemberSpec
+from ensemble_core.train import components as C
+from ensemble_core.train.checkpoint import (atomic_write_json, atomic_write_text, load_checkpoint,
+                                            remove_stale_temp_files, save_checkpoint)
+from ensemble_core.train.inputs import MemberLoaders, select_samples
+from ensemble_core.train.loop import NonFiniteGuard, infer, train_one_epoch
+from ensemble_core.train.predict import original_class_names, probs_from_views, score, write_predictions
+from ensemble_core.train.runfolder import RunFolder
+from ensemble_core.train.runlog import MetricsLog, TensorBoardLog
+from ensemble_core.train.seeding import epoch_order, rng_state, seed_everything, set_rng_state
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class Progress:
+    """What survives a restart besides weights: last finished epoch (0-based, -1 = none) and the best so far."""
+
+    epoch: int = -1
+    best_metric: float = -math.inf
+    best_epoch: int = -1
+    best_weights: str = "model"       # "model" or "ema": which weights best.pt holds
+    bad_epochs: int = 0               # epochs since the last improvement
+    resumed_from: int | None = None   # epochs finished when this process started (None: fresh)
+
+
+def split_hash(split: tuple[Sequence[int], Sequence[int]]) -> str:
+    h = hashlib.sha1()
+    for rows in split:
+        h.update(np.asarray(rows, dtype=np.int64).tobytes())
+        h.update(b"|")
+    return h.hexdigest()[:12]
+
+
+def weights_finite(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
+
+
+class MemberTrainer:
+    """Holds the built components of one member; :meth:`run` does the work."""
+
+    def __init__(self, member: MemberSpec, dataset: Any, split, run_dir: Path, registry=None, device=None,
+                 quiet: bool = False, image_cache=None):
+        if registry is None:
+            from ensemble_core.manager import get_registry
+            registry = get_registry()
+        self.member, self.registry, self.quiet = member, registry, quiet
+        self.run = RunFolder(run_dir)
+        self.split = split
+        self.seed = int(member.seed)
+        seed_everything(self.seed)
+        self.task = C.build_task(member, registry)
+        self.samples = select_samples(self.task, dataset, split)
+        self.device = C.choose_device(device)
+        self.precision = C.choose_precision(member, self.device)
+        self.loaders = MemberLoaders(self.samples, member, registry, image_cache, self.seed,
+                                     pin_memory=self.device.type == "cuda")
+        self.model = C.build_model(member, self.task, registry).to(self.device)
+        if self.precision.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.forward_model = torch.compile(self.model) if member.compile else self.model
+        self.loss_fn = C.build_loss(member, self.task, registry).to(self.device)
+        self.optimizer = C.build_optimizer(member, self.model, registry)
+        self.schedule = C.build_scheduler(member, self.optimizer, self.loaders.steps_per_epoch, registry)
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision.use_scaler else None
+        self.ema = None
+        if member.ema_decay:
+            from timm.utils import ModelEmaV3
+            self.ema = ModelEmaV3(self.model, decay=float(member.ema_decay), device=self.device)
+        self.batch_augmentation = C.build_batch_augmentation(member, self.task, registry)
+        self.ttas = C.build_ttas(member, registry)
+        self.class_names = original_class_names(self.task)
+        self.metrics = MetricsLog(self.run.metrics)
+        self.progress = Progress()
+
+    # ---- config and resume ---------------------------------------------
+    def config(self) -> dict:
+        return {"member": self.member.to_dict(), "run_name": self.member.run_name,
+                "config_hash": self.member.config_hash(), "split_hash": split_hash(self.split),
+                "task": repr(self.task), "num_outputs": self.task.num_outputs,
+                "heads": [asdict(h) for h in self.task.heads], "classes": self.class_names,
+                "n_train": len(self.samples.train), "n_val": len(self.samples.val),
+                "n_eval": 0 if self.samples.eval is None else len(self.samples.eval),
+                "steps_per_epoch": self.loaders.steps_per_epoch, "device": str(self.device),
+                "precision": self.precision.name, "channels_last": self.precision.channels_last,
+                "versions": _versions()}
+
+    def check_config(self) -> None:
+        """Refuse to resume a folder that was started for another member config or split."""
+        if not self.run.config.is_file():
+            return
+        import json
+        old = json.loads(self.run.config.read_text())
+        new = self.config()
+        for key in ("config_hash", "split_hash"):
+            if old.get(key) != new[key]:
+                raise TrainingError(f"{self.run.config}: this run folder was started with {key} {old.get(key)!r}, "
+                                    f"but this member has {new[key]!r}; a run folder resumes only the same member "
+                                    f"and split. Use another run folder, or delete {self.run.path} to start over.")
+
+    def state_dict(self) -> dict:
+        return {"format": CHECKPOINT_FORMAT, "model": self.model.state_dict(),
+                "ema": None if self.ema is None else self.ema.module.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": None if self.schedule is None else self.schedule.scheduler.state_dict(),
+                "scaler": None if self.scaler is None else self.scaler.state_dict(),
+                "epoch": self.progress.epoch, "progress": asdict(self.progress), "rng": rng_state(),
+                "config_hash": self.member.config_hash(), "nonfinite_total": self.guard.total}
+
+    def resume(self) -> None:
+        remove_stale_temp_files(self.run.checkpoints)
+        if not self.run.last.is_file():
+            self.metrics.truncate_after(-1)
+            return
+        ckpt = load_checkpoint(self.run.last)
+        if ckpt.get("config_hash") != self.member.config_hash():
+            raise TrainingError(f"{self.run.last} belongs to member config {ckpt.get('config_hash')!r}, not "
+                                f"{self.member.config_hash()!r}; delete {self.run.path} to start this member over")
+        self.model.load_state_dict(ckpt["model"])
+        if self.ema is not None and ckpt.get("ema") is not None:
+            self.ema.module.load_state_dict(ckpt["ema"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.schedule is not None and ckpt.get("scheduler") is not None:
+            self.schedule.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.scaler is not None and ckpt.get("scaler") is not None:
+            self.scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"])
+        self.progress = Progress(**{**ckpt["progress"], "resumed_from": ckpt["epoch"] + 1})
+        self.guard.total = int(ckpt.get("nonfinite_total", 0))
+        self.metrics.truncate_after(ckpt["epoch"])
+        self._repair_best(ckpt)
+
+    def _repair_best(self, ckpt: dict) -> None:
+        """A kill between saving last.pt and best.pt leaves best.pt one improvement behind; last.pt then holds
+        the best weights, so rewrite best.pt from it."""
+        p = self.progress
+        if p.best_epoch < 0:
+            return
+        best_epoch = load_checkpoint(self.run.best)["epoch"] if self.run.best.is_file() else None
+        if best_epoch != p.best_epoch and p.best_epoch == ckpt["epoch"]:
+            weights = ckpt["ema"] if p.best_weights == "ema" and ckpt.get("ema") is not None else ckpt["model"]
+            save_checkpoint(self.run.best, {"model": weights, "epoch": p.best_epoch, "metric": p.best_metric,
+                                            "weights": p.best_weights})
+
+    # ---- epochs --------------------------------------------------------
+    def stop_early(self) -> bool:
+        patience = self.member.early_stopping_patience
+        return bool(patience) and self.progress.bad_epochs >= int(patience)
+
+    def validate(self) -> tuple[str, dict, float | None, dict[str, float]]:
+        """Score the model (and its EMA); return the better candidate's name, score, val loss, and all F1s."""
+        candidates = [("model", self.forward_model)] + ([("ema", self.ema.module)] if self.ema is not None else [])
+        best = None
+        f1s = {}
+        for name, model in candidates:
+            logits, val_loss = infer(model, self.loaders.val_loader(), self.precision, (None,), self.loss_fn)
+            sc = score(self.task.probs(logits[0]), self.samples.val_truth, self.class_names)
+            f1s[name] = sc["macro_f1"]
+            if best is None or sc["macro_f1"] > best[1]["macro_f1"]:
+                best = (name, sc, val_loss)
+        return best[0], best[1], best[2], f1s
+
+    def train_epoch(self, epoch: int, tb: TensorBoardLog) -> dict:
+        order = epoch_order(len(self.loaders.train_set), self.seed, epoch)
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        bar = _progress_bar(self.loaders.steps_per_epoch, f"{self.member.run_name} {epoch + 1}/{self.member.epochs}",
+                            self.quiet)
+        try:
+            stats = train_one_epoch(self.forward_model, self.loaders.train_loader(order), self.loss_fn,
+                                    self.optimizer, self.schedule, self.scaler, self.precision, self.guard, epoch,
+                                    self.batch_augmentation, self.ema, self.member.grad_clip, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.schedule is not None and self.schedule.interval == "epoch":
+            self.schedule.scheduler.step()
+        if not weights_finite(self.model):
+            raise TrainingError(f"epoch {epoch + 1}: model weights became NaN/inf; stopped without saving them "
+                                f"(last good checkpoint: {self.run.last}). Lower the learning rate or set grad_clip.")
+        chosen, sc, val_loss, f1s = self.validate()
+        record = {"epoch": epoch, "train_loss": stats["train_loss"], "val_loss": val_loss, "lr": lr,
+                  "macro_f1": sc["macro_f1"], "macro_f1_all": sc["macro_f1_all"], "accuracy": sc["accuracy"],
+                  "per_class_f1": sc["per_class_f1"], "images_per_s": stats["images_per_s"],
+                  "train_seconds": stats["train_seconds"], "nonfinite_steps": stats["nonfinite_steps"],
+                  "weights": chosen}
+        if self.ema is not None:
+            record["model_macro_f1"], record["ema_macro_f1"] = f1s["model"], f1s["ema"]
+        p = self.progress
+        improved = val_loss is not None and math.isfinite(val_loss) and sc["macro_f1"] > p.best_metric + 1e-12
+        p.epoch = epoch
+        if improved:
+            p.best_metric, p.best_epoch, p.best_weights, p.bad_epochs = sc["macro_f1"], epoch, chosen, 0
+        else:
+            p.bad_epochs += 1
+        record["best_macro_f1"], record["best_epoch"] = p.best_metric, p.best_epoch
+        self.metrics.append(record)
+        tb.scalars({"loss/train": record["train_loss"], "loss/val": val_loss, "lr": lr,
+                    "val/macro_f1": sc["macro_f1"], "val/accuracy": sc["accuracy"],
+                    "speed/images_per_s": stats["images_per_s"], "per_class_f1": sc["per_class_f1"]}, epoch)
+        save_checkpoint(self.run.last, self.state_dict())
+        if improved:
+            weights = self.ema.module if chosen == "ema" else self.model
+            save_checkpoint(self.run.best, {"model": weights.state_dict(), "epoch": epoch, "metric": p.best_metric,
+                                            "weights": chosen})
+            tb.confusion(sc["confusion"], self.class_names, epoch)
+        if not self.quiet:
+            _echo(f"{self.member.run_name} epoch {epoch + 1}/{self.member.epochs}: train_loss "
+                  f"{record['train_loss']:.4f} val_loss {val_loss:.4f} macro_f1 {sc['macro_f1']:.4f} "
+                  f"({chosen}) {stats['images_per_s']:.0f} img/s" + (" *best" if improved else ""))
+        return record
+
+    # ---- predictions ---------------------------------------------------
+    def load_best(self) -> None:
+        path = self.run.best if self.run.best.is_file() else self.run.last
+        self.model.load_state_dict(load_checkpoint(path)["model"])
+
+    def predict(self, loader) -> np.ndarray:
+        logits, _ = infer(self.model, loader, self.precision, [None, *self.ttas])
+        return probs_from_views(self.task, logits)
+
+    def finish(self, started: float, tb: TensorBoardLog) -> dict:
+        self.load_best()
+        oof_probs = self.predict(self.loaders.val_loader())
+        final = score(oof_probs, self.samples.val_truth, self.class_names)
+        write_predictions(self.run.oof, self.samples.val["image_id"], oof_probs, self.samples.val_truth)
+        eval_loader = self.loaders.eval_loader()
+        if eval_loader is not None:
+            write_predictions(self.run.eval, self.samples.eval["image_id"], self.predict(eval_loader))
+        tb.confusion(final["confusion"], self.class_names, max(self.progress.best_epoch, 0), tag="oof/confusion")
+        p = self.progress
+        summary = {"status": "trained", "run_name": self.member.run_name, "task": self.task.name,
+                   "backbone": self.member.backbone["name"], "split_index": self.member.split_index,
+                   "seed": self.seed, "epochs_run": p.epoch + 1, "epochs_planned": int(self.member.epochs),
+                   "stopped_early": p.epoch + 1 < int(self.member.epochs),
+                   "best_epoch": p.best_epoch, "best_weights": p.best_weights,
+                   "best_val_macro_f1": p.best_metric if p.best_epoch >= 0 else None,
+                   "oof_macro_f1": final["macro_f1"], "oof_accuracy": final["accuracy"],
+                   "oof_per_class_f1": final["per_class_f1"], "tta": [repr(t) for t in self.ttas],
+                   "resumed_from_epoch": p.resumed_from, "nonfinite_steps": self.guard.total,
+                   "n_train": len(self.samples.train), "n_val": len(self.samples.val),
+                   "n_eval": 0 if self.samples.eval is None else len(self.samples.eval),
+                   "device": str(self.device), "precision": self.precision.name,
+                   "seconds_this_process": time.perf_counter() - started}
+        atomic_write_json(self.run.summary, summary)
+        return summary
+
+    def run_all(self) -> dict:
+        started = time.perf_counter()
+        self.run.create()
+        self.guard = NonFiniteGuard(int(self.member.max_nonfinite_steps))
+        self.check_config()
+        atomic_write_json(self.run.config, self.config())
+        self.resume()
+        tb = TensorBoardLog(self.run.tb)
+        try:
+            if self.progress.resumed_from and not self.quiet:
+                _echo(f"{self.member.run_name}: resuming after epoch {self.progress.resumed_from} ({self.run.last})")
+            for epoch in range(self.progress.epoch + 1, int(self.member.epochs)):
+                if self.stop_early():
+                    break
+                self.train_epoch(epoch, tb)
+            if self.progress.epoch < 0:
+                raise TrainingError(f"{self.run.path}: no epoch was trained (epochs={self.member.epochs})")
+            summary = self.finish(started, tb)
+        finally:
+            tb.close()
+        atomic_write_text(self.run.done, f"{self.member.run_name}\n")
+        return summary
+
+
+def train_member(member: MemberSpec | dict, dataset: Any, split: tuple[Sequence[int], Sequence[int]],
+                 run_dir: str | Path, *, registry=None, device: str | torch.device | None = None,
+                 quiet: bool = False, image_cache=None) -> dict:
+    """Train one member into ``run_dir`` (the member's own folder) and return its summary.
+
+    ``dataset``: the data layer's ``Dataset`` (``train`` / ``eval`` tables); ``split``: row
+    indices into ``dataset.train``; ``image_cache``: an ``ImageCache`` to reuse when it holds every
+    needed path at the member's ``load_size``. Skips a folder with ``DONE`` (returns its summary with
+    status ``"skipped"``); resumes from ``checkpoints/last.pt``.
+    """
+    if isinstance(member, dict):
+        member = MemberSpec.from_dict(member)
+    run = RunFolder(run_dir)
+    if run.is_done():
+        return {**run.read_summary(), "status": "skipped"}
+    trainer = MemberTrainer(member, dataset, split, Path(run_dir), registry=registry, device=device, quiet=quiet,
+                            image_cache=image_cache)
+    return trainer.run_all()
+
+
+def _progress_bar(total: int, desc: str, quiet: bool):
+    if quiet:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def _echo(message: str) -> None:
+    from tqdm.auto import tqdm
+    tqdm.write(message)
+
+
+def _versions() -> dict[str, str]:
+    import timm
+
+    from ensemble_core import __version__
+    return {"ensemble_core": __version__, "torch": torch.__version__, "timm": timm.__version__,
+            "python": platform.python_version()}

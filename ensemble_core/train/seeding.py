@@ -1,0 +1,40 @@
+"""Seeds and random-number-generator state (saved in checkpoints so a resumed run continues the same streams)."""
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The training order of ``n`` samples in ``epoch``: a function of (seed, epoch) only, so a
+    resumed run and a fresh run with the same seed see the same batches."""
+    return np.random.default_rng([int(seed), int(epoch)]).permutation(n)
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        try:
+            torch.cuda.set_rng_state_all(state["cuda"])
+        except RuntimeError:  # different number of GPUs than when saved
+            pass
