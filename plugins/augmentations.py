@@ -32,7 +32,6 @@ CURATED: dict[str, str] = {
     "VerticalFlip": "mirror top-bottom",
     "Rotate": "rotate by a random angle within limit",
     "Affine": "random scale / translate / rotate / shear",
-    "ShiftScaleRotate": "random shift, scale and rotation (albumentations maps it onto Affine)",
     "GaussNoise": "additive Gaussian noise",
     "Blur": "box blur",
     "CoarseDropout": "cut out random rectangles",
@@ -41,10 +40,21 @@ CURATED: dict[str, str] = {
 }
 
 
+def shift_scale_rotate(shift_limit: float = 0.0625, scale_limit: float = 0.1, rotate_limit: float = 45,
+                       border_mode: int = 0, p: float = 0.5):
+    """The classic ShiftScaleRotate expressed as albumentations' Affine (its deprecated alias warns)."""
+    import albumentations as A
+    return A.Affine(translate_percent=(-shift_limit, shift_limit), scale=(1 - scale_limit, 1 + scale_limit),
+                    rotate=(-rotate_limit, rotate_limit), border_mode=border_mode, p=p)
+
+
 @hookimpl
 def ensemble_register_augmentations():
-    return [ComponentSpec(name, "augmentation", f"albumentations:{name}", description=desc)
-            for name, desc in CURATED.items()]
+    specs = [ComponentSpec(name, "augmentation", f"albumentations:{name}", description=desc)
+             for name, desc in CURATED.items()]
+    specs.append(ComponentSpec("ShiftScaleRotate", "augmentation", f"{__name__}:shift_scale_rotate",
+                               description="random shift (fraction), scale and rotation (degrees), via Affine"))
+    return specs
 
 
 @hookimpl

@@ -1,0 +1,32 @@
+"""Helpers for the training tests: tiny members on the demo data and person-level splits."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ensemble_core.recipe import MemberSpec, Recipe
+
+# fast on 2 CPU cores: ~100k-parameter model, 32x24 images
+TINY_FIELDS = dict(backbone="test_efficientnet", image_size=[32, 24], batch_size=16, epochs=1,
+                   optimizer={"name": "adamw", "params": {"lr": 3e-3}})
+
+
+def tiny_member(task="mask", seed: int = 42, **fields) -> MemberSpec:
+    entry = {"task": task, **TINY_FIELDS, **fields}
+    return Recipe.from_dict({"name": "t", "seed": seed, "tasks": [entry],
+                             "split": {"name": "shuffle", "params": {"n_splits": 1}}}).plan()[0]
+
+
+def person_split(train_df, val_fraction: float = 0.25, seed: int = 0):
+    """Row indices (train, val) with no person on both sides."""
+    persons = np.array(sorted(train_df["person"].unique()))
+    rng = np.random.default_rng(seed)
+    val_people = set(rng.choice(persons, max(1, int(len(persons) * val_fraction)), replace=False).tolist())
+    is_val = train_df["person"].isin(val_people).to_numpy()
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def load_demo(demo_dir: Path):
+    from ensemble_core.data.layout import load_dataset
+    return load_dataset(demo_dir)

@@ -1,0 +1,193 @@
+"""Every training component in the live registry builds and works on a tiny model or image.
+
+Parametrised over ``get_registry()`` at collection time, so a newly registered
+loss / optimizer / scheduler / augmentation / batch augmentation / TTA is
+covered automatically. Components whose factories need parameters get them from
+``REQUIRED_PARAMS``; a new component with required parameters must be added there.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ensemble_core.manager import get_registry
+
+REGISTRY = get_registry()
+REQUIRED_PARAMS = {
+    ("loss", "weighted_sum"): {"terms": [{"name": "cross_entropy", "weight": 0.3},
+                                         {"name": "soft_f1", "weight": 0.7}]},
+    ("augmentation", "CenterCrop"): {"height": 24, "width": 20},
+    ("augmentation", "RandomCrop"): {"height": 24, "width": 20},
+    ("augmentation", "RandomResizedCrop"): {"size": [24, 20]},
+    ("augmentation", "Resize"): {"height": 16, "width": 12},
+    ("augmentation", "LongestMaxSize"): {"max_size": 16},
+    ("augmentation", "PadIfNeeded"): {"min_height": 40, "min_width": 40},
+}
+N_CLASSES = 3
+
+
+def names(kind):
+    return [s.name for s in REGISTRY[kind]]
+
+
+def build(kind, name, *engine_args):
+    spec = REGISTRY.get(kind, name)
+    params = REQUIRED_PARAMS.get((kind, name), {})
+    assert spec.bind(params) == [], f"{kind} {name!r} needs parameters; add them to REQUIRED_PARAMS"
+    return spec.build(*engine_args, **params)
+
+
+def tiny_model():
+    import torch
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, N_CLASSES))
+
+
+def batch(n=8):
+    import torch
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, 3, 16, 12, generator=g), torch.arange(n) % N_CLASSES
+
+
+def one_step(model, loss_fn, optimizer, images, targets):
+    loss = loss_fn(model(images), targets)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return float(loss)
+
+
+@pytest.mark.parametrize("name", names("loss"))
+def test_loss_takes_int_and_soft_targets_and_trains_one_step(name):
+    import torch
+    loss_fn = build("loss", name)
+    images, targets = batch()
+    model = tiny_model()
+    soft = torch.nn.functional.one_hot(targets, N_CLASSES).float() * 0.8 + 0.2 / N_CLASSES
+    assert np.isfinite(float(loss_fn(model(images), soft).detach()))
+    before = [p.detach().clone() for p in model.parameters()]
+    value = one_step(model, loss_fn, torch.optim.SGD(model.parameters(), lr=0.1), images, targets)
+    assert np.isfinite(value)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters())), f"loss {name} gave no gradient"
+
+
+@pytest.mark.parametrize("name", names("optimizer"))
+def test_optimizer_updates_parameters(name):
+    import torch
+    model = tiny_model()
+    optimizer = build("optimizer", name, model.parameters())
+    assert isinstance(optimizer, torch.optim.Optimizer)
+    before = [p.detach().clone() for p in model.parameters()]
+    images, targets = batch()
+    one_step(model, torch.nn.CrossEntropyLoss(), optimizer, images, targets)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+@pytest.mark.parametrize("name", names("scheduler"))
+def test_scheduler_returns_scheduled_lr_and_steps(name):
+    import torch
+
+    from ensemble_core.train.schedule import ScheduledLR
+    model = tiny_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    epochs, steps = 3, 4
+    sched = build("scheduler", name, optimizer, epochs, steps)
+    assert isinstance(sched, ScheduledLR) and sched.interval in ("epoch", "step")
+    images, targets = batch()
+    for _ in range(epochs):
+        for _ in range(steps):
+            one_step(model, torch.nn.CrossEntropyLoss(), optimizer, images, targets)
+            if sched.interval == "step":
+                sched.scheduler.step()
+        if sched.interval == "epoch":
+            sched.scheduler.step()
+    lr = optimizer.param_groups[0]["lr"]
+    assert np.isfinite(lr) and lr >= 0
+    state = sched.scheduler.state_dict()  # checkpointable
+    assert isinstance(state, dict)
+
+
+@pytest.mark.parametrize("name", names("augmentation"))
+def test_augmentation_applies_to_an_rgb_uint8_image(name):
+    transform = build("augmentation", name)
+    image = np.random.default_rng(0).integers(0, 256, (32, 24, 3), dtype=np.uint8)
+    out = transform(image=image)["image"]
+    assert out.ndim == 3 and out.shape[2] == 3, f"{name} returned shape {out.shape}"
+
+
+@pytest.mark.parametrize("name", names("batch_augmentation"))
+def test_batch_augmentation_gives_soft_targets_and_trains_one_step(name):
+    import torch
+    torch.manual_seed(0)
+    augment = build("batch_augmentation", name, N_CLASSES)
+    images, targets = batch()
+    for _ in range(5):  # stateful ones (class_cutmix) need a batch with the class first
+        out_images, soft = augment(images, targets)
+    assert out_images.shape == images.shape
+    assert soft.shape == (len(images), N_CLASSES)
+    assert torch.allclose(soft.sum(1), torch.ones(len(images)), atol=1e-5)
+    model = tiny_model()
+    loss_fn = REGISTRY.build("loss", "cross_entropy")
+    assert np.isfinite(one_step(model, loss_fn, torch.optim.SGD(model.parameters(), lr=0.1), out_images, soft))
+
+
+@pytest.mark.parametrize("name", names("tta"))
+def test_tta_keeps_batch_shape(name):
+    tta = build("tta", name)
+    images, _ = batch()
+    out = tta(images)
+    assert out.shape == images.shape and not out.data_ptr() == images.data_ptr()
+
+
+def test_class_cutmix_pastes_the_target_class():
+    import torch
+    torch.manual_seed(0)
+    augment = REGISTRY.build("batch_augmentation", "class_cutmix", N_CLASSES, target_class=2, prob=1.0)
+    images, targets = batch()
+    _, soft = augment(images, targets)
+    not_target = targets != 2
+    assert bool((soft[not_target, 2] > 0).any()), "no sample received a piece of class 2"
+
+
+TINY_BACKBONES = [n for n in ("test_efficientnet", "test_resnet", "resnet10t") if n in REGISTRY["backbone"]]
+
+
+@pytest.mark.parametrize("name", TINY_BACKBONES)
+def test_tiny_backbone_maps_images_to_logits(name):
+    import torch
+    model = build("backbone", name, N_CLASSES)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, N_CLASSES)
+
+
+@pytest.mark.parametrize("name", names("backbone"))
+def test_every_registered_backbone_is_a_timm_model(name):
+    import timm
+    spec = REGISTRY.get("backbone", name)
+    model_name = getattr(spec.load(), "model_name", name)
+    assert timm.is_model(model_name), f"backbone {name!r} -> {model_name!r} is not a timm model"
+
+
+def test_any_timm_name_resolves_and_misspellings_suggest():
+    from ensemble_core.errors import UnknownComponentError
+    assert REGISTRY.get("backbone", "tf_efficientnet_b3.ns_jft_in1k").name == "tf_efficientnet_b3.ns_jft_in1k"
+    assert REGISTRY.get("backbone", "convnextv2_nano").name == "convnextv2_nano"
+    with pytest.raises(UnknownComponentError, match="tf_efficientnet_b3_ns"):
+        REGISTRY.get("backbone", "tf_efficientnet_b3_nss")
+
+
+def test_seed_loss_is_expressible_as_data():
+    from ensemble_core.recipe import validate
+    recipe = {"tasks": [{"task": "gender", "backbone": "tf_efficientnet_b3_ns",
+                         "loss": {"name": "weighted_sum", "params": {"terms": [
+                             {"name": "cross_entropy", "weight": 0.3}, {"name": "soft_f1", "weight": 0.7}]}},
+                         "optimizer": {"name": "adam", "params": {"lr": 1e-5, "weight_decay": 1e-5}},
+                         "scheduler": {"name": "cosine_warm_restarts", "params": {"eta_min": 1e-7}},
+                         "augmentations": ["RandomBrightnessContrast", "HueSaturationValue", "CLAHE",
+                                           {"name": "CenterCrop", "params": {"height": 380, "width": 350}}]}]}
+    validate(recipe)
+    bad = {"tasks": [{**recipe["tasks"][0], "loss": {"name": "weighted_sum", "params": {"terms": [
+        {"name": "soft_f2", "weight": 0.7}]}}}]}
+    from ensemble_core.errors import RecipeError
+    with pytest.raises(RecipeError, match="soft_f1"):
+        validate(bad)
