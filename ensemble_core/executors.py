@@ -64,11 +64,12 @@ def load_job_dataset(job: MemberJob):
     return load_dataset(job.data_dir, exclude=job.exclude)
 
 
-def run_member_job(job: MemberJob, dataset: Any = None) -> MemberResult:
+def run_member_job(job: MemberJob, dataset: Any = None, image_cache: Any = None) -> MemberResult:
     """Train one member (or skip it when ``DONE`` exists); never raises for a failing member.
 
-    ``dataset`` may be passed by an in-process executor that already loaded
-    ``job.data_dir``; a worker process leaves it ``None``.
+    ``dataset`` and ``image_cache`` (decoded images) may be passed by an
+    in-process executor that already loaded them; a worker process leaves
+    them ``None`` and the member loads what it needs.
     """
     if job.is_done():
         return MemberResult(job.run_name, job.run_dir, "skipped")
@@ -80,7 +81,8 @@ def run_member_job(job: MemberJob, dataset: Any = None) -> MemberResult:
         if dataset is None:
             dataset = load_job_dataset(job)
         split = (np.asarray(job.train_rows, dtype=np.int64), np.asarray(job.val_rows, dtype=np.int64))
-        train_member(MemberSpec.from_dict(job.member), dataset, split, Path(job.run_dir), **job.options)
+        train_member(MemberSpec.from_dict(job.member), dataset, split, Path(job.run_dir), image_cache=image_cache,
+                     **job.options)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # one member's failure is reported with its run folder
@@ -93,34 +95,61 @@ def run_member_job(job: MemberJob, dataset: Any = None) -> MemberResult:
 
 
 class LocalExecutor:
-    """Runs jobs one after the other in this process, loading each data set once.
+    """Runs jobs one after the other in this process.
 
-    With ``stop_on_error`` (the default) the first failing member stops the
-    run (its error is usually the next member's too); the remaining jobs are
-    reported as not run.
+    Each data set is loaded once, and its images are decoded once per load size
+    (``share_images``) and shared by every member that uses that size. With
+    ``stop_on_error`` (the default) the first failing member stops the run (its
+    error is usually the next member's too); the remaining jobs are reported
+    as not run.
     """
 
-    def __init__(self, stop_on_error: bool = True):
+    def __init__(self, stop_on_error: bool = True, share_images: bool = True):
         self.stop_on_error = bool(stop_on_error)
+        self.share_images = bool(share_images)
+        self._datasets: dict[tuple, Any] = {}
+        self._caches: dict[tuple, Any] = {}
+
+    def _dataset(self, job: MemberJob) -> Any:
+        key = (job.data_dir, tuple(job.exclude))
+        if key not in self._datasets:
+            self._datasets[key] = load_job_dataset(job)
+        return self._datasets[key]
+
+    def _image_cache(self, job: MemberJob, dataset: Any) -> Any:
+        load_size = job.member.get("fields", {}).get("load_size")
+        if not self.share_images or load_size is None:
+            return None  # images of unknown / mixed size: the member decides how to load them
+        key = (job.data_dir, tuple(job.exclude), tuple(load_size))
+        if key not in self._caches:
+            from ensemble_core.data.images import ImageCache
+
+            paths = list(dataset.train["path"])
+            if getattr(dataset, "eval", None) is not None:
+                paths += list(dataset.eval["path"])
+            self._caches.clear()  # keep one decoded set in memory at a time
+            self._caches[key] = ImageCache(list(dict.fromkeys(str(p) for p in paths)), load_size=load_size)
+        return self._caches[key]
 
     def run(self, jobs: Sequence[MemberJob]) -> list[MemberResult]:
-        datasets: dict[tuple[str, tuple[str, ...]], Any] = {}
         results: list[MemberResult] = []
-        for i, job in enumerate(jobs):
-            dataset = None
-            if not job.is_done():
-                key = (job.data_dir, tuple(job.exclude))
-                if key not in datasets:
-                    datasets[key] = load_job_dataset(job)
-                dataset = datasets[key]
-            result = run_member_job(job, dataset)
-            results.append(result)
-            if result.status == "failed" and self.stop_on_error:
-                results.extend(MemberResult(j.run_name, j.run_dir, "failed",
-                                            error=f"not run: stopped after {job.run_name} failed")
-                               for j in jobs[i + 1:])
-                break
+        try:
+            for i, job in enumerate(jobs):
+                dataset = cache = None
+                if not job.is_done():
+                    dataset = self._dataset(job)
+                    cache = self._image_cache(job, dataset)
+                result = run_member_job(job, dataset, cache)
+                results.append(result)
+                if result.status == "failed" and self.stop_on_error:
+                    results.extend(MemberResult(j.run_name, j.run_dir, "failed",
+                                                error=f"not run: stopped after {job.run_name} failed")
+                                   for j in jobs[i + 1:])
+                    break
+        finally:
+            self._datasets.clear()
+            self._caches.clear()
         return results
 
     def __repr__(self) -> str:
-        return f"LocalExecutor(stop_on_error={self.stop_on_error})"
+        return f"LocalExecutor(stop_on_error={self.stop_on_error}, share_images={self.share_images})"

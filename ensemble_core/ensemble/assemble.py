@@ -1,0 +1,159 @@
+"""Assemble an ensemble from cached member predictions: vote per task, then combine to 18 classes.
+
+Members are grouped by task name (every backbone and split of a task votes
+together). Each task's voter is fitted on that task's out-of-fold predictions,
+restricted to the images the task is about (``Task.rows``: men for
+``age_male``), then applied to the out-of-fold and the eval predictions.
+
+Out-of-fold 18-class predictions exist for the images that every task
+predicted out of fold. A gender-conditional age task has, by design, no
+prediction for the other gender's images; there its factor is taken as uniform
+(it only weighs in through the gender model's doubt) and the number of such
+rows is reported as ``filled_uniform``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ensemble_core.ensemble.combine import combine, require_coverage
+from ensemble_core.ensemble.predictions import MemberPredictions, PredictionCacheError, load_member, stack
+from ensemble_core.ensemble.voting import Voter
+from ensemble_core.labels import Task
+from ensemble_core.recipe import MemberSpec, Recipe, normalize_ref
+
+
+@dataclass
+class TaskVote:
+    """One task's members, its fitted voter and the voted probabilities."""
+
+    name: str
+    task: Task
+    members: list[MemberPredictions]
+    voter: Voter
+    train_ids: np.ndarray       # (N_train,) image ids the out-of-fold arrays are keyed on
+    rows: np.ndarray            # (N_train,) bool: images this task is about
+    truth: np.ndarray           # (N_train,) original-class truth
+    oof: np.ndarray             # (N_train, C) voted out-of-fold probabilities, NaN where no member predicted
+    eval: np.ndarray | None     # (N_eval, C)
+    filled_uniform: int = 0
+
+
+@dataclass
+class Ensemble:
+    voter_ref: dict
+    tasks: dict[str, TaskVote]
+    train_ids: np.ndarray
+    truth18: np.ndarray         # (N_train,)
+    oof18: np.ndarray           # (N_train, 18), NaN rows where some task has no out-of-fold prediction
+    eval_ids: np.ndarray | None
+    eval18: np.ndarray | None   # (N_eval, 18)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def oof_rows(self) -> np.ndarray:
+        return ~np.isnan(self.oof18).any(axis=1)
+
+    @property
+    def eval_pred(self) -> np.ndarray | None:
+        return None if self.eval18 is None else self.eval18.argmax(axis=1)
+
+
+def build_task(ref: Any, registry) -> Task:
+    ref = normalize_ref(ref)
+    return registry.get("task", ref["name"], field="tasks[].task").build(**ref["params"])
+
+
+def group_members(members: list[MemberSpec]) -> dict[str, list[MemberSpec]]:
+    groups: dict[str, list[MemberSpec]] = {}
+    for m in members:
+        groups.setdefault(m.task_name, []).append(m)
+    return groups
+
+
+def build_voter(voter_ref: Any, registry) -> Voter:
+    ref = normalize_ref(voter_ref)
+    return registry.get("voter", ref["name"], field="voter").build(**ref["params"])
+
+
+def _check_truth(pred: MemberPredictions, truth: np.ndarray, train_ids: np.ndarray) -> None:
+    index = {img: i for i, img in enumerate(train_ids)}
+    pos = np.array([index.get(i, -1) for i in pred.oof_ids], dtype=np.int64)
+    known = pos >= 0
+    bad = known & (truth[np.maximum(pos, 0)] != pred.oof_truth)
+    if bad.any():
+        first = pred.oof_ids[bad][0]
+        raise PredictionCacheError(f"{pred.run_dir / 'oof.npz'}: truth differs from the data set's labels on "
+                                   f"{int(bad.sum())} image(s) (e.g. {first}); the labels changed since this "
+                                   f"member trained. Retrain into a fresh output folder")
+
+
+def vote_task(name: str, task: Task, preds: list[MemberPredictions], voter: Voter, train_df,
+              eval_ids: np.ndarray | None) -> TaskVote:
+    train_ids = train_df["image_id"].astype(str).to_numpy()
+    rows = np.asarray(task.rows(train_df), dtype=bool)
+    truth = np.asarray(task.truth(train_df), dtype=np.int64)
+    for p in preds:
+        _check_truth(p, truth, train_ids)
+    oof_stack = stack(preds, train_ids, "oof")
+    fit_stack = oof_stack.copy()
+    fit_stack[:, ~rows] = np.nan
+    if np.isnan(fit_stack).all():
+        raise PredictionCacheError(f"task {name!r}: its members ({', '.join(p.run_name for p in preds)}) have no "
+                                   f"out-of-fold prediction on the images the task is about")
+    voter.fit(fit_stack, truth)
+    oof = voter(oof_stack)
+    ev = voter(stack(preds, eval_ids, "eval")) if eval_ids is not None else None
+    return TaskVote(name, task, preds, voter, train_ids, rows, truth, oof, ev)
+
+
+def build_ensemble(recipe: Recipe, out_dir: str | Path, dataset, voter: Any = None, registry=None) -> Ensemble:
+    """Vote and combine the cached predictions of ``recipe``'s members in ``out_dir``.
+
+    ``voter`` (a name or ``{name, params}``) replaces the recipe's voter.
+    """
+    if registry is None:
+        from ensemble_core.manager import get_registry
+        registry = get_registry()
+    voter_ref = normalize_ref(voter if voter is not None else recipe.voter)
+    groups = group_members(recipe.plan())
+    tasks = {name: build_task(ms[0].task, registry) for name, ms in groups.items()}
+    require_coverage(tasks, f"recipe {recipe.name!r} tasks")
+    train_df = dataset.train.reset_index(drop=True)
+    train_ids = train_df["image_id"].astype(str).to_numpy()
+    eval_ids = None
+    if dataset.eval is not None and len(dataset.eval):
+        eval_ids = dataset.eval["image_id"].astype(str).to_numpy()
+    votes: dict[str, TaskVote] = {}
+    for name, members in groups.items():
+        task = tasks[name]
+        preds = [load_member(out_dir, m, task.num_original_classes) for m in members]
+        votes[name] = vote_task(name, task, preds, build_voter(voter_ref, registry), train_df, eval_ids)
+    notes = []
+    oof_parts, by_design = {}, {}
+    for name, tv in votes.items():
+        probs = tv.oof.copy()
+        # an age model of one gender says nothing about the other gender's images
+        by_design[name] = np.isnan(probs).any(axis=1) & ~tv.rows
+        probs[by_design[name]] = 1.0 / probs.shape[1]
+        oof_parts[name] = (tv.task, probs)
+    oof18 = combine(oof_parts)
+    eligible = ~np.isnan(oof18).any(axis=1)
+    for name, tv in votes.items():
+        tv.filled_uniform = int((by_design[name] & eligible).sum())
+    filled = {n: tv.filled_uniform for n, tv in votes.items() if tv.filled_uniform}
+    if filled:
+        notes.append("out-of-fold 18-class figures take a gender-specific age model as uniform on the other "
+                     "gender's images, which it never predicts out of fold: "
+                     + ", ".join(f"{n} on {k} image(s)" for n, k in filled.items()))
+    searched = [n for n, tv in votes.items() if getattr(tv.voter, "fit_score", None) is not None]
+    if searched:
+        notes.append(f"voter {voter_ref['name']!r} chose its weights on these out-of-fold predictions "
+                     f"(tasks {', '.join(searched)}), so its out-of-fold figures are optimistic; the eval "
+                     f"score is the unbiased one")
+    eval18 = combine({n: (tv.task, tv.eval) for n, tv in votes.items()}) if eval_ids is not None else None
+    truth18 = train_df["label18"].to_numpy().astype(np.int64)
+    return Ensemble(voter_ref, votes, train_ids, truth18, oof18, eval_ids, eval18, notes)

@@ -1,0 +1,76 @@
+"""What ``fire recipes/<name>.py run`` does, shared by every recipe file.
+
+A recipe file defines ``build(preset) -> dict`` (plain recipe data) and thin
+``recipe(preset)`` / ``run(...)`` functions that call :func:`recipe_data` and
+:func:`launch`. ``launch`` resolves the preset, applies dotted overrides
+(``--defaults.epochs=2``, ``--tasks.0.loss=focal``), makes the demo data when
+no data folder is given, runs the pipeline into ``runs/<name>`` (so a rerun
+resumes and skips finished members) and returns the paths and headline figures.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ensemble_core.ensemble.presets import Preset, gpu_available, resolve_preset
+from ensemble_core.recipe import Recipe
+
+DEMO_DATA_DIR = Path("runs") / "demo-data"
+DEMO_NOTE = "synthetic demo faces from ensemble_core.data.demo, not the competition data"
+
+RecipeBuilder = Callable[[Preset], Mapping[str, Any]]
+
+
+def recipe_data(build: RecipeBuilder, preset: str | Preset | None = None, **overrides: Any) -> dict[str, Any]:
+    """The recipe of ``build`` for ``preset`` with dotted ``overrides`` applied, as plain data."""
+    recipe = Recipe.from_dict(dict(build(resolve_preset(preset))))
+    if overrides:
+        recipe = recipe.override(**overrides)
+    return recipe.to_dict()
+
+
+def demo_data(out_dir: str | Path = DEMO_DATA_DIR) -> Path:
+    from ensemble_core.data.demo import make_demo
+    return make_demo(out_dir)
+
+
+def warn_if_gpu_preset_on_cpu(preset: Preset) -> None:
+    if preset.sized_for_gpu and not gpu_available():
+        print(f"warning: preset {preset.name!r} is sized for a GPU ({preset.load_size[0]}x{preset.load_size[1]} "
+              f"photos, {', '.join(sorted(set(preset.backbones.values())))}, {preset.epochs} epochs, pretrained "
+              f"weights); on this CPU it takes hours. Use --preset small for a CPU run.", file=sys.stderr, flush=True)
+
+
+def launch(name: str, build: RecipeBuilder, data_dir: str | Path | None = None, out_dir: str | Path | None = None,
+           preset: str | Preset | None = None, executor: Any = None, quiet: bool = False,
+           skip_bad_files: bool = False, **overrides: Any) -> dict[str, Any]:
+    """Run recipe ``name`` end to end; returns paths and headline figures (fire prints them)."""
+    from ensemble_core.ensemble.pipeline import run_recipe
+
+    start = time.perf_counter()
+    chosen = resolve_preset(preset)
+    warn_if_gpu_preset_on_cpu(chosen)
+    recipe = recipe_data(build, chosen, **overrides)
+    data_note = None
+    if data_dir is None:
+        data_dir = demo_data()
+        data_note = DEMO_NOTE
+        if not quiet:
+            print(f"[{name}] no data_dir given: using demo data in {data_dir}", flush=True)
+    out_dir = Path(out_dir) if out_dir is not None else Path("runs") / name
+    result = run_recipe(recipe, data_dir=data_dir, out_dir=out_dir, executor=executor, quiet=quiet,
+                        skip_bad_files=skip_bad_files, preset=chosen.name, data_note=data_note)
+    oof = result.metrics["oof"]
+    return {
+        "submission": str(result.submission) if result.submission else None,
+        "report": str(result.report),
+        "metrics": str(result.metrics_path),
+        "preset": chosen.name,
+        "members_trained": result.trained,
+        "members_reused": result.skipped,
+        "oof_macro_f1": None if oof["macro_f1"] is None else round(oof["macro_f1"], 4),
+        "oof_accuracy": None if oof["accuracy"] is None else round(oof["accuracy"], 4),
+        "seconds": round(time.perf_counter() - start, 1),
+    }

@@ -1,0 +1,300 @@
+"""Run a recipe end to end: members -> votes -> 18 classes -> ``submission.csv`` + ``metrics.json`` + ``report.md``.
+
+    from ensemble_core.ensemble.pipeline import run_recipe
+    result = run_recipe(recipe_dict, data_dir="/data/mask", out_dir="runs/full")
+
+Output folder::
+
+    recipe.json      the resolved recipe (rerun / `ensemble` read it back)
+    run.json         data folder, excluded files, preset, last run's member status
+    splits.json      person-level split manifest (reused on rerun)
+    data_check.json  preflight report
+    members/<run_name>/  one folder per member (see docs/ARCHITECTURE.md), DONE last
+    submission.csv   ImageID,ans for eval/info.csv
+    metrics.json, report.md, confusion.png, ensemble_eval.npz
+
+Rerunning into the same folder skips every member whose ``DONE`` exists, so
+an interrupted run resumes. ``python -m ensemble_core ensemble RUN_DIR
+[--voter NAME]`` recomputes the ensemble outputs from cached predictions
+without training.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ensemble_core.errors import DataError, EnsembleCoreError, RecipeError, TrainingError
+from ensemble_core.executors import Executor, MemberJob, MemberResult
+from ensemble_core.recipe import Recipe, normalize_ref, validate
+
+RECIPE_FILE = "recipe.json"
+RUN_FILE = "run.json"
+SPLITS_FILE = "splits.json"
+DATA_CHECK_FILE = "data_check.json"
+SUBMISSION_FILE = "submission.csv"
+ENSEMBLE_EVAL_FILE = "ensemble_eval.npz"
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    submission: Path | None
+    metrics_path: Path
+    report: Path
+    metrics: dict
+    members: list[MemberResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def trained(self) -> int:
+        return sum(r.status == "trained" for r in self.members)
+
+    @property
+    def skipped(self) -> int:
+        return sum(r.status == "skipped" for r in self.members)
+
+
+def say(quiet: bool, message: str) -> None:
+    if not quiet:
+        print(message, flush=True)
+
+
+# ---------------------------------------------------------------- run folder records
+def read_run_info(out_dir: Path) -> dict:
+    path = out_dir / RUN_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise EnsembleCoreError(f"{path} is unreadable ({exc}); delete it and pass data_dir again") from exc
+
+
+def write_run_info(out_dir: Path, info: Mapping[str, Any]) -> None:
+    from ensemble_core.ensemble.submission import atomic_write_json
+    atomic_write_json(out_dir / RUN_FILE, dict(info))
+
+
+def resolve_data_dir(data_dir: str | Path | None, out_dir: Path) -> Path:
+    if data_dir is None:
+        recorded = read_run_info(out_dir).get("data_dir")
+        if not recorded:
+            raise DataError(f"no data folder given and {out_dir / RUN_FILE} records none; pass data_dir "
+                            f"(the folder holding train/ and eval/)")
+        data_dir = recorded
+    path = Path(data_dir).expanduser().resolve()
+    if not path.exists():
+        raise DataError(f"data folder {str(path)!r} does not exist; pass the folder holding train/ and eval/")
+    return path
+
+
+def load_recipe_file(out_dir: Path) -> Recipe:
+    path = out_dir / RECIPE_FILE
+    if not path.is_file():
+        raise EnsembleCoreError(f"{path} not found: {out_dir} is not a run folder made by run_recipe "
+                                f"(pass the out_dir of a recipe run)")
+    return Recipe.load(path)
+
+
+# ---------------------------------------------------------------- pieces
+def make_executor(executor: Any, recipe: Recipe, registry) -> Executor:
+    """``executor``: None (the recipe's), a name / ``{name, params}``, or an object with ``run(jobs)``."""
+    if executor is not None and hasattr(executor, "run") and not isinstance(executor, (str, Mapping)):
+        return executor
+    ref = normalize_ref(executor if executor is not None else recipe.executor)
+    spec = registry.get("executor", ref["name"], field="executor")
+    problems = spec.bind(ref["params"])
+    if problems:
+        raise RecipeError([f"executor.params: {p}" for p in problems])
+    return spec.build(**ref["params"])
+
+
+def plan_jobs(recipe: Recipe, data_dir: Path, splits, out_dir: Path, exclude: Sequence[str],
+              options: Mapping[str, Any]) -> list[MemberJob]:
+    from ensemble_core.ensemble.predictions import member_dir
+
+    jobs = []
+    for member in recipe.plan():
+        if member.split_index >= len(splits):
+            raise RecipeError([f"split: member {member.run_name} needs split {member.split_index} but the "
+                               f"splitter made {len(splits)}"])
+        train_rows, val_rows = splits[member.split_index]
+        jobs.append(MemberJob(member=member.to_dict(), data_dir=str(data_dir), train_rows=np.asarray(train_rows),
+                              val_rows=np.asarray(val_rows), run_dir=str(member_dir(out_dir, member)),
+                              exclude=tuple(sorted(exclude)), options=dict(options)))
+    return jobs
+
+
+def check_results(results: list[MemberResult], jobs: list[MemberJob]) -> None:
+    if len(results) != len(jobs):
+        raise TrainingError(f"the executor returned {len(results)} result(s) for {len(jobs)} member(s)")
+    failed = [r for r in results if r.status == "failed"]
+    if failed:
+        first = next((r for r in failed if r.details), None)
+        lines = "\n".join(f"  - {r.run_name}: {r.error} ({r.run_dir})" for r in failed)
+        detail = f"\nFirst failure's traceback:\n{first.details}" if first else ""
+        raise TrainingError(f"{len(failed)} of {len(jobs)} member(s) failed:\n{lines}\nFinished members are kept; "
+                            f"fix the cause and rerun with the same out_dir to resume.{detail}")
+
+
+# ---------------------------------------------------------------- ensemble outputs
+def write_ensemble(recipe: Recipe, out_dir: Path, dataset, data_dir: Path, voter: Any = None,
+                   context: Mapping[str, Any] | None = None, registry=None) -> tuple[dict, dict[str, Path]]:
+    """Vote + combine cached predictions; write submission, metrics, report. Returns (metrics, paths)."""
+    from ensemble_core.ensemble.assemble import build_ensemble
+    from ensemble_core.ensemble.report import ensemble_metrics, write_outputs
+    from ensemble_core.ensemble.submission import atomic_write, write_submission
+
+    ens = build_ensemble(recipe, out_dir, dataset, voter=voter, registry=registry)
+    metrics = ensemble_metrics(ens)
+    metrics["recipe"] = recipe.name
+    metrics["data_dir"] = str(data_dir)
+    paths: dict[str, Path] = {}
+    submission = None
+    if ens.eval18 is not None:
+        submission = write_submission(out_dir / SUBMISSION_FILE, ens.eval_ids, ens.eval_pred)
+        def save_probs(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, image_id=ens.eval_ids, probs=ens.eval18.astype(np.float32))
+
+        atomic_write(out_dir / ENSEMBLE_EVAL_FILE, save_probs)
+        paths["submission"] = submission
+    else:
+        metrics.setdefault("notes", []).append(f"{data_dir} has no eval images: no submission written")
+    ctx = {"recipe": recipe.name, "data_dir": str(data_dir), "members": [m.to_dict() for m in recipe.plan()],
+           "submission": submission.name if submission else None, **(context or {})}
+    paths.update(write_outputs(out_dir, metrics, ctx))
+    return metrics, paths
+
+
+def summary_line(metrics: Mapping[str, Any]) -> str:
+    oof = metrics["oof"]
+    fa = oof["factor_accuracy"]
+    f1 = "n/a" if oof["macro_f1"] is None else f"{oof['macro_f1']:.4f}"
+    acc = "n/a" if oof["accuracy"] is None else f"{oof['accuracy']:.4f}"
+    return (f"out-of-fold ({oof['n_images']} images): macro F1 {f1}, accuracy {acc} "
+            f"(mask {fa['mask']:.3f}, gender {fa['gender']:.3f}, age {fa['age']:.3f})")
+
+
+# ---------------------------------------------------------------- the whole run
+def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None = None,
+               out_dir: str | Path = "runs/recipe", executor: Any = None, quiet: bool = False,
+               skip_bad_files: bool = False, preset: str | None = None, data_note: str | None = None) -> RunResult:
+    """Validate, check data, split, train (or skip) every member, vote, combine, write the outputs.
+
+    ``data_dir`` may be omitted when ``out_dir`` is a previous run (its data folder is reused).
+    ``executor`` replaces the recipe's: a name, ``{name, params}``, or an object with ``run(jobs)``.
+    ``skip_bad_files`` leaves out images / people that fail the data check instead of stopping.
+    ``preset`` and ``data_note`` only label the report.
+    """
+    from ensemble_core.data.check import preflight
+    from ensemble_core.data.layout import load_dataset
+    from ensemble_core.data.splits import make_splits
+    from ensemble_core.ensemble.assemble import build_task, group_members
+    from ensemble_core.ensemble.combine import require_coverage
+    from ensemble_core.manager import get_registry
+
+    start = time.perf_counter()
+    registry = get_registry()
+    recipe = validate(recipe, registry=registry)
+    members = recipe.plan()
+    require_coverage({name: build_task(ms[0].task, registry) for name, ms in group_members(members).items()},
+                     f"recipe {recipe.name!r} tasks")
+    out_dir = Path(out_dir).expanduser().resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = resolve_data_dir(data_dir, out_dir)
+    previous = read_run_info(out_dir)
+    recipe.save(out_dir / RECIPE_FILE)
+
+    from ensemble_core.ensemble.predictions import member_dir
+    all_done = all((member_dir(out_dir, m) / "DONE").is_file() for m in members)
+    if all_done and previous.get("data_dir") == str(data_dir):
+        exclude = set(previous.get("exclude", []))   # nothing to train: the data check already ran
+        say(quiet, f"[ensemble] all {len(members)} member(s) finished before; skipping the data check")
+    else:
+        say(quiet, f"[ensemble] checking data {data_dir}")
+        exclude = preflight(data_dir, skip_bad=skip_bad_files, report_path=out_dir / DATA_CHECK_FILE)
+        if exclude:
+            say(quiet, f"[ensemble] leaving out {len(exclude)} bad file(s)/folder(s); see {out_dir / DATA_CHECK_FILE}")
+    dataset = load_dataset(data_dir, exclude=exclude)
+    info = {"data_dir": str(data_dir), "exclude": sorted(exclude), "preset": preset, "data_note": data_note,
+            "recipe": recipe.name}
+    write_run_info(out_dir, {**previous, **info})
+    splits = make_splits(dataset.train, recipe.split, recipe.seed, out_dir / SPLITS_FILE)
+
+    jobs = plan_jobs(recipe, data_dir, splits, out_dir, exclude, {"quiet": quiet})
+    todo = sum(not j.is_done() for j in jobs)
+    say(quiet, f"[ensemble] {len(jobs)} member(s): {len(jobs) - todo} finished before, {todo} to train")
+    runner = make_executor(executor, recipe, registry)
+    results = runner.run(jobs)
+    check_results(results, jobs)
+    for r in results:
+        if r.status == "trained":
+            say(quiet, f"[ensemble]   trained {r.run_name} in {r.seconds:.1f}s")
+    status = (f"{sum(r.status == 'trained' for r in results)} trained, "
+              f"{sum(r.status == 'skipped' for r in results)} reused from cache")
+    write_run_info(out_dir, {**previous, **info, "members": {r.run_name: r.status for r in results}})
+
+    metrics, paths = write_ensemble(recipe, out_dir, dataset, data_dir, registry=registry,
+                                    context={"preset": preset, "data_note": data_note, "member_status": status})
+    seconds = time.perf_counter() - start
+    say(quiet, f"[ensemble] {summary_line(metrics)}")
+    return RunResult(out_dir, paths.get("submission"), paths["metrics"], paths["report"], metrics, results, seconds)
+
+
+# ---------------------------------------------------------------- `python -m ensemble_core ensemble`
+def recompute(run_dir: str | Path, voter: Any = None, data_dir: str | Path | None = None,
+              quiet: bool = False) -> tuple[dict, dict[str, Path]]:
+    """Rebuild the ensemble outputs of a finished run from its cached member predictions (no training)."""
+    from ensemble_core.data.layout import load_dataset
+
+    out_dir = Path(run_dir).expanduser().resolve()
+    recipe = load_recipe_file(out_dir)
+    info = read_run_info(out_dir)
+    data_dir = resolve_data_dir(data_dir, out_dir)
+    dataset = load_dataset(data_dir, exclude=info.get("exclude", []))
+    metrics, paths = write_ensemble(recipe, out_dir, dataset, data_dir, voter=voter,
+                                    context={"preset": info.get("preset"), "data_note": info.get("data_note"),
+                                             "member_status": "all from cache (`ensemble` command)"})
+    say(quiet, summary_line(metrics))
+    return metrics, paths
+
+
+def cli_ensemble(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ensemble-core ensemble",
+                                     description="Recompute the ensemble, submission.csv, metrics.json and report.md "
+                                                 "of a run folder from its cached member predictions (no training).")
+    parser.add_argument("run_dir", help="out_dir of a recipe run (holds recipe.json and members/)")
+    parser.add_argument("--voter", help="voter name replacing the recipe's (python -m ensemble_core list voters)")
+    parser.add_argument("--voter-params", default=None,
+                        help='JSON object of voter parameters, e.g. \'{"weights": [2, 1, 1]}\'')
+    parser.add_argument("--data-dir", default=None, help="data folder (default: the one the run used)")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    voter = None
+    if args.voter or args.voter_params:
+        try:
+            params = json.loads(args.voter_params) if args.voter_params else {}
+        except ValueError as exc:
+            parser.error(f"--voter-params is not JSON: {exc}")
+        if not isinstance(params, dict):
+            parser.error(f"--voter-params must be a JSON object, got {args.voter_params}")
+        name = args.voter or normalize_ref(load_recipe_file(Path(args.run_dir)).voter)["name"]
+        from ensemble_core.manager import get_registry
+        problems = get_registry().get("voter", name, field="--voter").bind(params)
+        if problems:
+            raise RecipeError([f"--voter-params: {p}" for p in problems])
+        voter = {"name": name, "params": params}
+    metrics, paths = recompute(args.run_dir, voter=voter, data_dir=args.data_dir, quiet=args.quiet)
+    if not args.quiet:
+        for key in ("submission", "metrics", "report"):
+            if key in paths:
+                print(f"{key}: {paths[key]}")
+    return 0

@@ -1,0 +1,129 @@
+"""Presets shared by the files in ``recipes/``: the seed's sizes, and a small CPU-sized variant.
+
+A recipe file builds its recipe from a :class:`Preset`; the two presets keep
+the same structure (tasks, splits, voting, 18-class output) and differ only in
+what costs compute:
+
+- ``seed``: the documented hyperparameters (docs/SEED.md): ImageNet-pretrained
+  backbones, 512x384 photos centre-cropped to 380x350, the seed's optimizers
+  and schedulers. Sized for a GPU.
+- ``small``: a small timm backbone trained from scratch on 64x48 photos
+  (the same centre-crop fraction), a few epochs, learning rates that move a
+  randomly initialised network. Runs on a laptop CPU in minutes.
+- ``auto`` (the default): ``seed`` when torch sees a GPU, else ``small``.
+
+SEED.md leaves some settings open (epochs, batch size, the mask model's
+learning rate, T_0 of the gender/age scheduler); :data:`SEED_CHOICES` records
+what the ``seed`` preset uses for them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ensemble_core.errors import RecipeError
+
+AUTO = "auto"
+
+# the seed's photo and crop (height, width)
+SEED_LOAD_SIZE = (512, 384)
+SEED_CROP = (380, 350)
+
+SEED_CHOICES = {
+    "epochs": "10 (one cosine cycle of T_0=10; SEED.md gives no epoch count)",
+    "batch_size": "32 (not given in SEED.md)",
+    "mask lr": "AdamW's default 1e-3 (SEED.md gives only weight_decay=0.01)",
+    "gender/age T_0": "10, T_mult 1, as the mask model (SEED.md gives only eta_min=1e-7)",
+    "crop at inference": "the centre crop is applied to every image (train, validation, eval), so the model "
+                         "always sees the 380x350 centre",
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """What a recipe file needs to size its members."""
+
+    name: str
+    load_size: tuple[int, int]          # photos are resized to this when read ([h, w])
+    crop: tuple[int, int]               # centre crop; also the model's input size
+    epochs: int
+    batch_size: int
+    pretrained: bool
+    backbones: dict[str, str]           # role -> backbone name: mask, factor (gender/age/joint), second, third
+    mask_lr: float
+    factor_lr: float                    # gender / age / joint models
+    factor_eta_min: float
+    mask_eta_min: float
+    num_workers: int = 0
+    sized_for_gpu: bool = False
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def backbone(self, role: str, **params: Any) -> dict[str, Any]:
+        """Backbone reference for ``role`` with the preset's weights setting."""
+        try:
+            name = self.backbones[role]
+        except KeyError:
+            raise KeyError(f"preset {self.name!r} has no backbone for role {role!r}; roles: "
+                           f"{', '.join(self.backbones)}") from None
+        return {"name": name, "params": {"pretrained": self.pretrained, **params}}
+
+    def center_crop(self) -> dict[str, Any]:
+        return {"name": "CenterCrop", "params": {"height": self.crop[0], "width": self.crop[1]}}
+
+    def image_fields(self) -> dict[str, Any]:
+        """Member fields that size the images: load, centre-crop (always), model input = crop."""
+        return {"load_size": list(self.load_size), "preprocess": [self.center_crop()],
+                "image_size": list(self.crop)}
+
+
+def scaled_crop(load_size: tuple[int, int]) -> tuple[int, int]:
+    """The seed's crop fraction (380/512, 350/384) applied to another photo size."""
+    return (round(load_size[0] * SEED_CROP[0] / SEED_LOAD_SIZE[0]),
+            round(load_size[1] * SEED_CROP[1] / SEED_LOAD_SIZE[1]))
+
+
+SEED = Preset(
+    name="seed", load_size=SEED_LOAD_SIZE, crop=SEED_CROP, epochs=10, batch_size=32, pretrained=True,
+    backbones={"mask": "resnext50d_32x4d", "factor": "tf_efficientnet_b3_ns", "second": "eca_nfnet_l0",
+               "third": "vit_base_patch16_384"},
+    mask_lr=1e-3, factor_lr=1e-5, factor_eta_min=1e-7, mask_eta_min=1e-3, num_workers=8, sized_for_gpu=True,
+    notes=SEED_CHOICES,
+)
+
+SMALL_LOAD_SIZE = (64, 48)
+SMALL = Preset(
+    name="small", load_size=SMALL_LOAD_SIZE, crop=scaled_crop(SMALL_LOAD_SIZE), epochs=4, batch_size=32,
+    pretrained=False,
+    backbones={"mask": "resnet10t", "factor": "resnet10t", "second": "mobilenetv3_small_050",
+               "third": "test_convnext"},
+    mask_lr=2e-3, factor_lr=2e-3, factor_eta_min=1e-5, mask_eta_min=1e-5,
+    notes={"purpose": "CPU-sized: same structure as the seed, small backbones from scratch, 64x48 photos"},
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (SEED, SMALL)}
+PRESET_NAMES = (AUTO, *PRESETS)
+
+
+def gpu_available() -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def resolve_preset(preset: str | Preset | None = None) -> Preset:
+    """``None`` / ``"auto"`` -> ``seed`` on a GPU, ``small`` otherwise; a name -> that preset."""
+    if isinstance(preset, Preset):
+        return preset
+    if preset is None or preset == AUTO:
+        return SEED if gpu_available() else SMALL
+    try:
+        return PRESETS[str(preset)]
+    except KeyError:
+        import difflib
+        close = difflib.get_close_matches(str(preset), PRESET_NAMES, n=2)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise RecipeError([f"preset: unknown preset {preset!r}.{hint} Presets: {', '.join(PRESET_NAMES)}"]) \
+            from None
+

@@ -1,0 +1,196 @@
+"""Ensemble figures: ``metrics.json``, ``report.md`` and the confusion-matrix PNG.
+
+Out-of-fold figures are measured on the training images that every task
+predicted out of fold (each member only predicts its own validation people),
+so they are honest estimates on *our* data. The seed's 0.7372 was measured on
+the original competition's private test set with ImageNet-pretrained
+backbones; the report says so next to every comparison.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ensemble_core.ensemble.assemble import Ensemble, TaskVote
+from ensemble_core.ensemble.metrics import accuracy, confusion, f1_per_class, macro_f1, macro_f1_from_confusion
+from ensemble_core.ensemble.submission import atomic_write, atomic_write_text
+from ensemble_core.labels import N_CLASSES, class_names, decode_class
+
+SEED_REFERENCE = {
+    "macro_f1": 0.7372,
+    "accuracy": 0.7937,
+    "measured_on": "original competition data (private eval), ImageNet-pretrained resnext50d_32x4d + "
+                   "tf_efficientnet_b3_ns at 512x384 (docs/SEED.md)",
+}
+
+
+# ---------------------------------------------------------------- numbers
+def member_rows(tv: TaskVote) -> list[dict[str, Any]]:
+    """Validation figures of each member of a task, on its out-of-fold images the task is about."""
+    rows_by_id = dict(zip(tv.train_ids, tv.rows))
+    out = []
+    for p in tv.members:
+        keep = np.array([rows_by_id.get(i, False) for i in p.oof_ids], dtype=bool)
+        truth, pred = p.oof_truth[keep], p.oof_probs[keep].argmax(axis=1)
+        out.append({
+            "run_name": p.run_name, "task": tv.name, "backbone": p.member.backbone["name"],
+            "split": p.member.split_index, "n_val_images": int(keep.sum()),
+            "val_macro_f1": macro_f1(truth, pred, tv.task.num_original_classes),
+            "val_accuracy": accuracy(truth, pred),
+        })
+    return out
+
+
+def task_summary(tv: TaskVote) -> dict[str, Any]:
+    have = ~np.isnan(tv.oof).any(axis=1) & tv.rows
+    truth, pred = tv.truth[have], tv.oof[have].argmax(axis=1)
+    weights = getattr(tv.voter, "weights", None)
+    return {
+        "members": [p.run_name for p in tv.members],
+        "voter": repr(tv.voter),
+        "weights": None if weights is None else [float(w) for w in weights],
+        "n_oof_images": int(have.sum()),
+        "oof_macro_f1": macro_f1(truth, pred, tv.task.num_original_classes),
+        "oof_accuracy": accuracy(truth, pred),
+        "filled_uniform": tv.filled_uniform,
+    }
+
+
+def ensemble_metrics(ens: Ensemble) -> dict[str, Any]:
+    rows = ens.oof_rows
+    truth, pred = ens.truth18[rows], ens.oof18[rows].argmax(axis=1)
+    cm = confusion(truth, pred, N_CLASSES)
+    tm, tg, ta = decode_class(truth)
+    pm, pg, pa = decode_class(pred)
+    names = class_names()
+    per_class = f1_per_class(cm)
+    oof = {
+        "n_images": int(rows.sum()),
+        "n_train_images": int(len(rows)),
+        "macro_f1": macro_f1_from_confusion(cm) if rows.any() else None,
+        "accuracy": accuracy(truth, pred) if rows.any() else None,
+        "factor_accuracy": {"mask": accuracy(tm, pm), "gender": accuracy(tg, pg), "age": accuracy(ta, pa)},
+        "per_class_f1": {names[c]: float(per_class[c]) for c in range(N_CLASSES)},
+        "confusion": cm.tolist(),
+    }
+    metrics: dict[str, Any] = {
+        "voter": ens.voter_ref,
+        "oof": oof,
+        "tasks": {name: task_summary(tv) for name, tv in ens.tasks.items()},
+        "members": [row for tv in ens.tasks.values() for row in member_rows(tv)],
+        "notes": list(ens.notes),
+        "seed_reference": SEED_REFERENCE,
+    }
+    if ens.eval18 is not None:
+        counts = np.bincount(ens.eval_pred, minlength=N_CLASSES)
+        metrics["eval"] = {"n_images": int(len(ens.eval_ids)),
+                           "predicted_class_counts": {names[c]: int(counts[c]) for c in range(N_CLASSES)}}
+    return metrics
+
+
+# ---------------------------------------------------------------- picture
+def plot_confusion(cm: np.ndarray, path: str | Path, title: str) -> Path:
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        norm = np.where(cm.sum(axis=1, keepdims=True) > 0, cm / np.maximum(cm.sum(axis=1, keepdims=True), 1), 0)
+    fig, ax = plt.subplots(figsize=(10, 9))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    names = class_names()
+    ax.set_xticks(range(N_CLASSES), labels=[f"{i} {n}" for i, n in enumerate(names)], rotation=90, fontsize=7)
+    ax.set_yticks(range(N_CLASSES), labels=[f"{i} {n}" for i, n in enumerate(names)], fontsize=7)
+    for i in range(N_CLASSES):
+        for j in range(N_CLASSES):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class (row-normalised colour, counts written)")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return Path(path)
+
+
+# ---------------------------------------------------------------- markdown
+def _fmt(x: Any, digits: int = 4) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+
+
+def weights_origin(members: list[Mapping[str, Any]]) -> str:
+    pretrained = sorted({m["backbone"]["name"] for m in members
+                         if m["backbone"]["params"].get("pretrained") or m["backbone"]["params"].get("pretrained_path")})
+    if not pretrained:
+        return "trained from scratch (no pretrained weights)"
+    return f"pretrained weights for {', '.join(pretrained)}"
+
+
+def render_report(metrics: Mapping[str, Any], context: Mapping[str, Any]) -> str:
+    """``context``: recipe name, preset, data_dir, members (MemberSpec dicts), run figures, file names."""
+    oof = metrics["oof"]
+    lines = [f"# Ensemble report — recipe `{context.get('recipe')}`", ""]
+    lines += [f"- data: `{context.get('data_dir')}`" + (f" ({context['data_note']})" if context.get("data_note") else ""),
+              f"- preset: `{context.get('preset') or 'n/a'}`; weights: {weights_origin(context.get('members', []))}",
+              f"- voter: `{metrics['voter']['name']}`" + (f" {metrics['voter']['params']}" if metrics['voter']['params'] else ""),
+              f"- members: {len(metrics['members'])} ({context.get('member_status', 'from cache')})"]
+    if context.get("submission"):
+        lines.append(f"- submission: `{context['submission']}` ({metrics.get('eval', {}).get('n_images', 0)} eval images)")
+    lines += ["", "## Ensemble, out of fold", "",
+              f"Measured on {oof['n_images']} of {oof['n_train_images']} training images: those that every task "
+              f"predicted out of fold (each member predicts only its own validation people).", "",
+              "| figure | value |", "|---|---|",
+              f"| macro F1 (18 classes) | {_fmt(oof['macro_f1'])} |",
+              f"| accuracy | {_fmt(oof['accuracy'])} |"]
+    lines += [f"| {k} accuracy | {_fmt(v)} |" for k, v in oof["factor_accuracy"].items()]
+    lines += ["", "## Tasks (voted members, out of fold, on the images each task is about)", "",
+              "| task | members | voter | OOF macro F1 | OOF accuracy | images |", "|---|---|---|---|---|---|"]
+    for name, t in metrics["tasks"].items():
+        lines.append(f"| {name} | {len(t['members'])} | {t['voter']} | {_fmt(t['oof_macro_f1'])} | "
+                     f"{_fmt(t['oof_accuracy'])} | {t['n_oof_images']} |")
+    lines += ["", "## Members (each on its own validation split)", "",
+              "| member | task | backbone | split | val macro F1 | val accuracy | val images |",
+              "|---|---|---|---|---|---|---|"]
+    for m in metrics["members"]:
+        lines.append(f"| `{m['run_name']}` | {m['task']} | {m['backbone']} | {m['split']} | "
+                     f"{_fmt(m['val_macro_f1'])} | {_fmt(m['val_accuracy'])} | {m['n_val_images']} |")
+    ref = metrics["seed_reference"]
+    lines += ["", "## Against the seed", "",
+              "| | macro F1 | accuracy | measured on |", "|---|---|---|---|",
+              f"| seed (reported) | {ref['macro_f1']:.4f} | {ref['accuracy']:.4f} | {ref['measured_on']} |",
+              f"| this ensemble (out of fold) | {_fmt(oof['macro_f1'])} | {_fmt(oof['accuracy'])} | "
+              f"{oof['n_images']} training images of `{context.get('data_dir')}`, "
+              f"{weights_origin(context.get('members', []))}, preset `{context.get('preset') or 'n/a'}` |", "",
+              "The two rows are on different data (and usually different weights, image sizes and epochs), so "
+              "the difference is not a measure of this code against the seed; only a run of the `seed` preset "
+              "on the competition data with pretrained weights would be comparable."]
+    if context.get("confusion_png"):
+        lines += ["", "## Confusion matrix (out of fold)", "", f"![confusion matrix]({context['confusion_png']})"]
+    per_class = oof["per_class_f1"]
+    lines += ["", "## Per-class F1 (out of fold)", "", "| class | F1 |", "|---|---|"]
+    lines += [f"| {i} {name} | {_fmt(v)} |" for i, (name, v) in enumerate(per_class.items())]
+    if metrics.get("notes"):
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in metrics["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(out_dir: str | Path, metrics: Mapping[str, Any], context: dict[str, Any]) -> dict[str, Path]:
+    """``metrics.json``, ``confusion.png`` and ``report.md`` in ``out_dir``."""
+    from ensemble_core.ensemble.submission import atomic_write_json
+
+    out_dir = Path(out_dir)
+    paths = {"metrics": out_dir / "metrics.json", "report": out_dir / "report.md",
+             "confusion": out_dir / "confusion.png"}
+    atomic_write_json(paths["metrics"], metrics)
+    if metrics["oof"]["n_images"]:
+        plot_confusion(np.array(metrics["oof"]["confusion"]), paths["confusion"],
+                       f"{context.get('recipe')}: out-of-fold confusion, macro F1 {_fmt(metrics['oof']['macro_f1'])}")
+        context = {**context, "confusion_png": paths["confusion"].name}
+    atomic_write_text(paths["report"], render_report(metrics, context))
+    return paths
