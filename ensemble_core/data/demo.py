@@ -65,6 +65,10 @@ def _person(rng: np.random.Generator) -> dict:
 def _draw(p: dict, mask_state: str, mask_colour: np.ndarray, size: tuple[int, int],
           rng: np.random.Generator) -> np.ndarray:
     h, w = size[0] * SCALE, size[1] * SCALE
+    # this photo's pose, light and noise, drawn first so that they do not depend on the mask state
+    angle, zoom, shift = rng.uniform(-10, 10), rng.uniform(0.9, 1.1), rng.uniform(-0.06, 0.06, 2) * (w, h)
+    gain, offset, tint = rng.uniform(0.8, 1.2), rng.uniform(-25, 25), rng.normal(0, 3, 3)
+    noise = rng.normal(0, 6, (size[0], size[1], 3))
     img = np.empty((h, w, 3), np.float32)
     img[:] = p["background"] + rng.normal(0, 10, 3)
     cx, cy = w / 2, h * 0.48
@@ -129,12 +133,11 @@ def _draw(p: dict, mask_state: str, mask_colour: np.ndarray, size: tuple[int, in
                 y = top + (cy + fh * 0.9 - top) * k
                 cv2.line(img, pt(cx - fw * 0.8, y), pt(cx + fw * 0.8, y), tuple(c * 0.85 for c in colour), s)
     # pose, light and noise
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-10, 10), rng.uniform(0.9, 1.1))
-    m[:, 2] += rng.uniform(-0.06, 0.06, 2) * (w, h)
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, zoom)
+    m[:, 2] += shift
     img = cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REFLECT_101)
     img = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    img = img * rng.uniform(0.8, 1.2) + rng.uniform(-25, 25) + rng.normal(0, 3, 3)
-    img = img + rng.normal(0, 6, img.shape)
+    img = img * gain + offset + tint + noise
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
