@@ -55,7 +55,7 @@ def one_step(model, loss_fn, optimizer, images, targets):
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 @pytest.mark.parametrize("name", names("loss"))
