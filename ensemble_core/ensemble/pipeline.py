@@ -116,6 +116,25 @@ def make_executor(executor: Any, recipe: Recipe, registry) -> Executor:
     return spec.build(**ref["params"])
 
 
+def duplicate_member_problems(recipe: Recipe) -> list[str]:
+    """Task entries that plan identical members (same task, backbone, settings and split): they would share
+    one run folder and count twice in the vote."""
+    owner: dict[str, int] = {}
+    problems = []
+    for i in range(len(recipe.tasks)):
+        single = Recipe.from_dict({**recipe.to_dict(), "tasks": [recipe.tasks[i]]})
+        for member in single.plan():
+            if member.run_name in owner:
+                j = owner[member.run_name]
+                where = f"tasks[{i}] lists one backbone twice and" if j == i else f"tasks[{j}] and tasks[{i}]"
+                problems.append(f"{where} plan the same member {member.run_name} ({member.task_name} on "
+                                f"{member.backbone['name']}); give them different backbones or settings, "
+                                f"or merge them")
+                break
+            owner[member.run_name] = i
+    return problems
+
+
 def plan_jobs(recipe: Recipe, data_dir: Path, splits, out_dir: Path, exclude: Sequence[str],
               options: Mapping[str, Any]) -> list[MemberJob]:
     from ensemble_core.ensemble.predictions import member_dir
@@ -204,6 +223,9 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
     start = time.perf_counter()
     registry = get_registry()
     recipe = validate(recipe, registry=registry)
+    duplicates = duplicate_member_problems(recipe)
+    if duplicates:
+        raise RecipeError(duplicates)
     members = recipe.plan()
     require_coverage({name: build_task(ms[0].task, registry) for name, ms in group_members(members).items()},
                      f"recipe {recipe.name!r} tasks")

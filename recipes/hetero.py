@@ -1,0 +1,66 @@
+"""Heterogeneous members in one run, shaped like the competition's winning solution: three backbone
+families on the 18 classes, 5 person-level folds, 0.3 cross-entropy + 0.7 F1 loss, a CutMix that always
+pastes in a 60+ face, and a weighted soft vote whose weights are searched on out-of-fold predictions.
+
+    fire recipes/hetero.py run [--data_dir DIR] [--preset seed|small|auto]
+    fire recipes/hetero.py run --voter.params.weights='[6,6,6,6,6,3,3,3,3,3,1,1,1,1,1]'   # fixed 6:3:1
+
+The weights are per member, in plan order (backbone by backbone, folds within a backbone).
+seed preset: tf_efficientnet_b3_ns, eca_nfnet_l0, vit_base_patch16_384 (fed 384x384, its fixed size).
+small preset: resnet10t, mobilenetv3_small_050, test_convnext from scratch.
+"""
+from __future__ import annotations
+
+from ensemble_core.ensemble.launch import launch, recipe_data
+from ensemble_core.ensemble.presets import Preset
+
+NAME = "hetero"
+CE_PLUS_F1 = {"name": "weighted_sum", "params": {"terms": [{"name": "cross_entropy", "weight": 0.3},
+                                                           {"name": "soft_f1", "weight": 0.7}]}}
+AGE_60_PLUS_CLASSES = [2, 5, 8, 11, 14, 17]   # every 18-class id whose age is 60+
+FINE_TUNE_LR = 1e-4                            # pretrained backbones; from scratch uses the preset's rate
+FIXED_INPUT = {"vit_base_patch16_384": [384, 384]}
+
+
+def member_entry(p: Preset, role: str) -> dict:
+    backbone = p.backbone(role)
+    entry = {"task": "all18", "backbone": backbone}
+    if backbone["name"] in FIXED_INPUT:
+        entry["image_size"] = FIXED_INPUT[backbone["name"]]
+    return entry
+
+
+def build(p: Preset) -> dict:
+    return {
+        "version": 1,
+        "name": NAME,
+        "seed": 42,
+        "split": {"name": "kfold", "params": {"n_splits": 5}},
+        "voter": {"name": "weighted_soft"},
+        "executor": {"name": "local"},
+        "defaults": {
+            **p.image_fields(), "epochs": p.epochs, "batch_size": p.batch_size, "tta": [],
+            "num_workers": p.num_workers,
+            "label_transform": {"name": "age_threshold", "params": {"male": 58, "female": 57}},
+            "augmentations": ["RandomBrightnessContrast", "HueSaturationValue", "HorizontalFlip"],
+            "batch_augmentation": {"name": "class_cutmix", "params": {"target_class": AGE_60_PLUS_CLASSES,
+                                                                      "prob": 0.5}},
+            "loss": CE_PLUS_F1,
+            "optimizer": {"name": "adamw", "params": {"lr": FINE_TUNE_LR if p.pretrained else p.factor_lr,
+                                                      "weight_decay": 0.01}},
+            "scheduler": {"name": "cosine", "params": {"warmup_epochs": 1.0}},
+        },
+        "tasks": [member_entry(p, role) for role in ("factor", "second", "third")],
+    }
+
+
+def recipe(preset: str | None = None, **overrides) -> dict:
+    """The recipe as plain data (validate it with ensemble_core.recipe.validate)."""
+    return recipe_data(build, preset, **overrides)
+
+
+def run(data_dir: str | None = None, out_dir: str | None = None, preset: str | None = None,
+        executor: str | None = None, quiet: bool = False, skip_bad_files: bool = False, **overrides) -> dict:
+    """Train (or reuse) every backbone x fold, fit the vote weights out of fold, write runs/hetero/*."""
+    return launch(NAME, build, data_dir=data_dir, out_dir=out_dir, preset=preset, executor=executor, quiet=quiet,
+                  skip_bad_files=skip_bad_files, **overrides)

@@ -1,0 +1,51 @@
+"""One backbone with 8 outputs (mask 3 + gender 2 + age 3) and a loss per head, 3 shuffle splits, soft vote.
+
+    fire recipes/multihead.py run [--data_dir DIR] [--preset seed|small|auto] [--defaults.epochs=2]
+
+The age head trains with the seed's per-gender 60+ thresholds (men 58, women 57);
+mask uses cross-entropy, gender and age the seed's 0.3 cross-entropy + 0.7 F1 loss.
+Its probabilities are the product of the three heads, so it votes and combines like an 18-class model.
+"""
+from __future__ import annotations
+
+from ensemble_core.ensemble.launch import launch, recipe_data
+from ensemble_core.ensemble.presets import Preset
+
+NAME = "multihead"
+CE_PLUS_F1 = {"name": "weighted_sum", "params": {"terms": [{"name": "cross_entropy", "weight": 0.3},
+                                                           {"name": "soft_f1", "weight": 0.7}]}}
+
+
+def build(p: Preset) -> dict:
+    return {
+        "version": 1,
+        "name": NAME,
+        "seed": 42,
+        "split": {"name": "shuffle", "params": {"n_splits": 3, "val_fraction": 0.2}},
+        "voter": {"name": "soft"},
+        "executor": {"name": "local"},
+        "defaults": {**p.image_fields(), "epochs": p.epochs, "batch_size": p.batch_size, "tta": [],
+                     "num_workers": p.num_workers},
+        "tasks": [{
+            "task": {"name": "multihead",
+                     "params": {"head_losses": {"mask": "cross_entropy", "gender": CE_PLUS_F1, "age": CE_PLUS_F1}}},
+            "backbone": p.backbone("factor"),
+            "label_transform": {"name": "age_threshold", "params": {"male": 58, "female": 57}},
+            "augmentations": ["RandomBrightnessContrast", "HueSaturationValue", "CLAHE"],
+            "optimizer": {"name": "adam", "params": {"lr": p.factor_lr, "weight_decay": 1e-5}},
+            "scheduler": {"name": "cosine_warm_restarts",
+                          "params": {"T_0": 10, "T_mult": 1, "eta_min": p.factor_eta_min}},
+        }],
+    }
+
+
+def recipe(preset: str | None = None, **overrides) -> dict:
+    """The recipe as plain data (validate it with ensemble_core.recipe.validate)."""
+    return recipe_data(build, preset, **overrides)
+
+
+def run(data_dir: str | None = None, out_dir: str | None = None, preset: str | None = None,
+        executor: str | None = None, quiet: bool = False, skip_bad_files: bool = False, **overrides) -> dict:
+    """Train (or reuse) the multihead members, vote, write runs/multihead/submission.csv and report.md."""
+    return launch(NAME, build, data_dir=data_dir, out_dir=out_dir, preset=preset, executor=executor, quiet=quiet,
+                  skip_bad_files=skip_bad_files, **overrides)

@@ -1,0 +1,50 @@
+"""One 18-class model per split (mask x gender x age in one head), 3 shuffle splits, soft vote.
+
+    fire recipes/single18.py run [--data_dir DIR] [--preset seed|small|auto] [--defaults.epochs=2]
+
+Uses the seed's gender/age model settings (tf_efficientnet_b3_ns, 0.3 cross-entropy + 0.7 F1,
+Adam lr 1e-5) and its per-gender 60+ thresholds (men 58, women 57).
+"""
+from __future__ import annotations
+
+from ensemble_core.ensemble.launch import launch, recipe_data
+from ensemble_core.ensemble.presets import Preset
+
+NAME = "single18"
+CE_PLUS_F1 = {"name": "weighted_sum", "params": {"terms": [{"name": "cross_entropy", "weight": 0.3},
+                                                           {"name": "soft_f1", "weight": 0.7}]}}
+
+
+def build(p: Preset) -> dict:
+    return {
+        "version": 1,
+        "name": NAME,
+        "seed": 42,
+        "split": {"name": "shuffle", "params": {"n_splits": 3, "val_fraction": 0.2}},
+        "voter": {"name": "soft"},
+        "executor": {"name": "local"},
+        "defaults": {**p.image_fields(), "epochs": p.epochs, "batch_size": p.batch_size, "tta": [],
+                     "num_workers": p.num_workers},
+        "tasks": [{
+            "task": "all18",
+            "backbone": p.backbone("factor"),
+            "label_transform": {"name": "age_threshold", "params": {"male": 58, "female": 57}},
+            "augmentations": ["RandomBrightnessContrast", "HueSaturationValue", "CLAHE"],
+            "loss": CE_PLUS_F1,
+            "optimizer": {"name": "adam", "params": {"lr": p.factor_lr, "weight_decay": 1e-5}},
+            "scheduler": {"name": "cosine_warm_restarts",
+                          "params": {"T_0": 10, "T_mult": 1, "eta_min": p.factor_eta_min}},
+        }],
+    }
+
+
+def recipe(preset: str | None = None, **overrides) -> dict:
+    """The recipe as plain data (validate it with ensemble_core.recipe.validate)."""
+    return recipe_data(build, preset, **overrides)
+
+
+def run(data_dir: str | None = None, out_dir: str | None = None, preset: str | None = None,
+        executor: str | None = None, quiet: bool = False, skip_bad_files: bool = False, **overrides) -> dict:
+    """Train (or reuse) the 18-class members, vote, write runs/single18/submission.csv and report.md."""
+    return launch(NAME, build, data_dir=data_dir, out_dir=out_dir, preset=preset, executor=executor, quiet=quiet,
+                  skip_bad_files=skip_bad_files, **overrides)

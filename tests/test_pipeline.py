@@ -1,0 +1,193 @@
+"""The ensemble pipeline: run_recipe end to end, resume, the `ensemble` command, and the assembly of
+every recipe structure checked with an executor that writes the true labels as predictions."""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ensemble_core.cli import main as cli_main
+from ensemble_core.data.layout import AGE_CLASS_YEARS, load_dataset
+from ensemble_core.ensemble.combine import CoverageError
+from ensemble_core.errors import RecipeError
+from ensemble_core.ensemble.pipeline import SUBMISSION_FILE, run_recipe
+from ensemble_core.ensemble.presets import SMALL
+from ensemble_core.executors import DONE_FILE, MemberJob, MemberResult
+from ensemble_core.labels import decode_class
+from ensemble_core.manager import get_registry
+from ensemble_core.recipe import MemberSpec
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = dataclasses.replace(SMALL, name="tiny", load_size=(32, 24), crop=(24, 22), epochs=1, batch_size=16,
+                           backbones={"mask": "test_resnet", "factor": "test_resnet", "second": "test_efficientnet",
+                                      "third": "test_convnext"})
+
+
+def load_recipe_module(name: str):
+    spec = importlib.util.spec_from_file_location(f"recipe_{name}", REPO / "recipes" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def answers(demo_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(demo_dir / "eval" / "answers.csv")
+
+
+# ---------------------------------------------------------------- an executor that knows the answers
+def labels_frame(label18: np.ndarray, ids) -> pd.DataFrame:
+    m, g, a = decode_class(np.asarray(label18))
+    return pd.DataFrame({"image_id": list(ids), "mask": m, "gender": g,
+                         "age": np.asarray(AGE_CLASS_YEARS)[a]})
+
+
+class TruthExecutor:
+    """Writes each member's cached predictions as the true labels (one-hot), without training.
+
+    ``wrong_split`` makes the members of that split predict class 0 everywhere, so voting matters.
+    """
+
+    def __init__(self, answers_csv: Path, wrong_split: int | None = None):
+        ans = pd.read_csv(answers_csv)
+        self.eval_frame = labels_frame(ans["ans"].to_numpy(), ans["ImageID"])
+        self.wrong_split = wrong_split
+        self.calls = 0
+
+    def run(self, jobs):
+        results = []
+        for job in jobs:
+            pickle.loads(pickle.dumps(job))  # jobs must travel to other processes
+            if job.is_done():
+                results.append(MemberResult(job.run_name, job.run_dir, "skipped"))
+                continue
+            self.calls += 1
+            member = MemberSpec.from_dict(job.member)
+            task = get_registry().build("task", member.task["name"], **member.task["params"])
+            train = load_dataset(job.data_dir).train
+            val = train.iloc[job.val_rows]
+            val = val[task.rows(val)]
+            run_dir = Path(job.run_dir)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            n = task.num_original_classes
+
+            def onehot(truth):
+                if self.wrong_split == member.split_index:
+                    truth = np.zeros_like(truth)
+                return np.eye(n, dtype=np.float32)[truth] * 0.9 + 0.1 / n
+
+            np.savez(run_dir / "oof.npz", image_id=val["image_id"].to_numpy().astype(str),
+                     probs=onehot(task.truth(val)), truth=task.truth(val))
+            np.savez(run_dir / "eval.npz", image_id=self.eval_frame["image_id"].to_numpy().astype(str),
+                     probs=onehot(task.truth(self.eval_frame)))
+            (run_dir / DONE_FILE).write_text("truth\n")
+            results.append(MemberResult(job.run_name, job.run_dir, "trained"))
+        return results
+
+
+@pytest.mark.parametrize("recipe_name", ["full", "multihead", "single18", "hetero"])
+def test_every_recipe_structure_reproduces_the_answers_from_true_predictions(recipe_name, demo_dir, tmp_path):
+    module = load_recipe_module(recipe_name)
+    recipe = module.build(TINY)
+    executor = TruthExecutor(demo_dir / "eval" / "answers.csv")
+    result = run_recipe(recipe, data_dir=demo_dir, out_dir=tmp_path / "run", executor=executor, quiet=True)
+    sub = pd.read_csv(result.submission)
+    expected = answers(demo_dir)
+    assert list(sub.columns) == ["ImageID", "ans"]
+    assert sub["ImageID"].tolist() == expected["ImageID"].tolist()      # info.csv order
+    assert (sub["ans"] == expected["ans"]).all()
+    assert result.metrics["oof"]["accuracy"] == 1.0
+    assert result.metrics["oof"]["macro_f1"] == 1.0
+    assert result.metrics["oof"]["n_images"] > 0
+    assert executor.calls == len(result.members)
+
+
+def test_soft_vote_outvotes_one_wrong_split_and_hard_vote_too(demo_dir, tmp_path):
+    recipe = load_recipe_module("full").build(TINY)
+    out = tmp_path / "run"
+    result = run_recipe(recipe, data_dir=demo_dir, out_dir=out, quiet=True,
+                        executor=TruthExecutor(demo_dir / "eval" / "answers.csv", wrong_split=1))
+    # on eval every split votes: two right members outvote the wrong one
+    assert (pd.read_csv(result.submission)["ans"] == answers(demo_dir)["ans"]).all()
+    # out of fold each image has one member, so split 1's images are wrong
+    assert result.metrics["oof"]["accuracy"] < 1.0
+    assert cli_main(["ensemble", str(out), "--voter", "hard", "--quiet"]) == 0
+    assert (pd.read_csv(out / SUBMISSION_FILE)["ans"] == answers(demo_dir)["ans"]).all()
+    assert json.loads((out / "metrics.json").read_text())["voter"]["name"] == "hard"
+
+
+def test_pipeline_trains_resumes_and_recomputes(demo_dir, tmp_path, capsys):
+    """Real training with a tiny model at tiny images (2 splits to save time); then a rerun that trains nothing."""
+    recipe = load_recipe_module("full").build(TINY)
+    recipe["split"]["params"]["n_splits"] = 2
+    out = tmp_path / "run"
+    first = run_recipe(recipe, data_dir=demo_dir, out_dir=out, quiet=True)
+    assert first.trained == 8 and first.skipped == 0
+    for name in ("recipe.json", "run.json", "splits.json", "metrics.json", "report.md", "confusion.png",
+                 SUBMISSION_FILE):
+        assert (out / name).is_file(), name
+    assert not list(out.glob(".*.tmp")), "a temporary file was left behind"
+    sub = pd.read_csv(out / SUBMISSION_FILE)
+    assert sub["ImageID"].tolist() == answers(demo_dir)["ImageID"].tolist()
+    assert sub["ans"].between(0, 17).all()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["members"]) == 8
+    assert set(metrics["oof"]["factor_accuracy"]) == {"mask", "gender", "age"}
+    assert len(metrics["oof"]["per_class_f1"]) == 18
+    report = (out / "report.md").read_text()
+    assert "0.7372" in report and "trained from scratch" in report and "confusion.png" in report
+    assert json.loads((out / "recipe.json").read_text())["tasks"] == recipe["tasks"]
+
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("members/*/oof.npz")}
+    again = run_recipe(recipe, out_dir=out, quiet=True)          # data folder read back from run.json
+    assert again.trained == 0 and again.skipped == 8
+    assert again.seconds < 30
+    assert {p: p.stat().st_mtime_ns for p in out.glob("members/*/oof.npz")} == stamps
+    assert again.metrics["oof"] == first.metrics["oof"]
+
+    capsys.readouterr()
+    assert cli_main(["ensemble", str(out), "--voter", "geometric_mean"]) == 0
+    printed = capsys.readouterr().out
+    assert "macro F1" in printed and str(out / SUBMISSION_FILE) in printed
+    assert json.loads((out / "metrics.json").read_text())["voter"]["name"] == "geometric_mean"
+
+
+def test_tasks_that_do_not_cover_the_18_classes_fail_before_training(demo_dir, tmp_path):
+    recipe = load_recipe_module("full").build(TINY)
+    recipe["tasks"] = recipe["tasks"][:2]     # mask and gender, no age model
+    with pytest.raises(CoverageError, match="no task predicts age"):
+        run_recipe(recipe, data_dir=demo_dir, out_dir=tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run").exists()
+
+
+def test_identical_members_are_refused(demo_dir, tmp_path):
+    recipe = load_recipe_module("single18").build(TINY)
+    recipe["tasks"].append(dict(recipe["tasks"][0]))
+    with pytest.raises(RecipeError, match=r"tasks\[0\] and tasks\[1\] plan the same member"):
+        run_recipe(recipe, data_dir=demo_dir, out_dir=tmp_path / "run", quiet=True)
+
+
+def test_member_failure_names_the_member_and_keeps_no_submission(demo_dir, tmp_path):
+    from ensemble_core.errors import TrainingError
+
+    class Failing:
+        def run(self, jobs):
+            return [MemberResult(j.run_name, j.run_dir, "failed", error="ValueError: boom") for j in jobs]
+
+    recipe = load_recipe_module("single18").build(TINY)
+    with pytest.raises(TrainingError, match=r"3 of 3 member\(s\) failed:\n  - all18-test_resnet-s0-.*boom"):
+        run_recipe(recipe, data_dir=demo_dir, out_dir=tmp_path / "run", executor=Failing(), quiet=True)
+    assert not (tmp_path / "run" / SUBMISSION_FILE).exists()
+
+
+def test_member_job_round_trips_through_pickle(tmp_path):
+    job = MemberJob(member={"recipe": "r"}, data_dir="/data", train_rows=np.arange(3), val_rows=np.arange(3, 5),
+                    run_dir=str(tmp_path / "m"), exclude=("a.jpg",), options={"quiet": True})
+    back = pickle.loads(pickle.dumps(job))
+    assert back.run_name == "m" and back.exclude == ("a.jpg",) and back.val_rows.tolist() == [3, 4]
+    assert not back.is_done()
