@@ -1,0 +1,119 @@
+"""Every recipe in recipes/ validates for every preset (no training), and full.py is the seed as documented."""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ensemble_core.ensemble import presets
+from ensemble_core.ensemble.launch import warn_if_gpu_preset_on_cpu
+from ensemble_core.ensemble.presets import PRESET_NAMES, resolve_preset
+from ensemble_core.errors import RecipeError
+from ensemble_core.recipe import Recipe, validate
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE_FILES = sorted((REPO / "recipes").glob("*.py"))
+
+
+def load(path: Path):
+    spec = importlib.util.spec_from_file_location(f"recipe_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_recipes_are_there():
+    assert {p.stem for p in RECIPE_FILES} >= {"full", "multihead", "single18", "hetero"}
+
+
+@pytest.mark.parametrize("preset", PRESET_NAMES)
+@pytest.mark.parametrize("path", RECIPE_FILES, ids=lambda p: p.stem)
+def test_recipe_validates_for_every_preset(path, preset):
+    module = load(path)
+    data = module.recipe(preset)
+    recipe = validate(data, source=str(path))
+    assert recipe.name == module.NAME == path.stem
+    assert Recipe.from_dict(data).to_dict() == data          # plain data that round-trips
+    members = recipe.plan()
+    assert members and len({m.run_name for m in members}) == len(members)
+
+
+@pytest.mark.parametrize("path", RECIPE_FILES, ids=lambda p: p.stem)
+def test_recipe_run_has_the_common_signature(path):
+    params = inspect.signature(load(path).run).parameters
+    for name in ("data_dir", "out_dir", "preset", "executor", "quiet"):
+        assert name in params and params[name].default in (None, False)
+    assert any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+
+def test_dotted_overrides_reach_the_recipe():
+    full = load(REPO / "recipes" / "full.py")
+    data = full.recipe("small", **{"defaults.epochs": 2, "voter.name": "hard", "tasks.0.loss": "focal"})
+    assert data["defaults"]["epochs"] == 2 and data["voter"]["name"] == "hard" and data["tasks"][0]["loss"] == "focal"
+    with pytest.raises(RecipeError, match="epochs"):
+        validate(full.recipe("small", **{"defaults.epoch": 2}))
+
+
+def test_unknown_preset_is_named():
+    with pytest.raises(RecipeError, match="did you mean 'seed'|Did you mean 'seed'"):
+        resolve_preset("sed")
+
+
+def test_auto_preset_follows_the_gpu(monkeypatch):
+    monkeypatch.setattr(presets, "gpu_available", lambda: False)
+    assert resolve_preset(None).name == resolve_preset("auto").name == "small"
+    monkeypatch.setattr(presets, "gpu_available", lambda: True)
+    assert resolve_preset(None).name == "seed"
+
+
+def test_seed_preset_on_cpu_warns(monkeypatch, capsys):
+    monkeypatch.setattr("ensemble_core.ensemble.launch.gpu_available", lambda: False)
+    warn_if_gpu_preset_on_cpu(resolve_preset("seed"))
+    assert "sized for a GPU" in capsys.readouterr().err
+    warn_if_gpu_preset_on_cpu(resolve_preset("small"))
+    assert capsys.readouterr().err == ""
+
+
+def test_full_seed_preset_is_the_documented_seed():
+    data = load(REPO / "recipes" / "full.py").recipe("seed")
+    assert data["split"] == {"name": "shuffle", "params": {"n_splits": 3, "val_fraction": 0.2}}
+    assert data["voter"]["name"] == "soft"
+    d = data["defaults"]
+    assert d["load_size"] == [512, 384] and d["image_size"] == [380, 350]
+    assert d["preprocess"] == [{"name": "CenterCrop", "params": {"height": 380, "width": 350}}]
+    mask, gender, age_m, age_f = data["tasks"]
+    assert [t["task"] for t in data["tasks"]] == ["mask", "gender", "age_male", "age_female"]
+    assert mask["backbone"] == {"name": "resnext50d_32x4d", "params": {"pretrained": True}}
+    assert mask["augmentations"] == ["HueSaturationValue"] and mask["loss"] == "cross_entropy"
+    assert mask["optimizer"]["name"] == "adamw" and mask["optimizer"]["params"]["weight_decay"] == 0.01
+    assert mask["scheduler"] == {"name": "cosine_warm_restarts", "params": {"T_0": 10, "T_mult": 1, "eta_min": 0.001}}
+    for t in (gender, age_m, age_f):
+        assert t["backbone"]["name"] == "tf_efficientnet_b3_ns" and t["backbone"]["params"]["pretrained"]
+        assert t["augmentations"] == ["RandomBrightnessContrast", "HueSaturationValue", "CLAHE"]
+        assert t["loss"]["params"]["terms"] == [{"name": "cross_entropy", "weight": 0.3},
+                                                {"name": "soft_f1", "weight": 0.7}]
+        assert t["optimizer"] == {"name": "adam", "params": {"lr": 1e-5, "weight_decay": 1e-5}}
+        assert t["scheduler"]["params"]["eta_min"] == 1e-7
+    for t in (age_m, age_f):
+        assert t["label_transform"] == {"name": "age_threshold", "params": {"male": 58, "female": 57}}
+
+
+def test_small_preset_keeps_the_seed_structure():
+    full = load(REPO / "recipes" / "full.py")
+    seed, small = full.recipe("seed"), full.recipe("small")
+    assert [t["task"] for t in small["tasks"]] == [t["task"] for t in seed["tasks"]]
+    assert small["split"] == seed["split"] and small["voter"] == seed["voter"]
+    assert all(not t["backbone"]["params"]["pretrained"] for t in small["tasks"])
+
+
+def test_fire_prints_a_recipe_without_training():
+    fire = Path(sys.executable).with_name("fire")
+    cmd = [str(fire)] if fire.exists() else [sys.executable, "-m", "fire"]
+    out = subprocess.run(cmd + ["recipes/full.py", "recipe", "--preset", "seed", "--defaults.epochs=3"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "resnext50d_32x4d" in out.stdout and '"epochs": 3' in out.stdout
