@@ -1,7 +1,8 @@
 """Can a tiny CNN learn the demo data? Trains a 4-layer CNN on the 18 classes of the demo
-train split for a fixed CPU time budget and scores the demo eval split (macro F1).
+train split for a fixed number of epochs and scores the demo eval split (macro F1); prints the
+wall-clock and CPU seconds it took (the machine may be shared, so both are given).
 
-    python benchmarks/demo_learnability.py [DEMO_DIR] [--seconds 60] [--people 90] [--eval-people 30]
+    python benchmarks/demo_learnability.py [DEMO_DIR] [--epochs 20] [--people 90] [--eval-people 30]
 """
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from ensemble_core.data.layout import load_dataset
 def tiny_cnn(num_classes: int) -> nn.Module:
     def block(i, o):
         return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2))
-    return nn.Sequential(block(3, 32), block(32, 64), block(64, 96), block(96, 128),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(128, num_classes))
+    return nn.Sequential(block(3, 16), block(16, 32), block(32, 64), block(64, 96),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(96, num_classes))
 
 
 def to_tensor(arr: np.ndarray) -> torch.Tensor:
@@ -34,7 +35,7 @@ def to_tensor(arr: np.ndarray) -> torch.Tensor:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("demo_dir", nargs="?")
-    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--people", type=int, default=90)
     ap.add_argument("--eval-people", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
@@ -50,8 +51,8 @@ def main() -> None:
     x_ev = to_tensor(ImageCache(ev["path"]).array)
     model = tiny_cnn(18)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
-    t0, epoch = time.perf_counter(), 0
-    while time.perf_counter() - t0 < args.seconds:
+    t0, c0 = time.perf_counter(), time.process_time()
+    for epoch in range(1, args.epochs + 1):
         model.train()
         perm = torch.randperm(len(x_tr))
         for i in range(0, len(perm), 32):
@@ -63,7 +64,6 @@ def main() -> None:
             opt.zero_grad()
             loss.backward()
             opt.step()
-        epoch += 1
     model.eval()
     with torch.no_grad():
         pred = model(x_ev).argmax(1).numpy()
@@ -71,7 +71,7 @@ def main() -> None:
     f1 = f1_score(truth, pred, average="macro", labels=list(range(18)), zero_division=0)
     acc = (pred == truth).mean()
     print(f"{len(x_tr)} train / {len(x_ev)} eval images, {epoch} epochs in {time.perf_counter() - t0:.0f} s "
-          f"on {args.threads} threads: eval macro F1 {f1:.3f}, accuracy {acc:.3f} "
+          f"wall / {time.process_time() - c0:.0f} s CPU on {args.threads} threads: eval macro F1 {f1:.3f}, accuracy {acc:.3f} "
           f"(mask {np.mean(pred // 6 == truth // 6):.3f}, gender {np.mean(pred // 3 % 2 == truth // 3 % 2):.3f}, "
           f"age {np.mean(pred % 3 == truth % 3):.3f}); chance macro F1 ~{1 / 18:.3f}")
 
