@@ -164,3 +164,12 @@ def test_maskproxy_is_clean(maskproxy_dir):
     report = check_data(maskproxy_dir)
     assert (report.n_people, report.n_photos) == (2700, 18900)
     assert report.problems == []
+
+
+def test_skip_bad_leaves_out_a_person_with_a_bad_label(data):
+    edit_csv(data, ",male,", ",mle,")
+    with pytest.raises(DataError, match="bad gender 'mle'"):
+        preflight(data)
+    skipped = preflight(data, skip_bad=True)
+    assert len(skipped) == 1 and (data / "train" / "images").resolve() == type(data)(next(iter(skipped))).parent
+    assert load_dataset(data, exclude=skipped).n_people == DEMO_KWARGS["n_people"] - 1
