@@ -7,8 +7,13 @@ wall-clock and CPU seconds it took (the machine may be shared, so both are given
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import sys
 import tempfile
 import time
+from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,6 +44,7 @@ def main() -> None:
     ap.add_argument("--people", type=int, default=90)
     ap.add_argument("--eval-people", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-record", action="store_true", help="do not append to benchmarks/RESULTS.md")
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
@@ -70,11 +76,22 @@ def main() -> None:
     truth = ev["ans"].to_numpy()
     f1 = f1_score(truth, pred, average="macro", labels=list(range(18)), zero_division=0)
     acc = (pred == truth).mean()
-    print(f"{len(x_tr)} train / {len(x_ev)} eval images, {epoch} epochs in {time.perf_counter() - t0:.0f} s "
-          f"wall / {time.process_time() - c0:.0f} s CPU on {args.threads} threads: eval macro F1 {f1:.3f}, accuracy {acc:.3f} "
-          f"(mask {np.mean(pred // 6 == truth // 6):.3f}, gender {np.mean(pred // 3 % 2 == truth // 3 % 2):.3f}, "
-          f"age {np.mean(pred % 3 == truth % 3):.3f}); chance macro F1 ~{1 / 18:.3f}")
-
+    line = (f"{len(x_tr)} train / {len(x_ev)} eval images ({args.people} / {args.eval_people} people, 64x48), "
+            f"{epoch} epochs in {time.perf_counter() - t0:.0f} s wall / {time.process_time() - c0:.0f} s CPU on "
+            f"{args.threads} threads (load average {os.getloadavg()[0]:.1f}): eval macro F1 {f1:.3f}, accuracy "
+            f"{acc:.3f} (mask {np.mean(pred // 6 == truth // 6):.3f}, gender "
+            f"{np.mean(pred // 3 % 2 == truth // 3 % 2):.3f}, age {np.mean(pred % 3 == truth % 3):.3f}); "
+            f"chance macro F1 ~{1 / 18:.3f}")
+    print(line)
+    if not args.no_record:
+        results = Path(__file__).resolve().parent / "RESULTS.md"
+        cmd = "python " + " ".join(shlex.quote(a) for a in ["benchmarks/demo_learnability.py"] + sys.argv[1:])
+        previous = results.read_text() if results.is_file() else ""
+        with open(results, "a") as fh:
+            if previous and not previous.endswith("\n\n"):
+                fh.write("\n" if previous.endswith("\n") else "\n\n")
+            fh.write(f"### demo learnability — {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}\n\n"
+                     f"- command: `{cmd}` (tiny 4-layer CNN, 18 classes, plain torch, CPU)\n- {line}\n\n")
 
 if __name__ == "__main__":
     main()

@@ -146,8 +146,8 @@ def main(argv=None) -> int:
     cmd = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, Path.cwd())] + list(
         sys.argv[1:] if argv is None else argv))
     header = (f"### loader — {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}\n\n"
-              f"- hardware: {cpu_model()}, {os.cpu_count()} cores (shared with other jobs), torch "
-              f"{torch.__version__}, CPU only\n"
+              f"- hardware: {cpu_model()}, {os.cpu_count()} cores (shared with other jobs; load average "
+              f"{os.getloadavg()[0]:.1f} at the end), torch {torch.__version__}, CPU only\n"
               f"- command: `{cmd}`\n"
               f"- data: {data} ({len(paths)} images, stored {load_image(paths[0]).shape[1]}x"
               f"{load_image(paths[0]).shape[0]} w x h; load size {load_hw[1]}x{load_hw[0]}, "
@@ -161,9 +161,12 @@ def main(argv=None) -> int:
     text = header + "\n" + "\n".join(table) + "\n"
     print(text)
     if not args.no_record:
+        previous = RESULTS.read_text() if RESULTS.is_file() else ""
         with open(RESULTS, "a") as fh:
-            if RESULTS.stat().st_size == 0:
+            if not previous:
                 fh.write("# Benchmark results\n\nMeasured figures only; each entry names its command.\n\n")
+            elif not previous.endswith("\n\n"):
+                fh.write("\n" if previous.endswith("\n") else "\n\n")
             fh.write(text + "\n")
         print(f"appended to {RESULTS}")
     return 0
