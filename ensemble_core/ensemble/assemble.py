@@ -22,8 +22,13 @@ import numpy as np
 from ensemble_core.ensemble.combine import combine, require_coverage
 from ensemble_core.ensemble.predictions import MemberPredictions, PredictionCacheError, load_member, stack
 from ensemble_core.ensemble.voting import Voter
+from ensemble_core.errors import EnsembleCoreError
 from ensemble_core.labels import Task
 from ensemble_core.recipe import MemberSpec, Recipe, normalize_ref
+
+
+class VotingError(EnsembleCoreError):
+    """A voter cannot combine a task's members (e.g. weights that do not match the members)."""
 
 
 @dataclass
@@ -104,9 +109,14 @@ def vote_task(name: str, task: Task, preds: list[MemberPredictions], voter: Vote
     if np.isnan(fit_stack).all():
         raise PredictionCacheError(f"task {name!r}: its members ({', '.join(p.run_name for p in preds)}) have no "
                                    f"out-of-fold prediction on the images the task is about")
-    voter.fit(fit_stack, truth)
-    oof = voter(oof_stack)
-    ev = voter(stack(preds, eval_ids, "eval")) if eval_ids is not None else None
+    eval_stack = stack(preds, eval_ids, "eval") if eval_ids is not None else None
+    try:
+        voter.fit(fit_stack, truth)
+        oof = voter(oof_stack)
+        ev = voter(eval_stack) if eval_stack is not None else None
+    except ValueError as exc:
+        raise VotingError(f"task {name!r} with {len(preds)} member(s) "
+                          f"({', '.join(p.run_name for p in preds)}): {exc}") from exc
     return TaskVote(name, task, preds, voter, train_ids, rows, truth, oof, ev)
 
 
