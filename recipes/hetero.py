@@ -3,9 +3,9 @@ families on the 18 classes, 5 person-level folds, 0.3 cross-entropy + 0.7 F1 los
 pastes in a 60+ face, and a weighted soft vote whose weights are searched on out-of-fold predictions.
 
     fire recipes/hetero.py run [--data_dir DIR] [--preset seed|small|auto]
-    fire recipes/hetero.py run --voter.params.weights='[6,6,6,6,6,3,3,3,3,3,1,1,1,1,1]'   # fixed 6:3:1
+    fire recipes/hetero.py run --voter.params.weights='[6,3,1]'     # the winner's fixed 6:3:1
 
-The weights are per member, in plan order (backbone by backbone, folds within a backbone).
+Weights are per backbone (its 5 folds share one), in recipe order; searched ones too.
 seed preset: tf_efficientnet_b3_ns, eca_nfnet_l0, vit_base_patch16_384 (fed 384x384, its fixed size).
 small preset: resnet10t, mobilenetv3_small_050, test_convnext from scratch.
 """

@@ -83,6 +83,8 @@ def test_weighted_soft_given_weights_are_used_and_checked():
     np.testing.assert_allclose(WeightedSoftVote(weights=[3, 1])(probs), [[0.75, 0.25]])
     with pytest.raises(ValueError, match="2 weight"):
         WeightedSoftVote(weights=[1, 1])(np.concatenate([probs, probs]))
+    with pytest.raises(ValueError, match="2 weight"):
+        WeightedSoftVote(weights=[1, 1]).fit(np.concatenate([probs, probs, probs]), np.zeros(1, int))
     with pytest.raises(ValueError, match="non-negative"):
         WeightedSoftVote(weights=[-1, 2])
     with pytest.raises(ValueError, match="call fit"):
@@ -120,3 +122,24 @@ def test_macro_f1_matches_sklearn():
         p = np.where(rng.random(200) < 0.6, t, rng.integers(0, 5, 200))
         assert macro_f1(t, p, 6) == pytest.approx(f1_score(t, p, average="macro", zero_division=0))
     assert confusion([0, 1, 1], [0, 1, 0], 2).tolist() == [[1, 0], [1, 1]]
+
+
+def test_weighted_soft_shares_weights_within_groups():
+    """Per-backbone weights: folds of one backbone share its weight (given or searched)."""
+    rng = np.random.default_rng(5)
+    # 2 backbones x 3 folds; backbone "good" leans to the truth, "bad" is noise
+    good, targets = noisy_members(rng, n=300, c=3, qualities=(0.5, 0.5, 0.5))
+    bad, _ = noisy_members(rng, n=300, c=3, qualities=(0.0, 0.0, 0.0))
+    probs = np.concatenate([good, bad])
+    fold = rng.integers(0, 3, 300)
+    for m in range(6):                       # k-fold out of fold: member m predicts only its fold
+        probs[m, fold != m % 3] = np.nan
+    groups = ["good"] * 3 + ["bad"] * 3
+    given = WeightedSoftVote(weights=[3, 1]).fit(probs, targets, groups)
+    np.testing.assert_allclose(given.weights, [3, 3, 3, 1, 1, 1])
+    searched = WeightedSoftVote(seed=0).fit(probs, targets, groups)
+    assert searched.group_weights.shape == (2,)
+    assert searched.weights[0] == searched.weights[1] == searched.weights[2] > searched.weights[3]
+    assert searched.fit_score >= searched.uniform_score
+    with pytest.raises(ValueError, match="group label"):
+        WeightedSoftVote().fit(probs, targets, groups[:5])

@@ -13,6 +13,8 @@ rows is reported as ``filled_uniform``.
 """
 from __future__ import annotations
 
+import inspect
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,7 @@ class TaskVote:
     truth: np.ndarray           # (N_train,) original-class truth
     oof: np.ndarray             # (N_train, C) voted out-of-fold probabilities, NaN where no member predicted
     eval: np.ndarray | None     # (N_eval, C)
+    groups: list[str] = field(default_factory=list)   # per member: members differing only in split share one
     filled_uniform: int = 0
 
 
@@ -96,6 +99,34 @@ def _check_truth(pred: MemberPredictions, truth: np.ndarray, train_ids: np.ndarr
                                    f"member trained. Retrain into a fresh output folder")
 
 
+def member_groups(preds: list[MemberPredictions]) -> list[str]:
+    """One label per member; members that differ only in their split share it (the backbone's name,
+    numbered when one backbone appears with different settings)."""
+    labels, by_key = [], {}
+    for p in preds:
+        config = p.member.to_dict()
+        config.pop("split_index"), config.pop("seed")
+        key = json.dumps(config, sort_keys=True, default=str)
+        if key not in by_key:
+            base = p.member.backbone["name"]
+            same = sum(1 for label in by_key.values() if label.split("#")[0] == base)
+            by_key[key] = base if same == 0 else f"{base}#{same + 1}"
+        labels.append(by_key[key])
+    return labels
+
+
+def fit_voter(voter: Voter, probs: np.ndarray, targets: np.ndarray, groups: list[str]) -> None:
+    """``fit`` with the member groups when the voter takes them (members of one group share a weight)."""
+    try:
+        takes_groups = "groups" in inspect.signature(voter.fit).parameters
+    except (TypeError, ValueError):
+        takes_groups = False
+    if takes_groups:
+        voter.fit(probs, targets, groups=groups)
+    else:
+        voter.fit(probs, targets)
+
+
 def vote_task(name: str, task: Task, preds: list[MemberPredictions], voter: Voter, train_df,
               eval_ids: np.ndarray | None) -> TaskVote:
     train_ids = train_df["image_id"].astype(str).to_numpy()
@@ -110,14 +141,15 @@ def vote_task(name: str, task: Task, preds: list[MemberPredictions], voter: Vote
         raise PredictionCacheError(f"task {name!r}: its members ({', '.join(p.run_name for p in preds)}) have no "
                                    f"out-of-fold prediction on the images the task is about")
     eval_stack = stack(preds, eval_ids, "eval") if eval_ids is not None else None
+    groups = member_groups(preds)
     try:
-        voter.fit(fit_stack, truth)
+        fit_voter(voter, fit_stack, truth, groups)
         oof = voter(oof_stack)
         ev = voter(eval_stack) if eval_stack is not None else None
     except ValueError as exc:
         raise VotingError(f"task {name!r} with {len(preds)} member(s) "
                           f"({', '.join(p.run_name for p in preds)}): {exc}") from exc
-    return TaskVote(name, task, preds, voter, train_ids, rows, truth, oof, ev)
+    return TaskVote(name, task, preds, voter, train_ids, rows, truth, oof, ev, groups)
 
 
 def build_ensemble(recipe: Recipe, out_dir: str | Path, dataset, voter: Any = None, registry=None) -> Ensemble:

@@ -50,6 +50,7 @@ def task_summary(tv: TaskVote) -> dict[str, Any]:
     return {
         "members": [p.run_name for p in tv.members],
         "voter": repr(tv.voter),
+        "groups": list(tv.groups),
         "weights": None if weights is None else [float(w) for w in weights],
         "n_oof_images": int(have.sum()),
         "oof_macro_f1": macro_f1(truth, pred, tv.task.num_original_classes),

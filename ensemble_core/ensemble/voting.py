@@ -14,7 +14,7 @@ it on every voter.
 """
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -126,13 +126,19 @@ class GeometricMean:
 
 
 class WeightedSoftVote:
-    """Weighted mean of the members' probabilities, one weight per member.
+    """Weighted mean of the members' probabilities.
 
-    With ``weights`` given, they are used as is. Without, :meth:`fit` searches
-    them on out-of-fold predictions to maximise macro F1: uniform weights
-    first, then ``n_candidates`` random Dirichlet draws, then ``refine_rounds``
-    of per-member coordinate steps. A candidate replaces the incumbent only
-    when it scores strictly higher, so the fitted voter is never worse than
+    Members may share weights: ``fit(probs, targets, groups)`` takes an
+    optional ``(M,)`` array of group labels (the pipeline passes one group per
+    backbone and settings, so the folds of one backbone share its weight).
+    Without ``groups`` every member is its own group.
+
+    With ``weights`` given (one per group, or one per member) they are used as
+    is. Without, :meth:`fit` searches one weight per group on out-of-fold
+    predictions to maximise macro F1: uniform weights first, then
+    ``n_candidates`` random Dirichlet draws, then ``refine_rounds`` of
+    per-group coordinate steps. A candidate replaces the incumbent only when it
+    scores strictly higher, so the fitted voter is never worse than
     :class:`SoftVote` on the data it was fitted on.
     """
 
@@ -149,67 +155,94 @@ class WeightedSoftVote:
         if n_candidates < 0 or refine_rounds < 0:
             raise ValueError(f"weighted_soft: n_candidates and refine_rounds must be >= 0, "
                              f"got {n_candidates}, {refine_rounds}")
-        self.given = weights is not None
-        self.weights: np.ndarray | None = weights
+        self.given: np.ndarray | None = weights
+        self.weights: np.ndarray | None = None        # per member, set by fit()
+        self.group_weights: np.ndarray | None = None
         self.n_candidates = int(n_candidates)
         self.refine_rounds = int(refine_rounds)
         self.seed = int(seed)
         self.fit_score: float | None = None
         self.uniform_score: float | None = None
 
+    @staticmethod
+    def _groups(groups: Sequence[Any] | None, n_members: int) -> np.ndarray:
+        if groups is None:
+            return np.arange(n_members)
+        labels = list(groups)
+        if len(labels) != n_members:
+            raise ValueError(f"weighted_soft.fit: {len(labels)} group label(s) for {n_members} member(s)")
+        first = {g: i for i, g in reversed(list(enumerate(labels)))}
+        order = {g: k for k, g in enumerate(sorted(first, key=first.get))}   # groups in order of appearance
+        return np.array([order[g] for g in labels], dtype=np.int64)
+
+    def _member_weights(self, given: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        n_groups, n_members = int(groups.max()) + 1, len(groups)
+        if given.size == n_groups:
+            return given[groups]
+        if given.size == n_members:
+            return given
+        raise ValueError(f"weighted_soft: {given.size} weight(s) for {n_members} member(s) in {n_groups} group(s); "
+                         f"give one weight per group (backbone, in recipe order) or one per member "
+                         f"(backbones x splits, in recipe order)")
+
     def _score(self, probs: np.ndarray, targets: np.ndarray, rows: np.ndarray, w: np.ndarray) -> float:
         voted = weighted_mean(probs[:, rows], w)
         return macro_f1(targets[rows], voted.argmax(axis=1), probs.shape[2])
 
-    def fit(self, probs: np.ndarray, targets: np.ndarray) -> "WeightedSoftVote":
+    def fit(self, probs: np.ndarray, targets: np.ndarray, groups: Sequence[Any] | None = None) -> "WeightedSoftVote":
         probs = check_probs(probs, "weighted_soft.fit")
-        n_members = probs.shape[0]
-        if self.given:
-            self._check_members(n_members)
+        members = self._groups(groups, probs.shape[0])
+        if self.given is not None:
+            self.weights = self._member_weights(self.given, members)
             return self
         targets = np.asarray(targets)
         if targets.shape != (probs.shape[1],):
             raise ValueError(f"weighted_soft.fit: targets must have shape ({probs.shape[1]},), got {targets.shape}")
         rows = available(probs).any(axis=0)
-        best_w = np.ones(n_members)
         if not rows.any():
             raise ValueError("weighted_soft.fit: no image has a prediction from any member; "
                              "fit on out-of-fold predictions (oof.npz)")
-        best = self.uniform_score = self._score(probs, targets, rows, best_w)
+        n_groups = int(members.max()) + 1
+        best_w = np.ones(n_groups)
+        best = self.uniform_score = self._score(probs, targets, rows, best_w[members])
         rng = np.random.default_rng(self.seed)
-        if n_members > 1:
-            for cand in rng.dirichlet(np.ones(n_members), size=self.n_candidates) * n_members:
-                score = self._score(probs, targets, rows, cand)
+        if n_groups > 1:
+            for cand in rng.dirichlet(np.ones(n_groups), size=self.n_candidates) * n_groups:
+                score = self._score(probs, targets, rows, cand[members])
                 if score > best:
                     best, best_w = score, cand
             for _ in range(self.refine_rounds):
-                for m in range(n_members):
+                for g in range(n_groups):
                     for factor in self.STEP_FACTORS:
                         cand = best_w.copy()
-                        cand[m] = cand[m] * factor if factor else 0.0
+                        cand[g] = cand[g] * factor if factor else 0.0
                         if cand.sum() <= 0:
                             continue
-                        score = self._score(probs, targets, rows, cand)
+                        score = self._score(probs, targets, rows, cand[members])
                         if score > best:
                             best, best_w = score, cand
-        self.weights = best_w / best_w.sum()
+        self.group_weights = best_w / best_w.sum()
+        self.weights = self.group_weights[members]
         self.fit_score = best
         return self
 
-    def _check_members(self, n_members: int) -> None:
-        if self.weights is None:
-            raise ValueError("weighted_soft: no weights; give `weights` in the recipe (voter.params.weights) "
-                             "or call fit() on out-of-fold predictions first")
-        if self.weights.size != n_members:
-            raise ValueError(f"weighted_soft: {self.weights.size} weight(s) for {n_members} member(s); "
-                             f"give one weight per member of the task (backbones x splits, in recipe order)")
-
     def __call__(self, probs: np.ndarray) -> np.ndarray:
         probs = check_probs(probs, "weighted_soft")
-        self._check_members(probs.shape[0])
-        return weighted_mean(probs, self.weights)
+        weights = self.weights
+        if weights is None and self.given is not None and self.given.size == probs.shape[0]:
+            weights = self.given
+        if weights is None and self.given is not None:
+            raise ValueError(f"weighted_soft: {self.given.size} weight(s) for {probs.shape[0]} member(s); call "
+                             f"fit(probs, targets, groups) to spread per-group weights over the members")
+        if weights is None:
+            raise ValueError("weighted_soft: no weights; give `weights` in the recipe (voter.params.weights) "
+                             "or call fit() on out-of-fold predictions first")
+        if weights.size != probs.shape[0]:
+            raise ValueError(f"weighted_soft: {weights.size} weight(s) for {probs.shape[0]} member(s); "
+                             f"vote the members it was fitted on")
+        return weighted_mean(probs, weights)
 
     def __repr__(self) -> str:
-        w = None if self.weights is None else [round(float(x), 4) for x in self.weights]
+        shown = next((w for w in (self.group_weights, self.given, self.weights) if w is not None), None)
+        w = None if shown is None else [round(float(x), 4) for x in shown]
         return f"WeightedSoftVote(weights={w})"
-
