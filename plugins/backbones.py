@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -102,11 +103,20 @@ def network_available(host: tuple[str, int] = PROBE_HOST, timeout: float = PROBE
     """True when a TCP connection to the weights host opens within ``timeout`` seconds."""
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes"):
         return False
-    try:
-        with socket.create_connection(host, timeout=timeout):
-            return True
-    except OSError:
-        return False
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection(host, timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    # a thread bounds the DNS lookup too, which socket timeouts do not cover
+    worker = threading.Thread(target=probe, daemon=True)
+    worker.start()
+    worker.join(timeout + 0.5)
+    return bool(result and result[0])
 
 
 def _create_downloaded(model_name: str, kwargs: dict):

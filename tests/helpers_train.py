@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ensemble_core.recipe import MemberSpec, Recipe
 
@@ -30,3 +31,14 @@ def person_split(train_df, val_fraction: float = 0.25, seed: int = 0):
 def load_demo(demo_dir: Path):
     from ensemble_core.data.layout import load_dataset
     return load_dataset(demo_dir)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_torch_thread():
+    """One torch thread for the training tests: on a shared 2-core machine an oversubscribed
+    2-thread run is several times slower. Restored after the module."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

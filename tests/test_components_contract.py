@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ensemble_core.manager import get_registry
+from helpers_train import single_torch_thread  # noqa: F401 (autouse fixture)
 
 REGISTRY = get_registry()
 REQUIRED_PARAMS = {

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers_train import load_demo, person_split, tiny_member
+from helpers_train import load_demo, person_split, tiny_member, single_torch_thread  # noqa: F401 (autouse fixture)
 
 pytest.importorskip("torch")
 
@@ -140,3 +140,15 @@ def test_a_run_folder_refuses_another_member(mask_run, demo, tmp_path):
     (copy / "DONE").unlink()
     with pytest.raises(TrainingError, match="config_hash"):
         train_member(tiny_member("mask", epochs=3), ds, split, copy, quiet=True)
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement(demo, tmp_path):
+    from ensemble_core.train import train_member
+    ds, split = demo
+    member = tiny_member("gender", epochs=3, early_stopping_patience=1,
+                         optimizer={"name": "sgd", "params": {"lr": 0.0, "momentum": 0.0}})
+    summary = train_member(member, ds, split, tmp_path / member.run_name, quiet=True)
+    # training stops `patience` epochs after the best one (lr 0: usually right after epoch 2)
+    assert summary["epochs_run"] == min(3, summary["best_epoch"] + 1 + 1)
+    lines = (tmp_path / member.run_name / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == summary["epochs_run"]

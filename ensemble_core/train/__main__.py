@@ -29,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("job", help="JSON job file (MemberJob fields)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -41,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         options["device"] = args.device
     if args.quiet:
         options["quiet"] = True
+    if args.threads:
+        options["threads"] = args.threads
     job = MemberJob(member=data["member"], data_dir=data["data_dir"],
                     train_rows=np.asarray(data["train_rows"], dtype=np.int64),
                     val_rows=np.asarray(data["val_rows"], dtype=np.int64), run_dir=data["run_dir"],

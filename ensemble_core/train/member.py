@@ -291,19 +291,22 @@ class MemberTrainer:
 
 def train_member(member: MemberSpec | dict, dataset: Any, split: tuple[Sequence[int], Sequence[int]],
                  run_dir: str | Path, *, registry=None, device: str | torch.device | None = None,
-                 quiet: bool = False, image_cache=None) -> dict:
+                 quiet: bool = False, image_cache=None, threads: int | None = None) -> dict:
     """Train one member into ``run_dir`` (the member's own folder) and return its summary.
 
     ``dataset``: the data layer's ``Dataset`` (``train`` / ``eval`` tables); ``split``: row
     indices into ``dataset.train``; ``image_cache``: an ``ImageCache`` to reuse when it holds every
-    needed path at the member's ``load_size``. Skips a folder with ``DONE`` (returns its summary with
-    status ``"skipped"``); resumes from ``checkpoints/last.pt``.
+    needed path at the member's ``load_size``; ``threads``: torch CPU threads for this process (on a
+    shared CPU, 1 can be several times faster than oversubscribed cores). Skips a folder with ``DONE``
+    (returns its summary with status ``"skipped"``); resumes from ``checkpoints/last.pt``.
     """
     if isinstance(member, dict):
         member = MemberSpec.from_dict(member)
     run = RunFolder(run_dir)
     if run.is_done():
         return {**run.read_summary(), "status": "skipped"}
+    if threads:
+        torch.set_num_threads(int(threads))
     trainer = MemberTrainer(member, dataset, split, Path(run_dir), registry=registry, device=device, quiet=quiet,
                             image_cache=image_cache)
     return trainer.run_all()
