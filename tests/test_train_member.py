@@ -152,3 +152,22 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(demo, tm
     assert summary["epochs_run"] == min(3, summary["best_epoch"] + 1 + 1)
     lines = (tmp_path / member.run_name / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == summary["epochs_run"]
+
+
+def test_a_shared_image_cache_of_the_train_table_is_reused(demo, tmp_path, monkeypatch):
+    """The pipeline may decode the train table once; the member then decodes only the eval images."""
+    from ensemble_core.data.images import ImageCache
+    from ensemble_core.train import inputs, train_member
+    ds, split = demo
+    shared = ImageCache(list(ds.train["path"]))
+    built = []
+    real = inputs.ImageCache
+
+    def counting(paths, *args, **kwargs):
+        built.append(len(paths))
+        return real(paths, *args, **kwargs)
+
+    monkeypatch.setattr(inputs, "ImageCache", counting)
+    member = tiny_member("gender")
+    train_member(member, ds, split, tmp_path / member.run_name, quiet=True, image_cache=shared)
+    assert built == [len(ds.eval)]

@@ -70,11 +70,12 @@ class MemberLoaders:
 
     def __init__(self, samples: MemberSamples, member, registry, image_cache: ImageCache | None, seed: int,
                  pin_memory: bool = False):
-        paths = list(samples.train["path"]) + list(samples.val["path"])
-        if samples.eval is not None:
-            paths += list(samples.eval["path"])
-        paths = list(dict.fromkeys(str(p) for p in paths))
-        self.cache = image_cache_for(paths, member.load_size, image_cache)
+        labelled = list(dict.fromkeys(str(p) for p in list(samples.train["path"]) + list(samples.val["path"])))
+        self.cache = image_cache_for(labelled, member.load_size, image_cache)
+        self.eval_cache = None
+        if samples.eval is not None:  # a shared cache of the train table alone still serves train/val
+            eval_paths = list(dict.fromkeys(str(p) for p in samples.eval["path"]))
+            self.eval_cache = image_cache_for(eval_paths, member.load_size, image_cache)
         self.batch_size = int(member.batch_size)
         self.eval_batch_size = int(member.eval_batch_size or 2 * member.batch_size)
         self.num_workers = int(member.num_workers)
@@ -88,7 +89,7 @@ class MemberLoaders:
                                       samples.train_targets, train_tf)
         self.val_set = ImageDataset(self.cache, self.cache.rows_of(samples.val["path"]), samples.val_targets, eval_tf)
         self.eval_set = None if samples.eval is None else \
-            ImageDataset(self.cache, self.cache.rows_of(samples.eval["path"]), None, eval_tf)
+            ImageDataset(self.eval_cache, self.eval_cache.rows_of(samples.eval["path"]), None, eval_tf)
 
     @property
     def drop_last(self) -> bool:
