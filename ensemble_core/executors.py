@@ -21,6 +21,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 DONE_FILE = "DONE"
+ERROR_FILE = "error.log"   # traceback of the last failed attempt (removed when an attempt starts)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class MemberJob:
 class MemberResult:
     run_name: str
     run_dir: str
-    status: str                  # "trained", "skipped" (DONE was there) or "failed"
+    status: str                  # "trained", "skipped" (DONE was there), "failed" or "not_run" (after a failure)
     seconds: float = 0.0
     error: str | None = None     # one-line reason when failed
     details: str | None = None   # traceback when failed
@@ -73,6 +74,8 @@ def run_member_job(job: MemberJob, dataset: Any = None, image_cache: Any = None)
     """
     if job.is_done():
         return MemberResult(job.run_name, job.run_dir, "skipped")
+    error_file = Path(job.run_dir) / ERROR_FILE
+    error_file.unlink(missing_ok=True)
     start = time.perf_counter()
     try:
         from ensemble_core.recipe import MemberSpec
@@ -86,8 +89,11 @@ def run_member_job(job: MemberJob, dataset: Any = None, image_cache: Any = None)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # one member's failure is reported with its run folder
+        details = traceback.format_exc()
+        error_file.parent.mkdir(parents=True, exist_ok=True)
+        error_file.write_text(details)
         return MemberResult(job.run_name, job.run_dir, "failed", time.perf_counter() - start,
-                            error=f"{type(exc).__name__}: {exc}", details=traceback.format_exc())
+                            error=f"{type(exc).__name__}: {exc}", details=details)
     if not job.is_done():
         return MemberResult(job.run_name, job.run_dir, "failed", time.perf_counter() - start,
                             error=f"train_member returned without writing {DONE_FILE} in {job.run_dir}")
@@ -142,8 +148,8 @@ class LocalExecutor:
                 result = run_member_job(job, dataset, cache)
                 results.append(result)
                 if result.status == "failed" and self.stop_on_error:
-                    results.extend(MemberResult(j.run_name, j.run_dir, "failed",
-                                                error=f"not run: stopped after {job.run_name} failed")
+                    results.extend(MemberResult(j.run_name, j.run_dir, "not_run",
+                                                error=f"stopped after {job.run_name} failed")
                                    for j in jobs[i + 1:])
                     break
         finally:

@@ -191,3 +191,13 @@ def test_member_job_round_trips_through_pickle(tmp_path):
     back = pickle.loads(pickle.dumps(job))
     assert back.run_name == "m" and back.exclude == ("a.jpg",) and back.val_rows.tolist() == [3, 4]
     assert not back.is_done()
+
+
+def test_run_member_job_reports_a_failure_with_its_traceback_file(tmp_path):
+    from ensemble_core.executors import ERROR_FILE, run_member_job
+
+    job = MemberJob(member={"recipe": "r"}, data_dir=str(tmp_path), train_rows=np.arange(2), val_rows=np.arange(2, 3),
+                    run_dir=str(tmp_path / "m"))
+    result = run_member_job(job, dataset=object())
+    assert result.status == "failed" and "TypeError" in result.error
+    assert "Traceback" in (tmp_path / "m" / ERROR_FILE).read_text()

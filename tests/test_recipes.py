@@ -117,3 +117,12 @@ def test_fire_prints_a_recipe_without_training():
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "resnext50d_32x4d" in out.stdout and '"epochs": 3' in out.stdout
+
+
+def test_run_prints_user_errors_without_a_traceback(tmp_path, capsys):
+    full = load(REPO / "recipes" / "full.py")
+    with pytest.raises(SystemExit) as exit_info:
+        full.run(data_dir=str(tmp_path), out_dir=str(tmp_path / "run"), preset="small", **{"defaults.epoch": 2})
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Did you mean 'epochs'" in err

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ensemble_core.ensemble.presets import Preset, gpu_available, resolve_preset
+from ensemble_core.errors import EnsembleCoreError
 from ensemble_core.recipe import Recipe
 
 DEMO_DATA_DIR = Path("runs") / "demo-data"
@@ -36,23 +37,39 @@ def demo_data(out_dir: str | Path = DEMO_DATA_DIR) -> Path:
     return make_demo(out_dir)
 
 
-def warn_if_gpu_preset_on_cpu(preset: Preset) -> None:
-    if preset.sized_for_gpu and not gpu_available():
-        print(f"warning: preset {preset.name!r} is sized for a GPU ({preset.load_size[0]}x{preset.load_size[1]} "
-              f"photos, {', '.join(sorted(set(preset.backbones.values())))}, {preset.epochs} epochs, pretrained "
-              f"weights); on this CPU it takes hours. Use --preset small for a CPU run.", file=sys.stderr, flush=True)
+def warn_if_gpu_preset_on_cpu(preset: Preset, recipe: Mapping[str, Any] | None = None) -> None:
+    if not preset.sized_for_gpu or gpu_available():
+        return
+    backbones = sorted({m.backbone["name"] for m in Recipe.from_dict(recipe).plan()}) if recipe else \
+        sorted(set(preset.backbones.values()))
+    print(f"warning: preset {preset.name!r} is sized for a GPU ({preset.load_size[0]}x{preset.load_size[1]} "
+          f"photos, {', '.join(backbones)}, {preset.epochs} epochs, pretrained weights); on this CPU it takes "
+          f"hours. Use --preset small for a CPU run.", file=sys.stderr, flush=True)
 
 
 def launch(name: str, build: RecipeBuilder, data_dir: str | Path | None = None, out_dir: str | Path | None = None,
            preset: str | Preset | None = None, executor: Any = None, quiet: bool = False,
            skip_bad_files: bool = False, **overrides: Any) -> dict[str, Any]:
-    """Run recipe ``name`` end to end; returns paths and headline figures (fire prints them)."""
+    """Run recipe ``name`` end to end; returns paths and headline figures (fire prints them).
+
+    Errors the user must fix (:class:`EnsembleCoreError`) are printed as one message and exit with
+    status 1; call :func:`ensemble_core.ensemble.pipeline.run_recipe` to get the exception instead.
+    """
+    try:
+        return _launch(name, build, data_dir, out_dir, preset, executor, quiet, skip_bad_files, overrides)
+    except EnsembleCoreError as exc:  # a command-line entry point: the message, not a traceback
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from exc
+
+
+def _launch(name: str, build: RecipeBuilder, data_dir, out_dir, preset, executor, quiet: bool,
+            skip_bad_files: bool, overrides: Mapping[str, Any]) -> dict[str, Any]:
     from ensemble_core.ensemble.pipeline import run_recipe
 
     start = time.perf_counter()
     chosen = resolve_preset(preset)
-    warn_if_gpu_preset_on_cpu(chosen)
     recipe = recipe_data(build, chosen, **overrides)
+    warn_if_gpu_preset_on_cpu(chosen, recipe)
     data_note = None
     if data_dir is None:
         data_dir = demo_data()

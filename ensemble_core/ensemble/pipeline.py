@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ensemble_core.errors import DataError, EnsembleCoreError, RecipeError, TrainingError
-from ensemble_core.executors import Executor, MemberJob, MemberResult
+from ensemble_core.executors import ERROR_FILE, Executor, MemberJob, MemberResult
 from ensemble_core.recipe import Recipe, normalize_ref, validate
 
 RECIPE_FILE = "recipe.json"
@@ -155,12 +155,13 @@ def check_results(results: list[MemberResult], jobs: list[MemberJob]) -> None:
     if len(results) != len(jobs):
         raise TrainingError(f"the executor returned {len(results)} result(s) for {len(jobs)} member(s)")
     failed = [r for r in results if r.status == "failed"]
-    if failed:
-        first = next((r for r in failed if r.details), None)
-        lines = "\n".join(f"  - {r.run_name}: {r.error} ({r.run_dir})" for r in failed)
-        detail = f"\nFirst failure's traceback:\n{first.details}" if first else ""
-        raise TrainingError(f"{len(failed)} of {len(jobs)} member(s) failed:\n{lines}\nFinished members are kept; "
-                            f"fix the cause and rerun with the same out_dir to resume.{detail}")
+    not_run = [r for r in results if r.status == "not_run"]
+    if failed or not_run:
+        lines = "\n".join(f"  - {r.run_name}: {r.error}" + (f" (traceback: {Path(r.run_dir) / ERROR_FILE})"
+                                                          if r.details else "") for r in failed)
+        skipped = f"\n{len(not_run)} more member(s) were not run ({not_run[0].error})." if not_run else ""
+        raise TrainingError(f"{len(failed)} of {len(jobs)} member(s) failed:\n{lines}{skipped}\nFinished members "
+                            f"are kept; fix the cause and rerun with the same out_dir to resume.")
 
 
 # ---------------------------------------------------------------- ensemble outputs
