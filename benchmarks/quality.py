@@ -119,8 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiny", action="store_true", help="CPU smoke size: demo data, tiny backbones, 1 epoch")
     ap.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
     ap.add_argument("--json", default=None, help="also write the figures as JSON to this file")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1 with --tiny)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
+    if args.threads or args.tiny:
+        import torch
+        torch.set_num_threads(args.threads or 1)
 
     work = Path(tempfile.mkdtemp(prefix="quality-"))
     out_dir = Path(args.out) if args.out else work / "run"

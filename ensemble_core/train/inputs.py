@@ -81,6 +81,7 @@ class MemberLoaders:
         self.num_workers = int(member.num_workers)
         self.pin_memory = pin_memory
         self.seed = seed
+        self._val_loader: DataLoader | None = None
         train_tf = build_transforms(member.preprocess, member.augmentations, member.image_size, registry, train=True)
         eval_tf = build_transforms(member.preprocess, [], member.image_size, registry, train=False)
         if hasattr(train_tf, "set_random_seed"):
@@ -101,17 +102,22 @@ class MemberLoaders:
         n, b = len(self.train_set), self.batch_size
         return n // b if self.drop_last else 1
 
-    def _loader(self, dataset, batch_size: int, order=None, drop_last: bool = False) -> DataLoader:
+    def _loader(self, dataset, batch_size: int, order=None, drop_last: bool = False,
+                persistent: bool = False) -> DataLoader:
         return DataLoader(dataset, batch_size=batch_size, sampler=order, shuffle=False, drop_last=drop_last,
                           num_workers=self.num_workers, pin_memory=self.pin_memory,
                           worker_init_fn=seeded_worker_init if self.num_workers else None,
-                          persistent_workers=False)
+                          persistent_workers=persistent and self.num_workers > 0)
 
     def train_loader(self, order: np.ndarray) -> DataLoader:
         return self._loader(self.train_set, self.batch_size, order=order.tolist(), drop_last=self.drop_last)
 
     def val_loader(self) -> DataLoader:
-        return self._loader(self.val_set, self.eval_batch_size)
+        # built once: validation runs every epoch (twice with EMA) with no randomness, so its workers
+        # stay up between passes instead of being forked again each time
+        if self._val_loader is None:
+            self._val_loader = self._loader(self.val_set, self.eval_batch_size, persistent=True)
+        return self._val_loader
 
     def eval_loader(self) -> DataLoader | None:
         return None if self.eval_set is None else self._loader(self.eval_set, self.eval_batch_size)

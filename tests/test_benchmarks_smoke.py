@@ -1,0 +1,69 @@
+"""The benchmark scripts run at their tiny CPU size (so they cannot rot): each prints its table and
+appends a section to the RESULTS file named by ENSEMBLE_CORE_RESULTS (a temp file here, never the
+real benchmarks/RESULTS.md)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "benchmarks"
+
+pytestmark = pytest.mark.slow
+
+
+def run_script(args: list[str], results: Path, timeout: int = 240, env_extra: dict | None = None,
+               exe: list[str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ENSEMBLE_CORE_RESULTS": str(results), "PYTHONUNBUFFERED": "1", **(env_extra or {})}
+    out = subprocess.run((exe or [sys.executable]) + args, cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=timeout)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out
+
+
+@pytest.fixture
+def results(tmp_path) -> Path:
+    return tmp_path / "RESULTS.md"
+
+
+def test_quality_tiny(results, tmp_path):
+    real = (BENCH / "RESULTS.md").read_text()
+    out = run_script([str(BENCH / "quality.py"), "--tiny", "--quiet", "--out", str(tmp_path / "run")], results)
+    assert "macro F1 (18 classes)" in out.stdout and "per member" not in out.stderr
+    text = results.read_text()
+    assert "quality: best" in text and "from scratch" in text and "command: `python" in text
+    assert "eval (eval/answers.csv)" in text and "mask accuracy" in text
+    assert (tmp_path / "run" / "submission.csv").is_file()
+    assert (BENCH / "RESULTS.md").read_text() == real          # the real file is untouched
+
+
+def test_train_speed_tiny(results):
+    out = run_script([str(BENCH / "train_speed.py"), "--tiny", "--steps", "3", "--warmup", "1"], results)
+    assert "library trainer (img/s)" in out.stdout and "test_efficientnet" in out.stdout
+    assert "training speed" in results.read_text()
+
+
+def test_ensemble_inference_tiny(results):
+    out = run_script([str(BENCH / "ensemble_inference.py"), "--tiny"], results)
+    assert "ensemble eval images/s" in out.stdout
+    assert "0.00e+00" in out.stdout        # the fresh probabilities equal the cached eval.npz
+    assert "ensemble inference" in results.read_text()
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None, reason="needs bash + timeout")
+def test_gpu_session_script_at_tiny_size(tmp_path):
+    out_dir = tmp_path / "out"
+    run_script([str(BENCH / "gpu_session.sh"), "setup", "data", "quality", "inference"], tmp_path / "unused.md",
+               timeout=400, exe=["bash"],
+               env_extra={"GPU_SESSION_TINY": "1", "PYTHON": sys.executable, "OUT": str(out_dir),
+                          "RUNS": str(tmp_path / "runs")})
+    log = (out_dir / "gpu_session.log").read_text()
+    assert "stage quality: exit 0" in log and "stage inference: exit 0" in log
+    text = (out_dir / "RESULTS-gpu.md").read_text()
+    assert "quality: best" in text and "ensemble inference" in text
+    assert (out_dir / "best.json").is_file() and (out_dir / "best-metrics.json").is_file()
