@@ -1,6 +1,8 @@
 """Voters: NaN handling, each voter's rule, and the weighted search never losing to soft voting."""
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score
@@ -25,18 +27,31 @@ def noisy_members(rng, n=400, c=3, qualities=(0.9, 0.4, 0.1)):
     return probs, targets
 
 
-def test_registered_voters_build_and_satisfy_the_protocol():
-    reg = get_registry()
-    assert set(VOTER_NAMES) <= set(reg["voter"].names())
+def test_builtin_voters_are_registered():
+    assert set(VOTER_NAMES) <= set(get_registry()["voter"].names())
+
+
+@pytest.mark.parametrize("name", get_registry()["voter"].names())
+def test_every_registered_voter_keeps_the_contract(name):
+    """Builds with no parameters, fits, votes (N, C) rows summing to 1, and survives pickling."""
     rng = np.random.default_rng(0)
     probs = random_probs(rng, 3, 20, 4)
     targets = rng.integers(0, 4, 20)
-    for name in VOTER_NAMES:
-        voter = reg.build("voter", name)
-        assert isinstance(voter, Voter)
-        out = voter.fit(probs, targets)(probs)
-        assert out.shape == (20, 4)
-        np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-6)
+    voter = get_registry().build("voter", name)
+    assert isinstance(voter, Voter)
+    out = voter.fit(probs, targets)(probs)
+    assert out.shape == (20, 4)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(voter))(probs), out)
+
+
+@pytest.mark.parametrize("name", get_registry()["executor"].names())
+def test_every_registered_executor_keeps_the_contract(name):
+    from ensemble_core.executors import Executor
+
+    executor = get_registry().build("executor", name)
+    assert isinstance(executor, Executor)
+    assert executor.run([]) == []
 
 
 @pytest.mark.parametrize("name", VOTER_NAMES)
