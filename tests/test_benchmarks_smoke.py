@@ -34,7 +34,7 @@ def results(tmp_path) -> Path:
 def test_quality_tiny(results, tmp_path):
     real = (BENCH / "RESULTS.md").read_text()
     out = run_script([str(BENCH / "quality.py"), "--tiny", "--quiet", "--out", str(tmp_path / "run")], results)
-    assert "macro F1 (18 classes)" in out.stdout and "per member" not in out.stderr
+    assert "macro F1 (18 classes)" in out.stdout and "val macro F1" in out.stdout
     text = results.read_text()
     assert "quality: best" in text and "from scratch" in text and "command: `python" in text
     assert "eval (eval/answers.csv)" in text and "mask accuracy" in text
