@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                          parse_overrides(args.overrides), args.tiny, args.quiet)
     lines = table(result)
     print("\n".join(lines))
-    print(f"run folder: {result['out_dir']}")
+    print(f"run folder: {result['out_dir']}" + ("" if args.out else " (temporary, removed; pass --out to keep it)"))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=str))
     if not args.no_append:
