@@ -119,7 +119,7 @@ def run_benchmark(run_dir: Path, workers: int, eval_batch_size: int | None, devi
             "decode_s": decode_s, "infer_s": total_s, "forward_images": passes,
             "ensemble_images_per_s": len(paths) / total_s, "forward_images_per_s": passes / total_s,
             "max_abs_diff": max_diff, "device": device_kind() if device.type == "cuda" else "CPU",
-            "data": data_label(data_dir, tiny="demo" in str(data_dir)), "workers": workers}
+            "data": info.get("data_note") or data_label(data_dir, tiny=False), "workers": workers}
 
 
 def table(r: dict) -> list[str]:
