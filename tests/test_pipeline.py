@@ -121,6 +121,7 @@ def test_soft_vote_outvotes_one_wrong_split_and_hard_vote_too(demo_dir, tmp_path
     assert json.loads((out / "metrics.json").read_text())["voter"]["name"] == "hard"
 
 
+@pytest.mark.slow
 def test_pipeline_trains_resumes_and_recomputes(demo_dir, tmp_path, capsys):
     """Real training with a tiny model at tiny images (2 splits to save time); then a rerun that trains nothing."""
     recipe = load_recipe_module("full").build(TINY)
