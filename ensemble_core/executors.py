@@ -9,16 +9,27 @@ of its split and its run folder) as plain data.
 
 A member whose run folder already holds ``DONE`` is skipped without loading
 any data, so rerunning a recipe resumes it.
+
+Every executor runs a job through :func:`run_member_attempts`: a member that
+raises is retried (``retries`` times, resuming from its last checkpoint) and
+after the last attempt its ``error.log`` holds every attempt's traceback. A
+member stopped on request (SIGINT / SIGTERM, see :mod:`ensemble_core.stopping`)
+saves ``checkpoints/last.pt`` and reports ``"stopped"``; it is never retried.
 """
 from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+
+from ensemble_core.errors import EnsembleCoreError
+from ensemble_core.stopping import MemberStopped, stop_requested
+
+DEFAULT_RETRIES = 1          # a member that raises gets one more attempt (from its last checkpoint)
 
 DONE_FILE = "DONE"
 ERROR_FILE = "error.log"   # traceback of the last failed attempt (removed when an attempt starts)
@@ -48,10 +59,13 @@ class MemberJob:
 class MemberResult:
     run_name: str
     run_dir: str
-    status: str                  # "trained", "skipped" (DONE was there), "failed" or "not_run" (after a failure)
+    status: str                  # "trained", "skipped" (DONE was there), "failed", "stopped" (on request, checkpoint
+                                 # saved) or "not_run" (after a failure or a stop)
     seconds: float = 0.0
+    attempts: int = 0            # training attempts made (0: skipped / not run)
     error: str | None = None     # one-line reason when failed
     details: str | None = None   # traceback when failed
+    user_error: bool = False     # the failure is an EnsembleCoreError (data / config to fix): not retried
 
 
 @runtime_checkable
@@ -88,16 +102,66 @@ def run_member_job(job: MemberJob, dataset: Any = None, image_cache: Any = None)
                      **job.options)
     except (KeyboardInterrupt, SystemExit):
         raise
+    except MemberStopped as exc:
+        return MemberResult(job.run_name, job.run_dir, "stopped", time.perf_counter() - start, error=str(exc))
     except Exception as exc:  # one member's failure is reported with its run folder
         details = traceback.format_exc()
         error_file.parent.mkdir(parents=True, exist_ok=True)
         error_file.write_text(details)
         return MemberResult(job.run_name, job.run_dir, "failed", time.perf_counter() - start,
-                            error=f"{type(exc).__name__}: {exc}", details=details)
+                            error=f"{type(exc).__name__}: {exc}", details=details,
+                            user_error=isinstance(exc, EnsembleCoreError))
     if not job.is_done():
         return MemberResult(job.run_name, job.run_dir, "failed", time.perf_counter() - start,
                             error=f"train_member returned without writing {DONE_FILE} in {job.run_dir}")
     return MemberResult(job.run_name, job.run_dir, "trained", time.perf_counter() - start)
+
+
+def with_threads(job: MemberJob, threads: int | None) -> MemberJob:
+    """``job`` with torch's CPU thread count set (``None``: the job's own setting)."""
+    if not threads:
+        return job
+    return replace(job, options={**job.options, "threads": int(threads)})
+
+
+def check_retries(retries: Any, executor: str) -> int:
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise EnsembleCoreError(f"executor {executor!r}: retries must be a whole number >= 0, got {retries!r}")
+    return retries
+
+
+def is_retryable(result: MemberResult) -> bool:
+    """Retry a member that raised something unexpected (out of memory, a lost file system, a flaky
+    download); an :class:`EnsembleCoreError` (bad data, bad config, NaN loss) fails the same way again."""
+    return result.status == "failed" and result.details is not None and not result.user_error
+
+
+def run_member_attempts(job: MemberJob, retries: int = DEFAULT_RETRIES, dataset: Any = None,
+                        image_cache: Any = None) -> MemberResult:
+    """:func:`run_member_job` up to ``1 + retries`` times; never raises for a failing member.
+
+    Each retry resumes from the member's last checkpoint. After the last failed attempt the member's
+    ``error.log`` holds the traceback of every attempt, and the result names them.
+    """
+    logs: list[str] = []
+    seconds = 0.0
+    for attempt in range(1, retries + 2):
+        result = run_member_job(job, dataset, image_cache)
+        seconds += result.seconds
+        result.seconds, result.attempts = seconds, (attempt if result.status != "skipped" else 0)
+        if result.status != "failed":
+            return result
+        logs.append(f"===== attempt {attempt} of {retries + 1}: {result.error}\n{result.details or ''}")
+        if not is_retryable(result) or attempt > retries or stop_requested():
+            break
+    error_file = Path(job.run_dir) / ERROR_FILE
+    if result.details is not None:
+        error_file.parent.mkdir(parents=True, exist_ok=True)
+        error_file.write_text("\n".join(logs))
+        result.details = "\n".join(logs)
+    if result.attempts > 1:
+        result.error = f"{result.error} (after {result.attempts} attempts)"
+    return result
 
 
 class LocalExecutor:
@@ -110,9 +174,12 @@ class LocalExecutor:
     as not run.
     """
 
-    def __init__(self, stop_on_error: bool = True, share_images: bool = True):
+    def __init__(self, stop_on_error: bool = True, share_images: bool = True, retries: int = DEFAULT_RETRIES,
+                 threads: int | None = None):
         self.stop_on_error = bool(stop_on_error)
         self.share_images = bool(share_images)
+        self.retries = check_retries(retries, "local")
+        self.threads = threads
         self._datasets: dict[tuple, Any] = {}
         self._caches: dict[tuple, Any] = {}
 
@@ -141,16 +208,19 @@ class LocalExecutor:
         results: list[MemberResult] = []
         try:
             for i, job in enumerate(jobs):
+                if stop_requested():
+                    results.extend(MemberResult(j.run_name, j.run_dir, "not_run", error="the run was stopped")
+                                   for j in jobs[i:])
+                    break
                 dataset = cache = None
                 if not job.is_done():
                     dataset = self._dataset(job)
                     cache = self._image_cache(job, dataset)
-                result = run_member_job(job, dataset, cache)
+                result = run_member_attempts(with_threads(job, self.threads), self.retries, dataset, cache)
                 results.append(result)
-                if result.status == "failed" and self.stop_on_error:
-                    results.extend(MemberResult(j.run_name, j.run_dir, "not_run",
-                                                error=f"stopped after {job.run_name} failed")
-                                   for j in jobs[i + 1:])
+                if result.status == "stopped" or (result.status == "failed" and self.stop_on_error):
+                    why = "the run was stopped" if result.status == "stopped" else f"stopped after {job.run_name} failed"
+                    results.extend(MemberResult(j.run_name, j.run_dir, "not_run", error=why) for j in jobs[i + 1:])
                     break
         finally:
             self._datasets.clear()
@@ -158,4 +228,5 @@ class LocalExecutor:
         return results
 
     def __repr__(self) -> str:
-        return f"LocalExecutor(stop_on_error={self.stop_on_error}, share_images={self.share_images})"
+        return (f"LocalExecutor(stop_on_error={self.stop_on_error}, share_images={self.share_images}, "
+                f"retries={self.retries}, threads={self.threads})")

@@ -6,6 +6,11 @@ A recipe file defines ``build(preset) -> dict`` (plain recipe data) and thin
 (``--defaults.epochs=2``, ``--tasks.0.loss=focal``), makes the demo data when
 no data folder is given, runs the pipeline into ``runs/<name>`` (so a rerun
 resumes and skips finished members) and returns the paths and headline figures.
+
+Executor flags: ``--executor local|process|ray`` picks the executor, ``--executor.params.NAME=VALUE``
+sets its parameters (``--executor.params.workers=2``), and ``--ray_address ADDRESS`` joins a Ray
+cluster (it implies ``--executor ray``). SIGINT / SIGTERM stop the run after the running members save a
+checkpoint; the exit status is 128 + the signal number and rerunning the command resumes.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from typing import Any, Callable, Mapping
 from ensemble_core.ensemble.presets import Preset, gpu_available, resolve_preset
 from ensemble_core.errors import EnsembleCoreError
 from ensemble_core.recipe import Recipe
+from ensemble_core.stopping import RunInterrupted
 
 DEMO_DATA_DIR = Path("runs") / "demo-data"
 DEMO_NOTE = "synthetic demo faces from ensemble_core.data.demo, not the competition data"
@@ -35,6 +41,34 @@ def recipe_data(build: RecipeBuilder, preset: str | Preset | None = None, **over
 def demo_data(out_dir: str | Path = DEMO_DATA_DIR) -> Path:
     from ensemble_core.data.demo import make_demo
     return make_demo(out_dir)
+
+
+EXECUTOR_PARAM_PREFIX = "executor.params."
+
+
+def executor_choice(executor: Any, overrides: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """Split the command line's executor flags from the recipe overrides.
+
+    ``executor`` (a name, ``{name, params}`` or None = the recipe's), ``ray_address`` and
+    ``executor.params.*`` overrides become one executor reference (None: keep the recipe's executor
+    and let the ``executor.*`` overrides edit it); returns it and the remaining recipe overrides.
+    """
+    rest = dict(overrides)
+    address = rest.pop("ray_address", None)
+    if executor is None and address is None:
+        return None, rest
+    if isinstance(executor, Mapping):
+        name, params = executor.get("name"), dict(executor.get("params") or {})
+    else:
+        name, params = (executor if executor is not None else "ray"), {}
+    for key in [k for k in rest if k.startswith(EXECUTOR_PARAM_PREFIX)]:
+        params[key[len(EXECUTOR_PARAM_PREFIX):]] = rest.pop(key)
+    if address is not None:
+        if name != "ray":
+            raise EnsembleCoreError(f"--ray_address {address!r} is for --executor ray, but --executor is {name!r}; "
+                                    f"drop one of them")
+        params["address"] = str(address)
+    return {"name": name, "params": params}, rest
 
 
 def warn_if_gpu_preset_on_cpu(preset: Preset, recipe: Mapping[str, Any] | None = None) -> None:
@@ -57,6 +91,9 @@ def launch(name: str, build: RecipeBuilder, data_dir: str | Path | None = None, 
     """
     try:
         return _launch(name, build, data_dir, out_dir, preset, executor, quiet, skip_bad_files, overrides)
+    except RunInterrupted as exc:  # SIGINT / SIGTERM: checkpoints are saved; say how to resume
+        print(f"[{name}] {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(exc.exit_status) from exc
     except EnsembleCoreError as exc:  # a command-line entry point: the message, not a traceback
         print(f"error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(1) from exc
@@ -68,6 +105,7 @@ def _launch(name: str, build: RecipeBuilder, data_dir, out_dir, preset, executor
 
     start = time.perf_counter()
     chosen = resolve_preset(preset)
+    executor, overrides = executor_choice(executor, overrides)
     recipe = recipe_data(build, chosen, **overrides)
     warn_if_gpu_preset_on_cpu(chosen, recipe)
     data_note = None

@@ -33,6 +33,7 @@ import numpy as np
 from ensemble_core.errors import DataError, EnsembleCoreError, RecipeError, TrainingError
 from ensemble_core.executors import ERROR_FILE, Executor, MemberJob, MemberResult
 from ensemble_core.recipe import Recipe, normalize_ref, validate
+from ensemble_core.stopping import RunInterrupted, signal_exit_status
 
 RECIPE_FILE = "recipe.json"
 RUN_FILE = "run.json"
@@ -151,6 +152,35 @@ def plan_jobs(recipe: Recipe, data_dir: Path, splits, out_dir: Path, exclude: Se
     return jobs
 
 
+def run_members(runner: Executor, jobs: list[MemberJob]) -> list[MemberResult]:
+    """``runner.run(jobs)`` where the first SIGINT / SIGTERM asks the running members to save a last
+    checkpoint and return (a second one stops at once); raises :class:`RunInterrupted` after a stop."""
+    from ensemble_core.stopping import clear_stop, graceful_signals, stop_reason
+
+    clear_stop()
+    try:
+        with graceful_signals():
+            results = runner.run(jobs)
+        reason = stop_reason()
+    finally:
+        clear_stop()
+    stopped = [r for r in results if r.status == "stopped"]
+    if reason or stopped:
+        raise RunInterrupted(interrupted_message(results, jobs, reason), signal_exit_status(reason))
+    return results
+
+
+def interrupted_message(results: list[MemberResult], jobs: list[MemberJob], reason: str | None) -> str:
+    out_dir = Path(jobs[0].run_dir).parent.parent if jobs else Path(".")
+    finished = sum(r.status in ("trained", "skipped") for r in results)
+    stopped = [r for r in results if r.status == "stopped"]
+    saved = "".join(f"\n  - {r.run_name}: {r.error}" for r in stopped)
+    return (f"run stopped ({reason or 'a member was stopped'}): {finished} of {len(jobs)} member(s) finished and "
+            f"are kept; {len(stopped)} saved a last checkpoint{':' if stopped else '.'}{saved}\n"
+            f"Resume by running the same command again (same out_dir: {out_dir}); finished members are skipped "
+            f"and stopped ones continue from their checkpoint.")
+
+
 def check_results(results: list[MemberResult], jobs: list[MemberJob]) -> None:
     if len(results) != len(jobs):
         raise TrainingError(f"the executor returned {len(results)} result(s) for {len(jobs)} member(s)")
@@ -256,7 +286,7 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
     todo = sum(not j.is_done() for j in jobs)
     say(quiet, f"[ensemble] {len(jobs)} member(s): {len(jobs) - todo} finished before, {todo} to train")
     runner = make_executor(executor, recipe, registry)
-    results = runner.run(jobs)
+    results = run_members(runner, jobs)
     check_results(results, jobs)
     for r in results:
         if r.status == "trained":

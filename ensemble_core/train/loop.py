@@ -47,10 +47,19 @@ def to_device(images: torch.Tensor, precision: Precision) -> torch.Tensor:
 def train_one_epoch(model: nn.Module, loader, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
                     schedule: ScheduledLR | None, scaler, precision: Precision, guard: NonFiniteGuard, epoch: int,
                     batch_augmentation: Callable | None = None, ema=None, grad_clip: float | None = None,
-                    progress=None) -> dict:
+                    progress=None, start_step: int = 0, should_stop: Callable[[], bool] | None = None) -> dict:
+    """Train over ``loader`` (which already skips the first ``start_step`` batches of the epoch).
+
+    ``should_stop`` is asked before every step after the first one of this call; when it says yes
+    the epoch is left unfinished and ``stopped_at_step`` (the next step to run) is returned.
+    """
     model.train()
     loss_sum, n_seen, n_finite, start = 0.0, 0, 0, time.perf_counter()
-    for step, (images, targets) in enumerate(loader):
+    stopped_at = None
+    for step, (images, targets) in enumerate(loader, start=start_step):
+        if should_stop is not None and step > start_step and should_stop():
+            stopped_at = step
+            break
         images = to_device(images, precision)
         targets = targets.to(precision.device, non_blocking=True)
         if batch_augmentation is not None:
@@ -86,7 +95,8 @@ def train_one_epoch(model: nn.Module, loader, loss_fn: nn.Module, optimizer: tor
             progress.set_postfix(loss=f"{value:.4f}", img_s=f"{n_seen / elapsed:.0f}", refresh=False)
     elapsed = max(time.perf_counter() - start, 1e-9)
     return {"train_loss": loss_sum / n_finite if n_finite else float("nan"),
-            "images_per_s": n_seen / elapsed, "train_seconds": elapsed, "nonfinite_steps": guard.total}
+            "images_per_s": n_seen / elapsed, "train_seconds": elapsed, "nonfinite_steps": guard.total,
+            "stopped_at_step": stopped_at}
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ import torch
 
 from ensemble_core.errors import TrainingError
 from ensemble_core.recipe import MemberSpec
+from ensemble_core.stopping import MemberStopped, stop_requested
 from ensemble_core.train import components as C
 from ensemble_core.train.checkpoint import (atomic_write_json, atomic_write_text, load_checkpoint,
                                             remove_stale_temp_files, save_checkpoint)
@@ -43,6 +44,7 @@ class Progress:
     best_weights: str = "model"       # "model" or "ema": which weights best.pt holds
     bad_epochs: int = 0               # epochs since the last improvement
     resumed_from: int | None = None   # epochs finished when this process started (None: fresh)
+    resumed_from_step: int = 0        # step of epoch ``resumed_from`` this process started at (stopped mid-epoch)
 
 
 def split_hash(split: tuple[Sequence[int], Sequence[int]]) -> str:
@@ -119,8 +121,9 @@ class MemberTrainer:
                                     f"but this member has {new[key]!r}; a run folder resumes only the same member "
                                     f"and split. Use another run folder, or delete {self.run.path} to start over.")
 
-    def state_dict(self) -> dict:
-        return {"format": CHECKPOINT_FORMAT, "model": self.model.state_dict(),
+    def state_dict(self, partial: dict | None = None) -> dict:
+        """``partial``: ``{"epoch", "step"}`` of an epoch stopped on request (resume continues there)."""
+        return {"format": CHECKPOINT_FORMAT, "model": self.model.state_dict(), "partial": partial,
                 "ema": None if self.ema is None else self.ema.module.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": None if self.schedule is None else self.schedule.scheduler.state_dict(),
@@ -146,10 +149,14 @@ class MemberTrainer:
         if self.scaler is not None and ckpt.get("scaler") is not None:
             self.scaler.load_state_dict(ckpt["scaler"])
         set_rng_state(ckpt["rng"])
-        self.progress = Progress(**{**ckpt["progress"], "resumed_from": ckpt["epoch"] + 1})
+        partial = ckpt.get("partial") or {}
+        self.resume_step = int(partial.get("step", 0)) if partial.get("epoch") == ckpt["epoch"] + 1 else 0
+        self.progress = Progress(**{**ckpt["progress"], "resumed_from": ckpt["epoch"] + 1,
+                                    "resumed_from_step": self.resume_step})
         self.guard.total = int(ckpt.get("nonfinite_total", 0))
         self.metrics.truncate_after(ckpt["epoch"])
-        self._repair_best(ckpt)
+        if not partial:  # a stop mid-epoch saved after best.pt was complete
+            self._repair_best(ckpt)
 
     def _repair_best(self, ckpt: dict) -> None:
         """A kill between saving last.pt and best.pt leaves best.pt one improvement behind; last.pt then holds
@@ -181,18 +188,23 @@ class MemberTrainer:
                 best = (name, sc, val_loss)
         return best[0], best[1], best[2], f1s
 
-    def train_epoch(self, epoch: int, tb: TensorBoardLog) -> dict:
-        order = epoch_order(len(self.loaders.train_set), self.seed, epoch)
+    def train_epoch(self, epoch: int, tb: TensorBoardLog, start_step: int = 0) -> dict:
+        order = epoch_order(len(self.loaders.train_set), self.seed, epoch)[start_step * self.loaders.batch_size:]
         lr = float(self.optimizer.param_groups[0]["lr"])
         bar = _progress_bar(self.loaders.steps_per_epoch, f"{self.member.run_name} {epoch + 1}/{self.member.epochs}",
                             self.quiet)
+        if bar is not None and start_step:
+            bar.update(start_step)
         try:
             stats = train_one_epoch(self.forward_model, self.loaders.train_loader(order), self.loss_fn,
                                     self.optimizer, self.schedule, self.scaler, self.precision, self.guard, epoch,
-                                    self.batch_augmentation, self.ema, self.member.grad_clip, bar)
+                                    self.batch_augmentation, self.ema, self.member.grad_clip, bar,
+                                    start_step=start_step, should_stop=stop_requested)
         finally:
             if bar is not None:
                 bar.close()
+        if stats["stopped_at_step"] is not None:
+            self.stop_mid_epoch(epoch, stats["stopped_at_step"])
         if self.schedule is not None and self.schedule.interval == "epoch":
             self.schedule.scheduler.step()
         if not weights_finite(self.model):
@@ -230,6 +242,14 @@ class MemberTrainer:
                   f"({chosen}) {stats['images_per_s']:.0f} img/s" + (" *best" if improved else ""))
         return record
 
+    def stop_mid_epoch(self, epoch: int, step: int) -> None:
+        """Save everything after ``step`` steps of ``epoch`` (resume continues with the next step), then stop."""
+        if not weights_finite(self.model):
+            raise TrainingError(f"epoch {epoch + 1}: model weights became NaN/inf before the requested stop; "
+                                f"not saved (last good checkpoint: {self.run.last})")
+        save_checkpoint(self.run.last, self.state_dict(partial={"epoch": epoch, "step": step}))
+        raise MemberStopped(self.run.path, f"in epoch {epoch + 1} after step {step} ({self.run.last} saved)")
+
     # ---- predictions ---------------------------------------------------
     def load_best(self) -> None:
         path = self.run.best if self.run.best.is_file() else self.run.last
@@ -257,7 +277,8 @@ class MemberTrainer:
                    "best_val_macro_f1": p.best_metric if p.best_epoch >= 0 else None,
                    "oof_macro_f1": final["macro_f1"], "oof_accuracy": final["accuracy"],
                    "oof_per_class_f1": final["per_class_f1"], "tta": [repr(t) for t in self.ttas],
-                   "resumed_from_epoch": p.resumed_from, "nonfinite_steps": self.guard.total,
+                   "resumed_from_epoch": p.resumed_from, "resumed_from_step": p.resumed_from_step,
+                   "nonfinite_steps": self.guard.total,
                    "n_train": len(self.samples.train), "n_val": len(self.samples.val),
                    "n_eval": 0 if self.samples.eval is None else len(self.samples.eval),
                    "device": str(self.device), "precision": self.precision.name,
@@ -269,17 +290,22 @@ class MemberTrainer:
         started = time.perf_counter()
         self.run.create()
         self.guard = NonFiniteGuard(int(self.member.max_nonfinite_steps))
+        self.resume_step = 0
         self.check_config()
         atomic_write_json(self.run.config, self.config())
         self.resume()
         tb = TensorBoardLog(self.run.tb)
         try:
-            if self.progress.resumed_from and not self.quiet:
-                _echo(f"{self.member.run_name}: resuming after epoch {self.progress.resumed_from} ({self.run.last})")
-            for epoch in range(self.progress.epoch + 1, int(self.member.epochs)):
+            if (self.progress.resumed_from or self.resume_step) and not self.quiet:
+                at = f", step {self.resume_step} of epoch {self.progress.resumed_from + 1}" if self.resume_step else ""
+                _echo(f"{self.member.run_name}: resuming after epoch {self.progress.resumed_from}{at} ({self.run.last})")
+            first = self.progress.epoch + 1
+            for epoch in range(first, int(self.member.epochs)):
                 if self.stop_early():
                     break
-                self.train_epoch(epoch, tb)
+                if epoch > first and stop_requested():  # last.pt holds the epoch before
+                    raise MemberStopped(self.run.path, f"after epoch {epoch} ({self.run.last} saved)")
+                self.train_epoch(epoch, tb, self.resume_step if epoch == first else 0)
             if self.progress.epoch < 0:
                 raise TrainingError(f"{self.run.path}: no epoch was trained (epochs={self.member.epochs})")
             summary = self.finish(started, tb)

@@ -1,0 +1,136 @@
+"""``process`` executor: a pool of spawned worker processes, one per GPU or per CPU slot.
+
+    fire recipes/full.py run --executor process                          # one worker per GPU, else per 1..n cores
+    fire recipes/full.py run --executor process --executor.params.workers=2
+
+Each worker is started with the ``spawn`` method (safe for torch threads and CUDA), pinned to one GPU
+through ``CUDA_VISIBLE_DEVICES`` when there are GPUs, and limited to ``threads_per_worker`` torch
+threads (default: CPU cores / workers). Members are independent: each worker loads the data set and
+decodes the images its member needs. SIGINT / SIGTERM are handled in the workers too (a terminal's
+Ctrl-C reaches the whole process group): they save a last checkpoint and return.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, wait, FIRST_COMPLETED
+from typing import Sequence
+
+from ensemble_core.errors import EnsembleCoreError
+from ensemble_core.executor_parallel import (clear_stop_file, collect, default_cpu_count, run_member_in_worker)
+from ensemble_core.executors import DEFAULT_RETRIES, MemberJob, MemberResult, check_retries
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` when set, else every CUDA device torch sees."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    try:
+        import torch
+        return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    except ImportError:
+        return []
+
+
+def _init_worker(slots) -> None:
+    """Runs once in each new worker: take a slot (GPU id or None), pin to it, handle signals gracefully."""
+    gpu = slots.get()
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    import signal
+
+    from ensemble_core.stopping import request_stop
+
+    def handler(signum, frame):
+        request_stop(signal.Signals(signum).name)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+
+
+def _run_job(job: MemberJob, retries: int, stop_file: str, threads: int | None) -> MemberResult:
+    from ensemble_core.stopping import clear_stop, stop_requested
+    if stop_requested():  # a signal reached this worker while it was idle: the parent decides what follows
+        clear_stop()
+    return run_member_in_worker(job, retries, stop_file, threads)
+
+
+class ProcessExecutor:
+    """Train members in parallel worker processes.
+
+    ``workers``: pool size (default: the number of GPUs, else ``min(cores, members)``);
+    ``gpus``: GPU ids to spread the workers over (default: ``CUDA_VISIBLE_DEVICES`` / every CUDA device;
+    ``[]`` for CPU only); ``threads_per_worker``: torch CPU threads per worker (default: cores / workers);
+    ``retries``: extra attempts for a member that raises.
+    """
+
+    def __init__(self, workers: int | None = None, gpus: Sequence[int | str] | None = None,
+                 threads_per_worker: int | None = None, retries: int = DEFAULT_RETRIES):
+        for name, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise EnsembleCoreError(f"executor 'process': {name} must be a whole number >= 1 or unset, "
+                                        f"got {value!r}")
+        self.workers = workers
+        self.gpus = None if gpus is None else [str(g) for g in (gpus if isinstance(gpus, (list, tuple)) else [gpus])]
+        self.threads_per_worker = threads_per_worker
+        self.retries = check_retries(retries, "process")
+
+    def plan(self, n_jobs: int) -> tuple[int, list[str | None], int]:
+        """(workers, one GPU id or None per worker, torch threads per worker)."""
+        gpus = visible_gpus() if self.gpus is None else self.gpus
+        cores = default_cpu_count()
+        workers = self.workers or (len(gpus) if gpus else min(cores, max(n_jobs, 1)))
+        slots = [gpus[i % len(gpus)] for i in range(workers)] if gpus else [None] * workers
+        threads = self.threads_per_worker or max(1, cores // workers)
+        return workers, slots, threads
+
+    def run(self, jobs: Sequence[MemberJob]) -> list[MemberResult]:
+        jobs = list(jobs)
+        todo = [i for i, j in enumerate(jobs) if not j.is_done()]
+        results = [MemberResult(j.run_name, j.run_dir, "skipped") for j in jobs]
+        if not todo:
+            return results
+        clear_stop_file(jobs)
+        workers, slots, threads = self.plan(len(todo))
+        workers = min(workers, len(todo))
+        ctx = multiprocessing.get_context("spawn")
+        queue = ctx.Queue()
+        for slot in slots[:workers]:
+            queue.put(slot)
+        from ensemble_core.stopping import stop_file_for
+        stop_file = str(stop_file_for(jobs[0].run_dir))
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,))
+        try:
+            futures: dict[Future, int] = {pool.submit(_run_job, jobs[i], self.retries, stop_file, threads): k
+                                          for k, i in enumerate(todo)}
+
+            def wait_some(pending, timeout):
+                done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+                for f in done:
+                    try:
+                        yield f, f.result()
+                    except CancelledError:
+                        yield f, MemberResult(jobs[todo[futures[f]]].run_name, jobs[todo[futures[f]]].run_dir,
+                                              "not_run", error="the run was stopped before it started")
+                    except Exception as exc:  # noqa: BLE001 - a dead worker (BrokenProcessPool) or pickling error
+                        yield f, exc
+
+            def cancel_pending():
+                for f in futures:
+                    f.cancel()
+
+            done = collect([jobs[i] for i in todo], futures, wait_some, cancel_pending)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()
+            raise
+        pool.shutdown(wait=True)
+        for k, i in enumerate(todo):
+            results[i] = done[k]
+        return results
+
+    def __repr__(self) -> str:
+        return (f"ProcessExecutor(workers={self.workers}, gpus={self.gpus}, "
+                f"threads_per_worker={self.threads_per_worker}, retries={self.retries})")
