@@ -154,6 +154,7 @@ def plain_loop(model_name: str, dataset, cache, rows, cfg) -> float:
 # ---------------------------------------------------------------- library trainer
 def library_loop(model_name: str, dataset, cache, train_rows, val_rows, cfg, augmentations: list) -> float:
     from ensemble_core.recipe import Recipe
+    from ensemble_core.stopping import stop_requested
     from ensemble_core.train.loop import NonFiniteGuard, train_one_epoch
     from ensemble_core.train.member import MemberTrainer
 
@@ -172,7 +173,8 @@ def library_loop(model_name: str, dataset, cache, train_rows, val_rows, cfg, aug
         timer = StepTimer(cfg.warmup, total, trainer.device.type == "cuda")
         train_one_epoch(trainer.forward_model, loader, trainer.loss_fn, trainer.optimizer, trainer.schedule,
                         trainer.scaler, trainer.precision, NonFiniteGuard(int(member.max_nonfinite_steps)), 0,
-                        trainer.batch_augmentation, trainer.ema, member.grad_clip, timer)
+                        trainer.batch_augmentation, trainer.ema, member.grad_clip, timer,
+                        should_stop=stop_requested)   # as MemberTrainer.train_epoch calls it
         return timer.images_per_s(cfg.batch_size)
 
 
