@@ -49,10 +49,15 @@ def crashed_result(job: MemberJob, exc: BaseException) -> MemberResult:
 Waiter = Callable[[list[Hashable], float], Iterable[tuple[Hashable, Any]]]
 
 
+Resubmit = Callable[[int, BaseException], Hashable | None]
+
+
 def collect(jobs: Sequence[MemberJob], handles: dict[Hashable, int], wait: Waiter,
-            on_stop: Callable[[], None] = lambda: None, poll_seconds: float = 0.25) -> list[MemberResult]:
+            on_stop: Callable[[], None] = lambda: None, poll_seconds: float = 0.25,
+            resubmit: Resubmit | None = None) -> list[MemberResult]:
     """Wait for every handle (``handle -> index into jobs``); ``wait(pending, timeout)`` yields
-    ``(handle, MemberResult or exception)`` for finished ones.
+    ``(handle, MemberResult or exception)`` for finished ones. An exception means the worker died;
+    ``resubmit(index, exc)`` may return a new handle for that job (a retry) or None.
 
     After the first failed member, or when this process is asked to stop, the stop file is written
     (running members checkpoint and return) and ``on_stop`` runs (e.g. cancel jobs not started).
@@ -72,6 +77,11 @@ def collect(jobs: Sequence[MemberJob], handles: dict[Hashable, int], wait: Waite
         while pending:
             for handle, outcome in wait(list(pending), poll_seconds):
                 i = pending.pop(handle)
+                if not isinstance(outcome, MemberResult) and resubmit is not None and not stopping:
+                    retry = resubmit(i, outcome)
+                    if retry is not None:
+                        pending[retry] = i
+                        continue
                 result = outcome if isinstance(outcome, MemberResult) else crashed_result(jobs[i], outcome)
                 results[i] = result
                 if result.status == "failed" and not stopping:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, wait, FIRST_COMPLETED
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Sequence
 
 from ensemble_core.errors import EnsembleCoreError
@@ -56,13 +57,49 @@ def _run_job(job: MemberJob, retries: int, stop_file: str, threads: int | None) 
     return run_member_in_worker(job, retries, stop_file, threads)
 
 
+class WorkerPools:
+    """The current spawned pool, replaced by a fresh one (same GPU slots) when a worker dies."""
+
+    def __init__(self, workers: int, slots: list[str | None]):
+        self.workers, self.slots = workers, slots
+        self.ctx = multiprocessing.get_context("spawn")
+        self.generation = 0
+        self.current = self._new()
+        self.retired: list[ProcessPoolExecutor] = []
+
+    def _new(self) -> ProcessPoolExecutor:
+        queue = self.ctx.Queue()
+        for slot in self.slots[:self.workers]:
+            queue.put(slot)
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=self.ctx, initializer=_init_worker,
+                                   initargs=(queue,))
+
+    def replace(self, broken_generation: int) -> None:
+        """Start a new pool unless that was done already for this breakage."""
+        if broken_generation == self.generation:
+            self.retired.append(self.current)
+            self.current.shutdown(wait=False, cancel_futures=True)
+            self.current = self._new()
+            self.generation += 1
+
+    def close(self) -> None:
+        self.current.shutdown(wait=True)
+
+    def terminate(self) -> None:
+        for pool in [self.current, *self.retired]:
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()
+
+
 class ProcessExecutor:
     """Train members in parallel worker processes.
 
     ``workers``: pool size (default: the number of GPUs, else ``min(cores, members)``);
     ``gpus``: GPU ids to spread the workers over (default: ``CUDA_VISIBLE_DEVICES`` / every CUDA device;
     ``[]`` for CPU only); ``threads_per_worker``: torch CPU threads per worker (default: cores / workers);
-    ``retries``: extra attempts for a member that raises.
+    ``retries``: extra attempts for a member that raises (in its worker) or whose worker dies (the pool
+    is replaced and its members resubmitted; each resumes from its last checkpoint).
     """
 
     def __init__(self, workers: int | None = None, gpus: Sequence[int | str] | None = None,
@@ -93,40 +130,50 @@ class ProcessExecutor:
             return results
         clear_stop_file(jobs)
         workers, slots, threads = self.plan(len(todo))
-        workers = min(workers, len(todo))
-        ctx = multiprocessing.get_context("spawn")
-        queue = ctx.Queue()
-        for slot in slots[:workers]:
-            queue.put(slot)
+        pools = WorkerPools(min(workers, len(todo)), slots)
         from ensemble_core.stopping import stop_file_for
         stop_file = str(stop_file_for(jobs[0].run_dir))
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,))
+        owner: dict[Future, int] = {}            # future -> index into todo
+        generation = [0] * len(todo)             # pool generation each member was last submitted to
+        crashes = [0] * len(todo)
+
+        def submit(k: int) -> Future:
+            future = pools.current.submit(_run_job, jobs[todo[k]], self.retries, stop_file, threads)
+            owner[future], generation[k] = k, pools.generation
+            return future
+
+        def resubmit(k: int, exc: BaseException) -> Future | None:
+            """A worker died (killed, out of memory): every member of that pool gets a fresh one, up to
+            ``retries`` times per member; each resumes from its last checkpoint."""
+            if not isinstance(exc, BrokenProcessPool) or crashes[k] >= self.retries:
+                return None
+            crashes[k] += 1
+            pools.replace(broken_generation=generation[k])
+            return submit(k)
+
+        def wait_some(pending, timeout):
+            done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+            for f in done:
+                k = owner[f]
+                try:
+                    yield f, f.result()
+                except CancelledError:
+                    yield f, MemberResult(jobs[todo[k]].run_name, jobs[todo[k]].run_dir, "not_run",
+                                          error="the run was stopped before it started")
+                except Exception as exc:  # noqa: BLE001 - a dead worker (BrokenProcessPool) or pickling error
+                    yield f, exc
+
+        def cancel_pending():
+            for f in owner:
+                f.cancel()
+
         try:
-            futures: dict[Future, int] = {pool.submit(_run_job, jobs[i], self.retries, stop_file, threads): k
-                                          for k, i in enumerate(todo)}
-
-            def wait_some(pending, timeout):
-                done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
-                for f in done:
-                    try:
-                        yield f, f.result()
-                    except CancelledError:
-                        yield f, MemberResult(jobs[todo[futures[f]]].run_name, jobs[todo[futures[f]]].run_dir,
-                                              "not_run", error="the run was stopped before it started")
-                    except Exception as exc:  # noqa: BLE001 - a dead worker (BrokenProcessPool) or pickling error
-                        yield f, exc
-
-            def cancel_pending():
-                for f in futures:
-                    f.cancel()
-
-            done = collect([jobs[i] for i in todo], futures, wait_some, cancel_pending)
+            futures = {submit(k): k for k in range(len(todo))}
+            done = collect([jobs[i] for i in todo], futures, wait_some, cancel_pending, resubmit=resubmit)
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            for proc in list((getattr(pool, "_processes", None) or {}).values()):
-                proc.terminate()
+            pools.terminate()
             raise
-        pool.shutdown(wait=True)
+        pools.close()
         for k, i in enumerate(todo):
             results[i] = done[k]
         return results

@@ -121,6 +121,54 @@ def test_process_executor_retries_in_the_worker_and_reports(demo_dir, tmp_path):
     assert_retried_and_reported(result, job)
 
 
+def _member_or_die(member: dict, marker: str) -> dict:
+    """Unpickled in the worker: the first time kills that worker process (as the OOM killer would)."""
+    if not Path(marker).exists():
+        Path(marker).write_text("killed once")
+        os._exit(137)
+    return member
+
+
+class MemberThatKillsItsWorkerOnce(dict):
+    def __init__(self, member: dict, marker: Path):
+        super().__init__(member)
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return _member_or_die, (dict(self), self.marker)
+
+
+@pytest.mark.slow
+def test_process_executor_replaces_a_dead_worker_and_the_member_finishes(demo_dir, tmp_path):
+    from ensemble_core.ensemble.pipeline import plan_jobs
+    from ensemble_core.executor_process import ProcessExecutor
+    from ensemble_core.recipe import Recipe
+
+    recipe = Recipe.from_dict(tiny_recipe())
+    splits = [(np.arange(0, 100), np.arange(100, 140))]
+    [job] = plan_jobs(Recipe.from_dict({**recipe.to_dict(), "split": {"name": "shuffle", "params": {"n_splits": 1}}}),
+                      demo_dir, splits, tmp_path, (), {"quiet": True})
+    marker = tmp_path / "killed"
+    job = dataclasses.replace(job, member=MemberThatKillsItsWorkerOnce(job.member, marker))
+    [result] = ProcessExecutor(workers=1, threads_per_worker=1, retries=1).run([job])
+    assert marker.is_file(), "the worker was never killed; the test proves nothing"
+    assert result.status == "trained", result.error
+    assert (Path(job.run_dir) / DONE_FILE).is_file()
+    [again] = ProcessExecutor(workers=1, retries=0).run([dataclasses.replace(job, member=dict(job.member))])
+    assert again.status == "skipped"
+
+
+@pytest.mark.slow
+def test_process_executor_reports_a_dead_worker_when_retries_are_spent(tmp_path, demo_dir):
+    from ensemble_core.executor_process import ProcessExecutor
+
+    job = broken_job(tmp_path, demo_dir)
+    job = dataclasses.replace(job, member=MemberThatKillsItsWorkerOnce(job.member, tmp_path / "killed"))
+    [result] = ProcessExecutor(workers=1, retries=0).run([job])
+    assert result.status == "failed" and "died: BrokenProcessPool" in result.error
+    assert "the worker process running this member failed" in (Path(job.run_dir) / ERROR_FILE).read_text()
+
+
 FLAKY_MARKER = "flaky-attempted"
 
 
