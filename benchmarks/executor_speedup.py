@@ -8,6 +8,7 @@ It also checks that the submissions are byte-identical. Load averages are record
 cores may be shared.
 
     python benchmarks/executor_speedup.py [--splits 4] [--epochs 2] [--workers 2] [--append]
+    python benchmarks/executor_speedup.py --tiny      # seconds: test_resnet at 32x24, local 1 thread vs process
 """
 from __future__ import annotations
 
@@ -41,22 +42,29 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--data", default=None, help="demo data folder (default: a temp folder)")
+    ap.add_argument("--tiny", action="store_true",
+                    help="smoke size: test_resnet at 32x24 on small demo data, 2 members x 1 epoch, no 2-thread run")
     ap.add_argument("--append", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = ap.parse_args()
+    if args.tiny:
+        args.splits, args.epochs = 2, 1
 
-    from bench_setup import load_recipe_module
+    from bench_setup import TINY_BACKBONES, TINY_IMAGE, demo_data, load_recipe_module
     from ensemble_core.data.demo import make_demo
     from results_log import append_results
 
     work = Path(tempfile.mkdtemp(prefix="executor-speedup-"))
-    data = make_demo(args.data or work / "demo")
+    data = demo_data(work / "demo") if args.tiny and not args.data else make_demo(args.data or work / "demo")
     single18 = load_recipe_module("recipes/single18.py")
+    tiny = {"tasks.0.backbone.name": TINY_BACKBONES[1], "defaults.load_size": list(TINY_IMAGE),
+            "defaults.preprocess": [], "defaults.image_size": list(TINY_IMAGE)} if args.tiny else {}
 
     def build() -> dict:
-        return single18.recipe("small", **{"split.params.n_splits": args.splits, "defaults.epochs": args.epochs})
+        return single18.recipe("small", **{"split.params.n_splits": args.splits, "defaults.epochs": args.epochs,
+                                           **tiny})
 
     runs = [("local, 1 torch thread", {"name": "local", "params": {"threads": 1}}),
-            ("local, 2 torch threads", {"name": "local", "params": {"threads": 2}}),
+            *([] if args.tiny else [("local, 2 torch threads", {"name": "local", "params": {"threads": 2}})]),
             (f"process, {args.workers} workers x 1 thread",
              {"name": "process", "params": {"workers": args.workers, "threads_per_worker": 1}})]
     measured = []
@@ -73,7 +81,8 @@ def main() -> None:
         lines.append(f"| {label} | {m['trained']} | {m['seconds']:.1f} | {per:.1f} | {base / m['seconds']:.2f}x | "
                      f"{m['load'][0]:.1f} -> {m['load'][1]:.1f} | {m['submission_sha1']} |")
     same = measured[0][1]["submission_sha1"] == measured[-1][1]["submission_sha1"]
-    notes = (f"recipes/single18.py preset small (resnet10t from scratch, 64x48), {args.splits} members x "
+    model = "test_resnet from scratch, 32x24 (--tiny)" if args.tiny else "resnet10t from scratch, 64x48"
+    notes = (f"recipes/single18.py preset small ({model}), {args.splits} members x "
              f"{args.epochs} epochs on the demo data ({data}); process and local 1-thread submissions "
              f"{'identical' if same else 'DIFFER'}; {os.cpu_count()} cores shared with other jobs (load averages "
              f"in the table); process workers each load the data and decode their images (spawn start)")

@@ -364,3 +364,16 @@ def test_ray_executor_retries_then_reports(ray_session, demo_dir, tmp_path):
     job = broken_job(tmp_path, demo_dir)
     [result] = RayExecutor(retries=1).run([job])
     assert_retried_and_reported(result, job)
+
+
+@pytest.mark.slow
+def test_executor_speedup_benchmark_runs_at_tiny_size(demo_dir, tmp_path):
+    results = tmp_path / "RESULTS.md"
+    env = {**os.environ, "ENSEMBLE_CORE_RESULTS": str(results)}
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "executor_speedup.py"), "--tiny", "--append",
+                          "--data", str(demo_dir)],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    text = results.read_text()
+    assert "executor speed-up: process vs local" in text and "submissions identical" in text
+    assert "| process, 2 workers x 1 thread | 2 |" in text
