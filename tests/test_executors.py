@@ -268,7 +268,7 @@ def _saved(last: Path) -> bool:
 @pytest.mark.parametrize("executor", ["local", {"name": "process", "params": {"workers": 1, "threads_per_worker": 1}}],
                          ids=["local", "process"])
 def test_sigterm_saves_a_checkpoint_exits_cleanly_and_a_rerun_resumes(executor, demo_dir, tmp_path):
-    epochs = 20
+    epochs = 8
     out = tmp_path / "run"
     script = tmp_path / "driver.py"
     script.write_text(DRIVER.format(tests=str(REPO / "tests"), epochs=epochs, data=str(demo_dir), out=str(out),
