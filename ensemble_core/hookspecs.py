@@ -83,7 +83,10 @@ def ensemble_register_voters() -> list[ComponentSpec]:
 
     A voter has ``fit(probs, targets)`` (``probs``: float array ``(M, N, C)``
     with NaN where a member has no prediction, ``targets``: ``(N,)``) and
-    ``__call__(probs) -> (N, C)``. See :mod:`ensemble_core.ensemble.voting`.
+    ``__call__(probs) -> (N, C)``. ``fit`` may also accept ``groups`` (one id
+    per member; members that differ only in their split share one), which the
+    pipeline passes only when the signature has it. See
+    :mod:`ensemble_core.ensemble.voting`.
     """
 
 
