@@ -25,7 +25,7 @@ backbone on 48x48 images.
 """
 from __future__ import annotations
 
-from ensemble_core.ensemble.launch import launch, recipe_data
+from ensemble_core.ensemble.launch import recipe_commands
 from ensemble_core.ensemble.presets import Preset
 
 NAME = "best"
@@ -74,13 +74,5 @@ def build(p: Preset) -> dict:
     }
 
 
-def recipe(preset: str | None = None, **overrides) -> dict:
-    """The recipe as plain data (validate it with ensemble_core.recipe.validate)."""
-    return recipe_data(build, preset, **overrides)
-
-
-def run(data_dir: str | None = None, out_dir: str | None = None, preset: str | None = None,
-        executor: str | None = None, quiet: bool = False, skip_bad_files: bool = False, **overrides) -> dict:
-    """Train (or reuse) every split's member, vote, write runs/best/submission.csv and report.md."""
-    return launch(NAME, build, data_dir=data_dir, out_dir=out_dir, preset=preset, executor=executor, quiet=quiet,
-                  skip_bad_files=skip_bad_files, **overrides)
+recipe, run = recipe_commands(
+    NAME, build, "Train (or reuse) every split's member, vote, write runs/best/submission.csv and report.md.")

@@ -11,12 +11,10 @@ small preset: resnet10t, mobilenetv3_small_050, test_convnext from scratch.
 """
 from __future__ import annotations
 
-from ensemble_core.ensemble.launch import launch, recipe_data
-from ensemble_core.ensemble.presets import Preset
+from ensemble_core.ensemble.launch import recipe_commands
+from ensemble_core.ensemble.presets import CE_PLUS_F1, Preset
 
 NAME = "hetero"
-CE_PLUS_F1 = {"name": "weighted_sum", "params": {"terms": [{"name": "cross_entropy", "weight": 0.3},
-                                                           {"name": "soft_f1", "weight": 0.7}]}}
 AGE_60_PLUS_CLASSES = [2, 5, 8, 11, 14, 17]   # every 18-class id whose age is 60+
 FINE_TUNE_LR = 1e-4                            # pretrained backbones; from scratch uses the preset's rate
 FIXED_INPUT = {"vit_base_patch16_384": [384, 384]}
@@ -54,13 +52,5 @@ def build(p: Preset) -> dict:
     }
 
 
-def recipe(preset: str | None = None, **overrides) -> dict:
-    """The recipe as plain data (validate it with ensemble_core.recipe.validate)."""
-    return recipe_data(build, preset, **overrides)
-
-
-def run(data_dir: str | None = None, out_dir: str | None = None, preset: str | None = None,
-        executor: str | None = None, quiet: bool = False, skip_bad_files: bool = False, **overrides) -> dict:
-    """Train (or reuse) every backbone x fold, fit the vote weights out of fold, write runs/hetero/*."""
-    return launch(NAME, build, data_dir=data_dir, out_dir=out_dir, preset=preset, executor=executor, quiet=quiet,
-                  skip_bad_files=skip_bad_files, **overrides)
+recipe, run = recipe_commands(
+    NAME, build, "Train (or reuse) every backbone x fold, fit the vote weights out of fold, write runs/hetero/*.")

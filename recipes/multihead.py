@@ -8,12 +8,10 @@ Its probabilities are the product of the three heads, so it votes and combines l
 """
 from __future__ import annotations
 
-from ensemble_core.ensemble.launch import launch, recipe_data
-from ensemble_core.ensemble.presets import Preset
+from ensemble_core.ensemble.launch import recipe_commands
+from ensemble_core.ensemble.presets import CE_PLUS_F1, Preset
 
 NAME = "multihead"
-CE_PLUS_F1 = {"name": "weighted_sum", "params": {"terms": [{"name": "cross_entropy", "weight": 0.3},
-                                                           {"name": "soft_f1", "weight": 0.7}]}}
 
 
 def build(p: Preset) -> dict:
@@ -39,13 +37,5 @@ def build(p: Preset) -> dict:
     }
 
 
-def recipe(preset: str | None = None, **overrides) -> dict:
-    """The recipe as plain data (validate it with ensemble_core.recipe.validate)."""
-    return recipe_data(build, preset, **overrides)
-
-
-def run(data_dir: str | None = None, out_dir: str | None = None, preset: str | None = None,
-        executor: str | None = None, quiet: bool = False, skip_bad_files: bool = False, **overrides) -> dict:
-    """Train (or reuse) the multihead members, vote, write runs/multihead/submission.csv and report.md."""
-    return launch(NAME, build, data_dir=data_dir, out_dir=out_dir, preset=preset, executor=executor, quiet=quiet,
-                  skip_bad_files=skip_bad_files, **overrides)
+recipe, run = recipe_commands(
+    NAME, build, "Train (or reuse) the multihead members, vote, write runs/multihead/submission.csv and report.md.")

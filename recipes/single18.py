@@ -7,12 +7,10 @@ Adam lr 1e-5) and its per-gender 60+ thresholds (men 58, women 57).
 """
 from __future__ import annotations
 
-from ensemble_core.ensemble.launch import launch, recipe_data
-from ensemble_core.ensemble.presets import Preset
+from ensemble_core.ensemble.launch import recipe_commands
+from ensemble_core.ensemble.presets import CE_PLUS_F1, Preset
 
 NAME = "single18"
-CE_PLUS_F1 = {"name": "weighted_sum", "params": {"terms": [{"name": "cross_entropy", "weight": 0.3},
-                                                           {"name": "soft_f1", "weight": 0.7}]}}
 
 
 def build(p: Preset) -> dict:
@@ -38,13 +36,5 @@ def build(p: Preset) -> dict:
     }
 
 
-def recipe(preset: str | None = None, **overrides) -> dict:
-    """The recipe as plain data (validate it with ensemble_core.recipe.validate)."""
-    return recipe_data(build, preset, **overrides)
-
-
-def run(data_dir: str | None = None, out_dir: str | None = None, preset: str | None = None,
-        executor: str | None = None, quiet: bool = False, skip_bad_files: bool = False, **overrides) -> dict:
-    """Train (or reuse) the 18-class members, vote, write runs/single18/submission.csv and report.md."""
-    return launch(NAME, build, data_dir=data_dir, out_dir=out_dir, preset=preset, executor=executor, quiet=quiet,
-                  skip_bad_files=skip_bad_files, **overrides)
+recipe, run = recipe_commands(
+    NAME, build, "Train (or reuse) the 18-class members, vote, write runs/single18/submission.csv and report.md.")

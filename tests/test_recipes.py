@@ -126,3 +126,13 @@ def test_run_prints_user_errors_without_a_traceback(tmp_path, capsys):
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Did you mean 'epochs'" in err
+
+
+@pytest.mark.parametrize("path", RECIPE_FILES, ids=lambda p: p.stem)
+def test_run_help_prints_usage_instead_of_training(path, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    module = load(path)
+    assert module.run(help=True) is None
+    out = capsys.readouterr().out
+    assert f"fire recipes/{path.stem}.py run" in out and "--preset" in out and "--defaults.epochs=2" in out
+    assert not (tmp_path / "runs").exists(), "--help must not start a run"

@@ -129,3 +129,33 @@ def _launch(name: str, build: RecipeBuilder, data_dir, out_dir, preset, executor
         "oof_accuracy": None if oof["accuracy"] is None else round(oof["accuracy"], 4),
         "seconds": round(time.perf_counter() - start, 1),
     }
+
+
+def usage(name: str, summary: str) -> str:
+    """What ``fire recipes/<name>.py run --help`` prints (fire would otherwise take --help as a recipe field)."""
+    from ensemble_core.ensemble.presets import PRESET_NAMES
+    return (f"{summary}\n\nUsage: fire recipes/{name}.py run [--data_dir DIR] [--out_dir DIR (default runs/{name})]\n"
+            f"        [--preset {'|'.join(PRESET_NAMES)}] [--executor local|process|ray] [--ray_address ADDR]\n"
+            f"        [--quiet] [--skip_bad_files] [--FIELD.PATH=VALUE ...]\n\n"
+            f"Any recipe field can be overridden with a dotted flag, e.g. --defaults.epochs=2 or\n"
+            f"--tasks.0.loss=focal; `fire recipes/{name}.py recipe` prints the recipe as plain data.")
+
+
+def recipe_commands(name: str, build: RecipeBuilder, summary: str) -> tuple[Callable[..., dict], Callable[..., dict]]:
+    """The ``recipe`` and ``run`` functions a recipe file exposes to fire (the same for every recipe)."""
+
+    def recipe(preset: str | None = None, **overrides: Any) -> dict:
+        """The recipe as plain data (validate it with ensemble_core.recipe.validate)."""
+        return recipe_data(build, preset, **overrides)
+
+    def run(data_dir: str | None = None, out_dir: str | None = None, preset: str | None = None,
+            executor: str | None = None, quiet: bool = False, skip_bad_files: bool = False,
+            **overrides: Any) -> dict | None:
+        if overrides.pop("help", None) is not None or overrides.pop("h", None) is not None:
+            print(usage(name, summary))
+            return None
+        return launch(name, build, data_dir=data_dir, out_dir=out_dir, preset=preset, executor=executor,
+                      quiet=quiet, skip_bad_files=skip_bad_files, **overrides)
+
+    run.__doc__ = summary
+    return recipe, run

@@ -26,6 +26,10 @@ from ensemble_core.errors import RecipeError
 AUTO = "auto"
 
 # the seed's photo and crop (height, width)
+# The seed's loss for gender / age models (0.3 cross-entropy + 0.7 F1) and its per-gender 60+ thresholds.
+CE_PLUS_F1 = {"name": "weighted_sum", "params": {"terms": [{"name": "cross_entropy", "weight": 0.3},
+                                                           {"name": "soft_f1", "weight": 0.7}]}}
+SEED_AGE_THRESHOLDS = {"name": "age_threshold", "params": {"male": 58, "female": 57}}
 SEED_LOAD_SIZE = (512, 384)
 SEED_CROP = (380, 350)
 
