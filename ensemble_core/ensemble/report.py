@@ -15,8 +15,9 @@ import numpy as np
 
 from ensemble_core.ensemble.assemble import Ensemble, TaskVote
 from ensemble_core.ensemble.metrics import accuracy, confusion, f1_per_class, macro_f1, macro_f1_from_confusion
-from ensemble_core.ensemble.submission import atomic_write, atomic_write_text
+from ensemble_core.ensemble.submission import atomic_write_text
 from ensemble_core.labels import N_CLASSES, class_names, decode_class
+from ensemble_core.scoring import plot_confusion
 
 SEED_REFERENCE = {
     "macro_f1": 0.7372,
@@ -89,35 +90,6 @@ def ensemble_metrics(ens: Ensemble) -> dict[str, Any]:
         metrics["eval"] = {"n_images": int(len(ens.eval_ids)),
                            "predicted_class_counts": {names[c]: int(counts[c]) for c in range(N_CLASSES)}}
     return metrics
-
-
-# ---------------------------------------------------------------- picture
-def plot_confusion(cm: np.ndarray, path: str | Path, title: str) -> Path:
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    cm = np.asarray(cm)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        norm = np.where(cm.sum(axis=1, keepdims=True) > 0, cm / np.maximum(cm.sum(axis=1, keepdims=True), 1), 0)
-    fig, ax = plt.subplots(figsize=(10, 9))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    names = class_names()
-    ax.set_xticks(range(N_CLASSES), labels=[f"{i} {n}" for i, n in enumerate(names)], rotation=90, fontsize=7)
-    ax.set_yticks(range(N_CLASSES), labels=[f"{i} {n}" for i, n in enumerate(names)], fontsize=7)
-    for i in range(N_CLASSES):
-        for j in range(N_CLASSES):
-            if cm[i, j]:
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6,
-                        color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class (row-normalised colour, counts written)")
-    ax.set_title(title)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return Path(path)
 
 
 # ---------------------------------------------------------------- markdown
