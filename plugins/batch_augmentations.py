@@ -39,6 +39,16 @@ def _random_box(height: int, width: int, lam: float) -> tuple[int, int, int, int
     return y0, y1, x0, x1
 
 
+def _soft_targets_and_partners(images, targets, num_classes: int, prob: float):
+    """One-hot targets, and a random partner permutation with probability ``prob`` (else None)."""
+    import torch
+
+    soft = _one_hot(targets, num_classes).to(images.device)
+    if float(torch.rand(1)) >= prob or len(images) < 2:
+        return soft, None
+    return soft, torch.randperm(len(images)).to(images.device)
+
+
 class CutMix:
     """Paste a box from a shuffled partner; targets mix by the pasted area."""
 
@@ -46,12 +56,9 @@ class CutMix:
         self.num_classes, self.alpha, self.prob = num_classes, alpha, prob
 
     def __call__(self, images, targets):
-        import torch
-
-        soft = _one_hot(targets, self.num_classes).to(images.device)
-        if float(torch.rand(1)) >= self.prob or len(images) < 2:
+        soft, perm = _soft_targets_and_partners(images, targets, self.num_classes, self.prob)
+        if perm is None:
             return images, soft
-        perm = torch.randperm(len(images)).to(images.device)
         y0, y1, x0, x1 = _random_box(images.shape[-2], images.shape[-1], _beta(self.alpha))
         images = images.clone()
         images[:, :, y0:y1, x0:x1] = images[perm][:, :, y0:y1, x0:x1]
@@ -66,12 +73,9 @@ class MixUp:
         self.num_classes, self.alpha, self.prob = num_classes, alpha, prob
 
     def __call__(self, images, targets):
-        import torch
-
-        soft = _one_hot(targets, self.num_classes).to(images.device)
-        if float(torch.rand(1)) >= self.prob or len(images) < 2:
+        soft, perm = _soft_targets_and_partners(images, targets, self.num_classes, self.prob)
+        if perm is None:
             return images, soft
-        perm = torch.randperm(len(images)).to(images.device)
         lam = _beta(self.alpha)
         return lam * images + (1 - lam) * images[perm], lam * soft + (1 - lam) * soft[perm]
 

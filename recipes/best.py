@@ -26,7 +26,7 @@ backbone on 48x48 images.
 from __future__ import annotations
 
 from ensemble_core.ensemble.launch import recipe_commands
-from ensemble_core.ensemble.presets import Preset
+from ensemble_core.ensemble.presets import Preset, recipe_header
 
 NAME = "best"
 AGE_60_PLUS_CLASSES = [2, 5, 8, 11, 14, 17]   # every 18-class id whose age is 60+
@@ -51,12 +51,7 @@ SIZING = {
 def build(p: Preset) -> dict:
     s = SIZING[p.sized_for_gpu]
     return {
-        "version": 1,
-        "name": NAME,
-        "seed": 42,
-        "split": {"name": "shuffle", "params": {"n_splits": 3, "val_fraction": 0.2}},
-        "voter": {"name": "soft"},
-        "executor": {"name": "local"},
+        **recipe_header(NAME),
         "defaults": {
             "image_size": s["image_size"], "load_size": s["load_size"], "epochs": s["epochs"],
             "batch_size": s["batch_size"], "num_workers": s["num_workers"], "tta": ["hflip"],

@@ -16,7 +16,7 @@ Settings SEED.md leaves open are listed in ensemble_core.ensemble.presets.SEED_C
 from __future__ import annotations
 
 from ensemble_core.ensemble.launch import recipe_commands
-from ensemble_core.ensemble.presets import CE_PLUS_F1, Preset, SEED_AGE_THRESHOLDS
+from ensemble_core.ensemble.presets import CE_PLUS_F1, Preset, SEED_AGE_THRESHOLDS, recipe_header
 
 NAME = "full"
 
@@ -30,14 +30,8 @@ def build(p: Preset) -> dict:
         "scheduler": {"name": "cosine_warm_restarts", "params": {"T_0": 10, "T_mult": 1, "eta_min": p.factor_eta_min}},
     }
     return {
-        "version": 1,
-        "name": NAME,
-        "seed": 42,
-        "split": {"name": "shuffle", "params": {"n_splits": 3, "val_fraction": 0.2}},
-        "voter": {"name": "soft"},
-        "executor": {"name": "local"},
-        "defaults": {**p.image_fields(), "epochs": p.epochs, "batch_size": p.batch_size, "tta": [],
-                     "num_workers": p.num_workers},
+        **recipe_header(NAME),
+        "defaults": p.member_defaults(),
         "tasks": [
             {"task": "mask", "backbone": p.backbone("mask"), "augmentations": ["HueSaturationValue"],
              "loss": "cross_entropy",

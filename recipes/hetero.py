@@ -12,7 +12,7 @@ small preset: resnet10t, mobilenetv3_small_050, test_convnext from scratch.
 from __future__ import annotations
 
 from ensemble_core.ensemble.launch import recipe_commands
-from ensemble_core.ensemble.presets import CE_PLUS_F1, Preset
+from ensemble_core.ensemble.presets import CE_PLUS_F1, Preset, recipe_header
 
 NAME = "hetero"
 AGE_60_PLUS_CLASSES = [2, 5, 8, 11, 14, 17]   # every 18-class id whose age is 60+
@@ -30,12 +30,7 @@ def member_entry(p: Preset, role: str) -> dict:
 
 def build(p: Preset) -> dict:
     return {
-        "version": 1,
-        "name": NAME,
-        "seed": 42,
-        "split": {"name": "kfold", "params": {"n_splits": 5}},
-        "voter": {"name": "weighted_soft"},
-        "executor": {"name": "local"},
+        **recipe_header(NAME, split={"name": "kfold", "params": {"n_splits": 5}}, voter="weighted_soft"),
         "defaults": {
             **p.image_fields(), "epochs": p.epochs, "batch_size": p.batch_size, "tta": [],
             "num_workers": p.num_workers,

@@ -9,21 +9,15 @@ Its probabilities are the product of the three heads, so it votes and combines l
 from __future__ import annotations
 
 from ensemble_core.ensemble.launch import recipe_commands
-from ensemble_core.ensemble.presets import CE_PLUS_F1, Preset
+from ensemble_core.ensemble.presets import CE_PLUS_F1, Preset, recipe_header
 
 NAME = "multihead"
 
 
 def build(p: Preset) -> dict:
     return {
-        "version": 1,
-        "name": NAME,
-        "seed": 42,
-        "split": {"name": "shuffle", "params": {"n_splits": 3, "val_fraction": 0.2}},
-        "voter": {"name": "soft"},
-        "executor": {"name": "local"},
-        "defaults": {**p.image_fields(), "epochs": p.epochs, "batch_size": p.batch_size, "tta": [],
-                     "num_workers": p.num_workers},
+        **recipe_header(NAME),
+        "defaults": p.member_defaults(),
         "tasks": [{
             "task": {"name": "multihead",
                      "params": {"head_losses": {"mask": "cross_entropy", "gender": CE_PLUS_F1, "age": CE_PLUS_F1}}},

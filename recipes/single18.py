@@ -8,21 +8,15 @@ Adam lr 1e-5) and its per-gender 60+ thresholds (men 58, women 57).
 from __future__ import annotations
 
 from ensemble_core.ensemble.launch import recipe_commands
-from ensemble_core.ensemble.presets import CE_PLUS_F1, Preset
+from ensemble_core.ensemble.presets import CE_PLUS_F1, Preset, recipe_header
 
 NAME = "single18"
 
 
 def build(p: Preset) -> dict:
     return {
-        "version": 1,
-        "name": NAME,
-        "seed": 42,
-        "split": {"name": "shuffle", "params": {"n_splits": 3, "val_fraction": 0.2}},
-        "voter": {"name": "soft"},
-        "executor": {"name": "local"},
-        "defaults": {**p.image_fields(), "epochs": p.epochs, "batch_size": p.batch_size, "tta": [],
-                     "num_workers": p.num_workers},
+        **recipe_header(NAME),
+        "defaults": p.member_defaults(),
         "tasks": [{
             "task": "all18",
             "backbone": p.backbone("factor"),

@@ -79,6 +79,18 @@ class Preset:
         return {"load_size": list(self.load_size), "preprocess": [self.center_crop()],
                 "image_size": list(self.crop)}
 
+    def member_defaults(self) -> dict[str, Any]:
+        """The ``defaults`` block the seed-structured recipes share: image sizes, epochs, batch, no TTA."""
+        return {**self.image_fields(), "epochs": self.epochs, "batch_size": self.batch_size, "tta": [],
+                "num_workers": self.num_workers}
+
+
+def recipe_header(name: str, split: dict | None = None, voter: str = "soft") -> dict[str, Any]:
+    """Top-level recipe fields every built-in recipe shares; the seed's 3 random 8:2 person splits by default."""
+    return {"version": 1, "name": name, "seed": 42,
+            "split": split or {"name": "shuffle", "params": {"n_splits": 3, "val_fraction": 0.2}},
+            "voter": {"name": voter}, "executor": {"name": "local"}}
+
 
 def scaled_crop(load_size: tuple[int, int]) -> tuple[int, int]:
     """The seed's crop fraction (380/512, 350/384) applied to another photo size."""
