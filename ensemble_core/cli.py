@@ -17,7 +17,7 @@ import importlib
 import sys
 from typing import Callable, Sequence
 
-from ensemble_core.errors import EnsembleCoreError
+from ensemble_core.errors import EnsembleCoreError, os_error_message
 from ensemble_core.registry import KINDS, kind_from_plural, plural
 
 # Commands implemented in other modules: name -> "module:function(argv) -> int"
@@ -161,6 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except EnsembleCoreError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        except OSError as exc:  # read-only folder, full disk, no permission: the path and the fix
+            print(f"error: {os_error_message(exc)}", file=sys.stderr)
+            return 1
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -170,4 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except EnsembleCoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
         return 1

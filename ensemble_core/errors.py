@@ -36,9 +36,35 @@ class RecipeError(EnsembleCoreError):
         super().__init__(f"{head} ({len(self.problems)} problem(s)):\n{body}")
 
 
+class OverrideError(EnsembleCoreError):
+    """A command-line flag or dotted override that does not fit (unknown flag, bad path, bad value)."""
+
+
 class DataError(EnsembleCoreError):
     """The data set on disk is missing, malformed or inconsistent."""
 
 
 class TrainingError(EnsembleCoreError):
     """Training a member failed in a way the user must fix (non-finite loss, missing weights)."""
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an operating-system failure (read-only folder, full disk, missing permission): the
+    path, what happened and the fix; what the command-line entry points print instead of a traceback."""
+    import errno
+
+    path = exc.filename if exc.filename is not None else "a file"
+    what = exc.strerror or str(exc)
+    fixes = {
+        errno.ENOSPC: "free disk space there (or choose another --out_dir) and run the same command again; "
+                      "finished members are kept",
+        errno.EDQUOT: "free space in your quota (or choose another --out_dir) and run the same command again",
+        errno.EROFS: "the file system is read-only: choose a writable --out_dir",
+        errno.EACCES: "you lack permission there: fix the folder's permissions or choose another --out_dir",
+        errno.EPERM: "the operation is not permitted there: fix the permissions or choose another --out_dir",
+        errno.ENOENT: "the path does not exist: check it",
+        errno.ENOTDIR: "a part of the path is a file, not a folder: check the path",
+        errno.EISDIR: "the path is a folder where a file was expected: check the path",
+    }
+    fix = fixes.get(exc.errno, "check the path and the disk, then run the same command again")
+    return f"{path}: {what}; {fix}"

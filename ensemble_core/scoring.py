@@ -84,7 +84,7 @@ def metrics(pred: np.ndarray, truth: np.ndarray) -> dict:
 
 def plot_confusion(cm, path: str | Path, title: str = "confusion matrix") -> Path:
     """Row-normalised 18-class confusion matrix as a PNG, written atomically."""
-    from ensemble_core.ensemble.submission import atomic_write
+    from ensemble_core.atomic import atomic_write
 
     import matplotlib
     matplotlib.use("Agg", force=False)

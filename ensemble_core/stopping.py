@@ -96,10 +96,8 @@ def stop_file_for(run_dir: str | Path) -> Path:
 
 
 def write_stop_file(path: Path, reason: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(reason + "\n")
-    os.replace(tmp, path)
+    from ensemble_core.atomic import atomic_write_text
+    atomic_write_text(path, reason + "\n")
 
 
 @contextlib.contextmanager

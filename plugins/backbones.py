@@ -149,15 +149,22 @@ def _create_downloaded(model_name: str, kwargs: dict):
 
 
 def _read_state_dict(path: Path) -> dict:
-    import torch
+    """A state dict from ``path``: safetensors, or a torch file read with ``weights_only=True`` (a file that
+    needs unpickling of arbitrary objects is refused, never executed)."""
+    from ensemble_core.train.checkpoint import safe_torch_load
 
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as exc:
+            raise TrainingError(f"pretrained_path {str(path)!r}: not a readable safetensors file ({exc}); "
+                                f"give a .safetensors/.pth/.pt file of the model's weights") from exc
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        obj = safe_torch_load(path, "pretrained_path")
+    except TrainingError as exc:
+        raise TrainingError(f"{exc}. Save the weights as a plain state dict (torch.save(model.state_dict(), "
+                            f"path)) or as .safetensors") from exc
     for key in ("state_dict_ema", "state_dict", "model", "model_state"):
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]

@@ -23,6 +23,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from ensemble_core.atomic import atomic_write, atomic_write_bytes, atomic_write_json
 from ensemble_core.data.layout import PHOTO_MASK, PHOTO_STEMS
 from ensemble_core.labels import age_to_class, class_id
 
@@ -152,7 +153,7 @@ def _write(path: Path, rgb: np.ndarray) -> None:
                            [cv2.IMWRITE_PNG_COMPRESSION, 6] if png else [cv2.IMWRITE_JPEG_QUALITY, 92])
     if not ok:
         raise OSError(f"cannot encode {path}")
-    path.write_bytes(buf.tobytes())
+    atomic_write_bytes(path, buf.tobytes())
 
 
 def _photos(p: dict, size, rng: np.random.Generator):
@@ -214,13 +215,15 @@ def make_demo(out_dir: str | Path, n_people: int = 90, n_eval_people: int = 30,
     _write_csv(out / "train" / "train.csv", ["id", "gender", "race", "age", "path"], rows)
     _write_csv(out / "eval" / "info.csv", ["ImageID", "ans"], sorted(info))
     _write_csv(out / "eval" / "answers.csv", ["ImageID", "ans"], sorted(answers))
-    marker.write_text(json.dumps(params))
+    atomic_write_json(marker, params)
     return out
 
 
 def _write_csv(path: Path, header, rows) -> None:
-    with open(path, "w", newline="") as fh:
-        csv.writer(fh).writerows([header] + list(rows))
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as fh:
+            csv.writer(fh).writerows([header] + list(rows))
+    atomic_write(path, write)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

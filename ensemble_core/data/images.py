@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from ensemble_core.atomic import atomic_write, atomic_write_json
 from ensemble_core.errors import DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -121,11 +122,21 @@ class ImageCache:
             done = self.memmap_path.with_suffix(".done")
             if done.is_file() and self.memmap_path.is_file():
                 return np.memmap(self.memmap_path, dtype=np.uint8, mode="r", shape=shape)
-            tmp = self.memmap_path.with_suffix(f".tmp{os.getpid()}")
-            arr = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
-        else:
-            arr = np.empty(shape, dtype=np.uint8)
 
+            def fill(tmp: Path) -> None:
+                arr = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
+                self._decode_into(arr, h, w)
+                arr.flush()
+                del arr
+
+            atomic_write(self.memmap_path, fill)
+            atomic_write_json(self.memmap_path.with_suffix(".done"), {"n": shape[0], "h": h, "w": w})
+            return np.memmap(self.memmap_path, dtype=np.uint8, mode="r", shape=shape)
+        arr = np.empty(shape, dtype=np.uint8)
+        self._decode_into(arr, h, w)
+        return arr
+
+    def _decode_into(self, arr: np.ndarray, h: int, w: int) -> None:
         def put(i: int) -> None:
             img = load_image(self.paths[i], self.load_size)
             if img.shape[:2] != (h, w):
@@ -135,13 +146,6 @@ class ImageCache:
 
         with ThreadPoolExecutor(self.num_threads) as pool:
             list(pool.map(put, range(len(self.paths))))
-        if self.mode == "memmap":
-            arr.flush()
-            del arr
-            os.replace(tmp, self.memmap_path)
-            self.memmap_path.with_suffix(".done").write_text(json.dumps({"n": shape[0], "h": h, "w": w}))
-            return np.memmap(self.memmap_path, dtype=np.uint8, mode="r", shape=shape)
-        return arr
 
     # ---- access ------------------------------------------------------------
     def __len__(self) -> int:

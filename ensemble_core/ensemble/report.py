@@ -15,7 +15,7 @@ import numpy as np
 
 from ensemble_core.ensemble.assemble import Ensemble, TaskVote
 from ensemble_core.ensemble.metrics import accuracy, confusion, f1_per_class, macro_f1, macro_f1_from_confusion
-from ensemble_core.ensemble.submission import atomic_write_text
+from ensemble_core.atomic import atomic_write_json, atomic_write_text
 from ensemble_core.labels import N_CLASSES, class_names, decode_class
 from ensemble_core.scoring import plot_confusion
 
@@ -155,7 +155,6 @@ def render_report(metrics: Mapping[str, Any], context: Mapping[str, Any]) -> str
 
 def write_outputs(out_dir: str | Path, metrics: Mapping[str, Any], context: dict[str, Any]) -> dict[str, Path]:
     """``metrics.json``, ``confusion.png`` and ``report.md`` in ``out_dir``."""
-    from ensemble_core.ensemble.submission import atomic_write_json
 
     out_dir = Path(out_dir)
     paths = {"metrics": out_dir / "metrics.json", "report": out_dir / "report.md",

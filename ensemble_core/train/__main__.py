@@ -13,14 +13,16 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from ensemble_core.atomic import atomic_write_json
+
 
 def write_job(path: str | Path, member: dict, data_dir: str, train_rows, val_rows, run_dir: str,
               exclude: Sequence[str] = (), options: dict | None = None) -> Path:
     """Write a job file for this command (used by tests and process-based executors)."""
     path = Path(path)
-    path.write_text(json.dumps({"member": member, "data_dir": str(data_dir),
+    atomic_write_json(path, {"member": member, "data_dir": str(data_dir),
                                 "train_rows": [int(i) for i in train_rows], "val_rows": [int(i) for i in val_rows],
-                                "run_dir": str(run_dir), "exclude": list(exclude), "options": options or {}}))
+                                "run_dir": str(run_dir), "exclude": list(exclude), "options": options or {}})
     return path
 
 
@@ -29,7 +31,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("job", help="JSON job file (MemberJob fields)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -42,8 +43,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         options["device"] = args.device
     if args.quiet:
         options["quiet"] = True
-    if args.threads:
-        options["threads"] = args.threads
     job = MemberJob(member=data["member"], data_dir=data["data_dir"],
                     train_rows=np.asarray(data["train_rows"], dtype=np.int64),
                     val_rows=np.asarray(data["val_rows"], dtype=np.int64), run_dir=data["run_dir"],

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ensemble_core.train.checkpoint import atomic_write_text
+from ensemble_core.atomic import atomic_write_text
 
 
 class MetricsLog:
