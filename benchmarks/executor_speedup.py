@@ -59,17 +59,17 @@ def main() -> None:
     tiny = {"tasks.0.backbone.name": TINY_BACKBONES[1], "defaults.load_size": list(TINY_IMAGE),
             "defaults.preprocess": [], "defaults.image_size": list(TINY_IMAGE)} if args.tiny else {}
 
-    def build() -> dict:
+    def build(threads: int = 1) -> dict:   # a member's torch threads are part of its config
         return single18.recipe("small", **{"split.params.n_splits": args.splits, "defaults.epochs": args.epochs,
-                                           **tiny})
+                                           "defaults.threads": threads, **tiny})
 
-    runs = [("local, 1 torch thread", {"name": "local", "params": {"threads": 1}}),
-            *([] if args.tiny else [("local, 2 torch threads", {"name": "local", "params": {"threads": 2}})]),
-            (f"process, {args.workers} workers x 1 thread",
-             {"name": "process", "params": {"workers": args.workers, "threads_per_worker": 1}})]
+    runs = [("local, 1 torch thread", "local", 1),
+            *([] if args.tiny else [("local, 2 torch threads", "local", 2)]),
+            (f"process, {args.workers} workers x 1 thread", {"name": "process", "params": {"workers": args.workers}},
+             1)]
     measured = []
-    for i, (label, executor) in enumerate(runs):
-        m = run_once(build, data, work / f"run{i}", executor)
+    for i, (label, executor, threads) in enumerate(runs):
+        m = run_once(lambda: build(threads), data, work / f"run{i}", executor)
         measured.append((label, m))
         print(f"{label}: {m['seconds']:.1f} s (load {m['load'][0]:.1f} -> {m['load'][1]:.1f})", flush=True)
     base = measured[0][1]["seconds"]

@@ -25,6 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_setup import (BASELINE_NOTE, DEFAULT_DATA, REPO, data_label, demo_data, device_kind,  # noqa: E402
                          load_recipe_module, results_module, tiny_recipe, weights_label)
+from ensemble_core.atomic import atomic_write_text  # noqa: E402
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -119,22 +120,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiny", action="store_true", help="CPU smoke size: demo data, tiny backbones, 1 epoch")
     ap.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
     ap.add_argument("--json", default=None, help="also write the figures as JSON to this file")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1 with --tiny)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads per member (sets defaults.threads; the recipe's own default is 1)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
-    if args.threads or args.tiny:
-        import torch
-        torch.set_num_threads(args.threads or 1)
-
+    overrides = parse_overrides(args.overrides)
+    if args.threads:
+        overrides["defaults.threads"] = args.threads
     work = Path(tempfile.mkdtemp(prefix="quality-"))
     out_dir = Path(args.out) if args.out else work / "run"
     result = run_quality(args.recipe, Path(args.data) if args.data else None, out_dir, args.preset,
-                         parse_overrides(args.overrides), args.tiny, args.quiet)
+                         overrides, args.tiny, args.quiet)
     lines = table(result)
     print("\n".join(lines))
     print(f"run folder: {result['out_dir']}" + ("" if args.out else " (temporary, removed; pass --out to keep it)"))
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1, default=str))
+        atomic_write_text(args.json, json.dumps(result, indent=1, default=str))
     if not args.no_append:
         size = "tiny CPU smoke" if args.tiny else result["device"]
         results_module().append_results(

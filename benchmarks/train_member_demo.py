@@ -61,9 +61,9 @@ def main() -> None:
                                           "batch_size": args.batch_size, "image_size": list(args.image_size),
                                           "augmentations": ["HorizontalFlip"],
                                           "optimizer": {"name": "adamw", "params": {"lr": args.lr}},
-                                          "scheduler": "cosine"}]}).plan()[0]
+                                          "scheduler": "cosine", "threads": args.threads or 1}]}).plan()[0]
     start_wall, start_cpu = time.perf_counter(), time.process_time()
-    summary = train_member(member, ds, split, work / "members" / member.run_name, quiet=True, threads=args.threads)
+    summary = train_member(member, ds, split, work / "members" / member.run_name, quiet=True)
     wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
 
     oof = np.load(work / "members" / member.run_name / "oof.npz")

@@ -14,17 +14,17 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Hashable, Iterable, Sequence
 
-from ensemble_core.executors import ERROR_FILE, MemberJob, MemberResult, run_member_attempts, with_threads
+from ensemble_core.executors import ERROR_FILE, MemberJob, MemberResult, run_member_attempts, write_error_log
 from ensemble_core.stopping import (stop_file_for, stop_reason, stop_requested, watch_stop_file,
                                     write_stop_file)
 
 
-def run_member_in_worker(job: MemberJob, retries: int, stop_file: str | None, threads: int | None) -> MemberResult:
+def run_member_in_worker(job: MemberJob, retries: int, stop_file: str | None) -> MemberResult:
     """Run in a worker process: the shared retry loop, stopping when ``stop_file`` appears."""
     if stop_file is not None and Path(stop_file).exists():
         return MemberResult(job.run_name, job.run_dir, "not_run", error="the run was stopped before it started")
     with watch_stop_file(stop_file):
-        return run_member_attempts(with_threads(job, threads), retries)
+        return run_member_attempts(job, retries)
 
 
 def default_cpu_count() -> int:
@@ -38,9 +38,7 @@ def crashed_result(job: MemberJob, exc: BaseException) -> MemberResult:
     """A worker that died (killed, out of memory) or could not run the job at all; the error goes to the
     member's ``error.log`` like any other failure."""
     details = "".join(traceback.format_exception(exc))
-    error_file = Path(job.run_dir) / ERROR_FILE
-    error_file.parent.mkdir(parents=True, exist_ok=True)
-    error_file.write_text(f"the worker process running this member failed:\n{details}")
+    write_error_log(Path(job.run_dir) / ERROR_FILE, f"the worker process running this member failed:\n{details}")
     return MemberResult(job.run_name, job.run_dir, "failed",
                         error=f"the worker running {job.run_name} died: {type(exc).__name__}: {exc}",
                         details=details)

@@ -4,8 +4,8 @@
     fire recipes/full.py run --executor process --executor.params.workers=2
 
 Each worker is started with the ``spawn`` method (safe for torch threads and CUDA), pinned to one GPU
-through ``CUDA_VISIBLE_DEVICES`` when there are GPUs, and limited to ``threads_per_worker`` torch
-threads (default: CPU cores / workers). Members are independent: each worker loads the data set and
+through ``CUDA_VISIBLE_DEVICES`` when there are GPUs. A member's torch CPU threads are its own
+``threads`` field (recipe ``defaults.threads``), the same on every executor, so the bytes are too. Members are independent: each worker loads the data set and
 decodes the images its member needs. SIGINT / SIGTERM are handled in the workers too (a terminal's
 Ctrl-C reaches the whole process group): they save a last checkpoint and return.
 """
@@ -50,11 +50,11 @@ def _init_worker(slots) -> None:
         signal.signal(sig, handler)
 
 
-def _run_job(job: MemberJob, retries: int, stop_file: str, threads: int | None) -> MemberResult:
+def _run_job(job: MemberJob, retries: int, stop_file: str) -> MemberResult:
     from ensemble_core.stopping import clear_stop, stop_requested
     if stop_requested():  # a signal reached this worker while it was idle: the parent decides what follows
         clear_stop()
-    return run_member_in_worker(job, retries, stop_file, threads)
+    return run_member_in_worker(job, retries, stop_file)
 
 
 class WorkerPools:
@@ -97,30 +97,27 @@ class ProcessExecutor:
 
     ``workers``: pool size (default: the number of GPUs, else ``min(cores, members)``);
     ``gpus``: GPU ids to spread the workers over (default: ``CUDA_VISIBLE_DEVICES`` / every CUDA device;
-    ``[]`` for CPU only); ``threads_per_worker``: torch CPU threads per worker (default: cores / workers);
-    ``retries``: extra attempts for a member that raises (in its worker) or whose worker dies (the pool
+    ``[]`` for CPU only); ``retries``: extra attempts for a member that raises (in its worker) or whose worker dies (the pool
     is replaced and its members resubmitted; each resumes from its last checkpoint).
     """
 
     def __init__(self, workers: int | None = None, gpus: Sequence[int | str] | None = None,
-                 threads_per_worker: int | None = None, retries: int = DEFAULT_RETRIES):
-        for name, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
+                 retries: int = DEFAULT_RETRIES):
+        for name, value in (("workers", workers),):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise EnsembleCoreError(f"executor 'process': {name} must be a whole number >= 1 or unset, "
                                         f"got {value!r}")
         self.workers = workers
         self.gpus = None if gpus is None else [str(g) for g in (gpus if isinstance(gpus, (list, tuple)) else [gpus])]
-        self.threads_per_worker = threads_per_worker
         self.retries = check_retries(retries, "process")
 
-    def plan(self, n_jobs: int) -> tuple[int, list[str | None], int]:
-        """(workers, one GPU id or None per worker, torch threads per worker)."""
+    def plan(self, n_jobs: int) -> tuple[int, list[str | None]]:
+        """(workers, one GPU id or None per worker)."""
         gpus = visible_gpus() if self.gpus is None else self.gpus
         cores = default_cpu_count()
         workers = self.workers or (len(gpus) if gpus else min(cores, max(n_jobs, 1)))
         slots = [gpus[i % len(gpus)] for i in range(workers)] if gpus else [None] * workers
-        threads = self.threads_per_worker or max(1, cores // workers)
-        return workers, slots, threads
+        return workers, slots
 
     def run(self, jobs: Sequence[MemberJob]) -> list[MemberResult]:
         jobs = list(jobs)
@@ -129,7 +126,7 @@ class ProcessExecutor:
         if not todo:
             return results
         clear_stop_file(jobs)
-        workers, slots, threads = self.plan(len(todo))
+        workers, slots = self.plan(len(todo))
         pools = WorkerPools(min(workers, len(todo)), slots)
         from ensemble_core.stopping import stop_file_for
         stop_file = str(stop_file_for(jobs[0].run_dir))
@@ -138,7 +135,7 @@ class ProcessExecutor:
         crashes = [0] * len(todo)
 
         def submit(k: int) -> Future:
-            future = pools.current.submit(_run_job, jobs[todo[k]], self.retries, stop_file, threads)
+            future = pools.current.submit(_run_job, jobs[todo[k]], self.retries, stop_file)
             owner[future], generation[k] = k, pools.generation
             return future
 
@@ -180,4 +177,4 @@ class ProcessExecutor:
 
     def __repr__(self) -> str:
         return (f"ProcessExecutor(workers={self.workers}, gpus={self.gpus}, "
-                f"threads_per_worker={self.threads_per_worker}, retries={self.retries})")
+                f"retries={self.retries})")

@@ -29,8 +29,8 @@ def import_ray():
     return ray
 
 
-def _ray_member_task(job: MemberJob, retries: int, stop_file: str, threads: int | None) -> MemberResult:
-    return run_member_in_worker(job, retries, stop_file, threads)
+def _ray_member_task(job: MemberJob, retries: int, stop_file: str) -> MemberResult:
+    return run_member_in_worker(job, retries, stop_file)
 
 
 class RayExecutor:
@@ -40,13 +40,12 @@ class RayExecutor:
     started); ``"auto"`` or ``"ray://host:10001"`` / ``"host:6379"`` joins a cluster.
     ``num_cpus``: CPUs of a local instance (default: all). ``cpus_per_member`` /
     ``num_gpus_per_member``: each task's request (GPUs default to 1 when the cluster has GPUs, else 0).
-    ``threads_per_member``: torch CPU threads in a task (default ``cpus_per_member``).
+    A member's torch CPU threads are its own ``threads`` field, the same on every executor.
     ``retries``: extra attempts for a member that raises, and Ray reruns of a task whose worker died.
     """
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None, cpus_per_member: float = 1,
-                 num_gpus_per_member: float | None = None, threads_per_member: int | None = None,
-                 retries: int = DEFAULT_RETRIES):
+                 num_gpus_per_member: float | None = None, retries: int = DEFAULT_RETRIES):
         if not isinstance(cpus_per_member, (int, float)) or isinstance(cpus_per_member, bool) or cpus_per_member <= 0:
             raise EnsembleCoreError(f"executor 'ray': cpus_per_member must be a number > 0, got {cpus_per_member!r}")
         if num_gpus_per_member is not None and (not isinstance(num_gpus_per_member, (int, float))
@@ -60,7 +59,6 @@ class RayExecutor:
         self.num_cpus = num_cpus
         self.cpus_per_member = cpus_per_member
         self.num_gpus_per_member = num_gpus_per_member
-        self.threads_per_member = threads_per_member
         self.retries = check_retries(retries, "ray")
 
     def _connect(self, ray) -> bool:
@@ -97,10 +95,9 @@ class RayExecutor:
         started = self._connect(ray)
         try:
             gpus = self.gpus_per_member(ray)
-            threads = self.threads_per_member or max(1, int(self.cpus_per_member))
             task = ray.remote(_ray_member_task).options(num_cpus=self.cpus_per_member, num_gpus=gpus,
                                                         max_retries=self.retries)
-            refs = {task.remote(jobs[i], self.retries, stop_file, threads): k for k, i in enumerate(todo)}
+            refs = {task.remote(jobs[i], self.retries, stop_file): k for k, i in enumerate(todo)}
 
             def wait_some(pending, timeout):
                 ready, _ = ray.wait(pending, num_returns=1, timeout=timeout)

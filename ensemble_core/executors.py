@@ -18,14 +18,16 @@ saves ``checkpoints/last.pt`` and reports ``"stopped"``; it is never retried.
 """
 from __future__ import annotations
 
+import sys
 import time
 import traceback
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from ensemble_core.atomic import atomic_write_text
 from ensemble_core.errors import EnsembleCoreError
 from ensemble_core.stopping import MemberStopped, stop_requested
 
@@ -89,7 +91,10 @@ def run_member_job(job: MemberJob, dataset: Any = None, image_cache: Any = None)
     if job.is_done():
         return MemberResult(job.run_name, job.run_dir, "skipped")
     error_file = Path(job.run_dir) / ERROR_FILE
-    error_file.unlink(missing_ok=True)
+    try:
+        error_file.unlink(missing_ok=True)
+    except OSError:
+        pass  # a stale error.log we cannot remove must not stop the member
     start = time.perf_counter()
     try:
         from ensemble_core.recipe import MemberSpec
@@ -106,8 +111,7 @@ def run_member_job(job: MemberJob, dataset: Any = None, image_cache: Any = None)
         return MemberResult(job.run_name, job.run_dir, "stopped", time.perf_counter() - start, error=str(exc))
     except Exception as exc:  # one member's failure is reported with its run folder
         details = traceback.format_exc()
-        error_file.parent.mkdir(parents=True, exist_ok=True)
-        error_file.write_text(details)
+        write_error_log(error_file, details)
         return MemberResult(job.run_name, job.run_dir, "failed", time.perf_counter() - start,
                             error=f"{type(exc).__name__}: {exc}", details=details,
                             user_error=isinstance(exc, EnsembleCoreError))
@@ -117,11 +121,17 @@ def run_member_job(job: MemberJob, dataset: Any = None, image_cache: Any = None)
     return MemberResult(job.run_name, job.run_dir, "trained", time.perf_counter() - start)
 
 
-def with_threads(job: MemberJob, threads: int | None) -> MemberJob:
-    """``job`` with torch's CPU thread count set (``None``: the job's own setting)."""
-    if not threads:
-        return job
-    return replace(job, options={**job.options, "threads": int(threads)})
+def write_error_log(path: Path, text: str) -> bool:
+    """Write a member's ``error.log``; never raises. When the file cannot be written (a full disk, a
+    read-only folder) the failure being reported must not be masked, nor the remaining retries skipped:
+    the reason goes to stderr and the caller goes on."""
+    try:
+        atomic_write_text(path, text)
+        return True
+    except OSError as exc:
+        print(f"warning: cannot write {path} ({exc.strerror or exc}); the member's error is: "
+              f"{text.strip().splitlines()[-1] if text.strip() else '(empty)'}", file=sys.stderr, flush=True)
+        return False
 
 
 def check_retries(retries: Any, executor: str) -> int:
@@ -154,10 +164,8 @@ def run_member_attempts(job: MemberJob, retries: int = DEFAULT_RETRIES, dataset:
         logs.append(f"===== attempt {attempt} of {retries + 1}: {result.error}\n{result.details or ''}")
         if not is_retryable(result) or attempt > retries or stop_requested():
             break
-    error_file = Path(job.run_dir) / ERROR_FILE
     if result.details is not None:
-        error_file.parent.mkdir(parents=True, exist_ok=True)
-        error_file.write_text("\n".join(logs))
+        write_error_log(Path(job.run_dir) / ERROR_FILE, "\n".join(logs))
         result.details = "\n".join(logs)
     if result.attempts > 1:
         result.error = f"{result.error} (after {result.attempts} attempts)"
@@ -174,12 +182,10 @@ class LocalExecutor:
     as not run.
     """
 
-    def __init__(self, stop_on_error: bool = True, share_images: bool = True, retries: int = DEFAULT_RETRIES,
-                 threads: int | None = None):
+    def __init__(self, stop_on_error: bool = True, share_images: bool = True, retries: int = DEFAULT_RETRIES):
         self.stop_on_error = bool(stop_on_error)
         self.share_images = bool(share_images)
         self.retries = check_retries(retries, "local")
-        self.threads = threads
         self._datasets: dict[tuple, Any] = {}
         self._caches: dict[tuple, Any] = {}
 
@@ -216,7 +222,7 @@ class LocalExecutor:
                 if not job.is_done():
                     dataset = self._dataset(job)
                     cache = self._image_cache(job, dataset)
-                result = run_member_attempts(with_threads(job, self.threads), self.retries, dataset, cache)
+                result = run_member_attempts(job, self.retries, dataset, cache)
                 results.append(result)
                 if result.status == "stopped" or (result.status == "failed" and self.stop_on_error):
                     why = "the run was stopped" if result.status == "stopped" else f"stopped after {job.run_name} failed"
@@ -229,4 +235,4 @@ class LocalExecutor:
 
     def __repr__(self) -> str:
         return (f"LocalExecutor(stop_on_error={self.stop_on_error}, share_images={self.share_images}, "
-                f"retries={self.retries}, threads={self.threads})")
+                f"retries={self.retries})")

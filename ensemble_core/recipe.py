@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ensemble_core.errors import RecipeError, UnknownComponentError
+from ensemble_core.errors import OverrideError, RecipeError, UnknownComponentError
 
 RECIPE_VERSION = 1
 
@@ -70,7 +70,12 @@ MEMBER_DEFAULTS: dict[str, Any] = {
     "compile": False,
     "max_nonfinite_steps": 3,
     "eval_batch_size": None,
+    "threads": 1,
 }
+
+# Member fields added after run folders existed, with the value that reproduces the older behaviour: at that
+# value a field is left out of the config hash, so a folder trained before the field existed keeps its name.
+HASH_NEUTRAL: dict[str, Any] = {"threads": 1}
 
 TOP_LEVEL: dict[str, Any] = {
     "version": RECIPE_VERSION,
@@ -120,7 +125,10 @@ class MemberSpec:
         return cls(**copy.deepcopy(dict(data)))
 
     def config_hash(self) -> str:
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        data = self.to_dict()
+        data["fields"] = {k: v for k, v in data["fields"].items()
+                          if not (k in HASH_NEUTRAL and v == HASH_NEUTRAL[k])}
+        blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha1(blob).hexdigest()[:10]
 
     @property
@@ -184,9 +192,8 @@ class Recipe:
             text = yaml.safe_dump(data, sort_keys=False)
         else:
             text = json.dumps(data, indent=2)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        from ensemble_core.atomic import atomic_write_text
+        atomic_write_text(path, text)
 
     # ---- overrides -----------------------------------------------------
     def override(self, **changes: Any) -> "Recipe":
@@ -234,18 +241,37 @@ class Recipe:
 
 
 def set_path(data: dict, dotted: str, value: Any) -> None:
+    """Set ``data[a][b][0]...`` from ``"a.b.0..."``; a path that does not fit the recipe raises
+    :class:`OverrideError` naming the path and why (never an IndexError / TypeError)."""
     parts = dotted.split(".")
+    if not all(parts):
+        raise OverrideError(f"--{dotted}: empty part in the dotted path; write it as e.g. defaults.epochs")
     node: Any = data
-    for i, part in enumerate(parts[:-1]):
-        key: Any = int(part) if isinstance(node, list) else part
-        if isinstance(node, dict) and key not in node:
-            node[key] = {}
-        node = node[key]
-    last = parts[-1]
-    if isinstance(node, list):
-        node[int(last)] = value
-    else:
-        node[last] = value
+    for i, part in enumerate(parts):
+        here = ".".join(parts[:i]) or "the recipe"
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            try:
+                key: Any = int(part)
+            except ValueError:
+                raise OverrideError(f"--{dotted}: {here} is a list of {len(node)}; {part!r} must be an index "
+                                    f"0..{len(node) - 1}") from None
+            if not -len(node) <= key < len(node):
+                raise OverrideError(f"--{dotted}: {here} has {len(node)} entr{'y' if len(node) == 1 else 'ies'} "
+                                    f"(indexes 0..{len(node) - 1}); there is no entry {key}")
+        elif isinstance(node, dict):
+            key = part
+            if not last and node.get(key) is None:
+                node[key] = {}
+        else:
+            raise OverrideError(f"--{dotted}: {here} is {node!r} ({type(node).__name__}), not a mapping or list; "
+                                f"it cannot hold {part!r}. Set --{'.'.join(parts[:i])}=VALUE instead")
+        if last:
+            node[key] = value
+        else:
+            if isinstance(node[key], str) and parts[i + 1] in ("name", "params"):
+                node[key] = {"name": node[key], "params": {}}   # a component name becomes {name, params}
+            node = node[key]
 
 
 def _unknown_key(key: str, valid: list[str], where: str) -> str:
@@ -301,7 +327,7 @@ def _check_scalar(fields: Mapping[str, Any], path: str, problems: list[str]) -> 
     def bad(key: str, why: str) -> None:
         problems.append(f"{path}.{key}: {why}, got {fields.get(key)!r}")
 
-    for key in ("epochs", "batch_size"):
+    for key in ("epochs", "batch_size", "threads"):
         v = fields.get(key)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             bad(key, "must be a positive integer")
@@ -323,6 +349,8 @@ def _check_scalar(fields: Mapping[str, Any], path: str, problems: list[str]) -> 
         bad("amp", "must be one of auto, bf16, fp16, fp32")
     if fields.get("channels_last") not in ("auto", True, False):
         bad("channels_last", "must be auto, true or false")
+    if not isinstance(fields.get("compile"), bool):
+        bad("compile", "must be true or false")
     v = fields.get("num_workers")
     if not isinstance(v, int) or v < 0:
         bad("num_workers", "must be an integer >= 0")

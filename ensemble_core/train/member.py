@@ -22,8 +22,8 @@ from ensemble_core.errors import TrainingError
 from ensemble_core.recipe import MemberSpec
 from ensemble_core.stopping import MemberStopped, stop_requested
 from ensemble_core.train import components as C
-from ensemble_core.train.checkpoint import (atomic_write_json, atomic_write_text, load_checkpoint,
-                                            remove_stale_temp_files, save_checkpoint)
+from ensemble_core.atomic import atomic_write_json, atomic_write_text, remove_stale_temp_files
+from ensemble_core.train.checkpoint import load_checkpoint, save_checkpoint
 from ensemble_core.train.inputs import MemberLoaders, select_samples
 from ensemble_core.train.loop import NonFiniteGuard, infer, train_one_epoch
 from ensemble_core.train.predict import original_class_names, probs_from_views, score, write_predictions
@@ -106,6 +106,7 @@ class MemberTrainer:
                 "n_eval": 0 if self.samples.eval is None else len(self.samples.eval),
                 "steps_per_epoch": self.loaders.steps_per_epoch, "device": str(self.device),
                 "precision": self.precision.name, "channels_last": self.precision.channels_last,
+                "torch_threads": torch.get_num_threads(),
                 "versions": _versions()}
 
     def check_config(self) -> None:
@@ -317,13 +318,14 @@ class MemberTrainer:
 
 def train_member(member: MemberSpec | dict, dataset: Any, split: tuple[Sequence[int], Sequence[int]],
                  run_dir: str | Path, *, registry=None, device: str | torch.device | None = None,
-                 quiet: bool = False, image_cache=None, threads: int | None = None) -> dict:
+                 quiet: bool = False, image_cache=None) -> dict:
     """Train one member into ``run_dir`` (the member's own folder) and return its summary.
 
     ``dataset``: the data layer's ``Dataset`` (``train`` / ``eval`` tables); ``split``: row
     indices into ``dataset.train``; ``image_cache``: an ``ImageCache`` to reuse when it holds every
-    needed path at the member's ``load_size``; ``threads``: torch CPU threads for this process (on a
-    shared CPU, 1 can be several times faster than oversubscribed cores). Skips a folder with ``DONE``
+    needed path at the member's ``load_size``. The member's ``threads`` field sets torch's CPU threads for
+    this process: it changes the arithmetic (the order of float sums), so it is part of the member's config
+    and every executor gives the same bytes. Skips a folder with ``DONE``
     (returns its summary with status ``"skipped"``); resumes from ``checkpoints/last.pt``.
     """
     if isinstance(member, dict):
@@ -331,8 +333,7 @@ def train_member(member: MemberSpec | dict, dataset: Any, split: tuple[Sequence[
     run = RunFolder(run_dir)
     if run.is_done():
         return {**run.read_summary(), "status": "skipped"}
-    if threads:
-        torch.set_num_threads(int(threads))
+    torch.set_num_threads(int(member.fields.get("threads", 1)))
     trainer = MemberTrainer(member, dataset, split, Path(run_dir), registry=registry, device=device, quiet=quiet,
                             image_cache=image_cache)
     return trainer.run_all()
