@@ -62,11 +62,17 @@ def test_person_folder_missing(data):
     assert p.path == str(folder)
 
 
-def test_missing_photo_named(data):
+def test_missing_photo_named_and_tolerated(data):
+    """docs/DATA.md: a person missing one photo trains on the others (a warning, not an error)."""
     folder = first_person_folder(data)
     photo(folder, "normal").unlink()
-    [p] = errors_about(check_data(data), "missing photo")
-    assert p.path == str(folder) and "normal" in p.message
+    report = check_data(data)
+    assert not errors_about(report, "missing photo")
+    [p] = [w for w in report.warnings if "missing photo" in w.message]
+    assert p.path == str(folder) and "normal" in p.message and "other 6 photo(s) are used" in p.message
+    assert preflight(data) == set()
+    ds = load_dataset(data)
+    assert (ds.train["path"].str.startswith(str(folder) + "/")).sum() == 6
 
 
 def test_unknown_photo_name(data):

@@ -48,7 +48,7 @@ def assert_retried_and_reported(result, job: MemberJob) -> None:
 def local_run(demo_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("local") / "run"
     run_recipe(tiny_recipe(), data_dir=demo_dir, out_dir=out, quiet=True,
-               executor={"name": "local", "params": {"threads": 1}})
+               executor="local")
     return out
 
 
@@ -57,7 +57,7 @@ def local_run(demo_dir, tmp_path_factory) -> Path:
 def test_process_executor_writes_the_same_submission_as_local(local_run, demo_dir, tmp_path):
     out = tmp_path / "run"
     result = run_recipe(tiny_recipe(), data_dir=demo_dir, out_dir=out, quiet=True,
-                        executor={"name": "process", "params": {"workers": 2, "threads_per_worker": 1}})
+                        executor={"name": "process", "params": {"workers": 2}})
     assert result.trained == SPLITS
     assert (out / SUBMISSION_FILE).read_bytes() == (local_run / SUBMISSION_FILE).read_bytes()
     for member in (local_run / "members").iterdir():   # same run folder layout, same predictions
@@ -72,12 +72,11 @@ def test_process_executor_plans_one_worker_per_gpu_or_core(monkeypatch):
     from ensemble_core.executor_process import ProcessExecutor
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
-    workers, slots, _ = ProcessExecutor().plan(n_jobs=12)
+    workers, slots = ProcessExecutor().plan(n_jobs=12)
     assert workers == 2 and slots == ["2", "5"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    workers, slots, threads = ProcessExecutor(workers=2).plan(n_jobs=12)
-    assert workers == 2 and slots == [None, None] and threads >= 1
-    assert ProcessExecutor(workers=4, threads_per_worker=3).plan(1)[2] == 3
+    workers, slots = ProcessExecutor(workers=2).plan(n_jobs=12)
+    assert workers == 2 and slots == [None, None]
 
 
 def test_executor_params_are_checked_with_the_fix():
@@ -150,7 +149,7 @@ def test_process_executor_replaces_a_dead_worker_and_the_member_finishes(demo_di
                       demo_dir, splits, tmp_path, (), {"quiet": True})
     marker = tmp_path / "killed"
     job = dataclasses.replace(job, member=MemberThatKillsItsWorkerOnce(job.member, marker))
-    [result] = ProcessExecutor(workers=1, threads_per_worker=1, retries=1).run([job])
+    [result] = ProcessExecutor(workers=1, retries=1).run([job])
     assert marker.is_file(), "the worker was never killed; the test proves nothing"
     assert result.status == "trained", result.error
     assert (Path(job.run_dir) / DONE_FILE).is_file()
@@ -265,7 +264,7 @@ def _saved(last: Path) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("executor", ["local", {"name": "process", "params": {"workers": 1, "threads_per_worker": 1}}],
+@pytest.mark.parametrize("executor", ["local", {"name": "process", "params": {"workers": 1}}],
                          ids=["local", "process"])
 def test_sigterm_saves_a_checkpoint_exits_cleanly_and_a_rerun_resumes(executor, demo_dir, tmp_path):
     epochs = 8
@@ -329,11 +328,11 @@ def test_a_stop_mid_epoch_saves_that_step_and_the_rerun_continues_there(demo_dir
 
     monkeypatch.setattr(member_module, "stop_requested", stop_after_three_steps)
     with pytest.raises(MemberStopped, match="in epoch 1 after step 3"):
-        train_member(member, ds, split, run_dir, quiet=True, threads=1)
+        train_member(member, ds, split, run_dir, quiet=True)
     ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     assert ckpt["epoch"] == -1 and ckpt["partial"] == {"epoch": 0, "step": 3}
     monkeypatch.setattr(member_module, "stop_requested", lambda: False)
-    summary = train_member(member, ds, split, run_dir, quiet=True, threads=1)
+    summary = train_member(member, ds, split, run_dir, quiet=True)
     assert summary["resumed_from_epoch"] == 0 and summary["resumed_from_step"] == 3 and summary["epochs_run"] == 2
 
 

@@ -24,8 +24,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from ensemble_core.atomic import atomic_write_json
 from ensemble_core.errors import DataError
-from ensemble_core.data.layout import (EVAL_COLUMNS, IMAGE_EXTS, PHOTO_STEMS, TRAIN_COLUMNS, Problem,
+from ensemble_core.data.layout import (EVAL_COLUMNS, IMAGE_EXTS, PHOTO_STEMS, SKIP_FLAG, TRAIN_COLUMNS, Problem,
                                        column_problems, list_person_photos, read_csv, resolve_layout,
                                        train_csv_problems)
 
@@ -82,7 +83,7 @@ def image_problem(path: str | Path, decode: bool = True) -> str | None:
     except OSError as exc:
         return f"unreadable file ({exc.strerror or exc})"
     if not data:
-        return "empty file (0 bytes)"
+        return "empty file (0 bytes); re-export or remove the file"
     if data[:2] == JPEG_SOI:
         if JPEG_EOI not in data[-64:].rstrip(b"\x00\r\n \t"):  # tolerate padding after the marker
             return "truncated JPEG (no end-of-image marker FFD9); re-export or remove the file"
@@ -90,7 +91,8 @@ def image_problem(path: str | Path, decode: bool = True) -> str | None:
         if PNG_IEND not in data[-64:]:
             return "truncated PNG (no IEND chunk); re-export or remove the file"
     else:
-        return f"not a JPEG or PNG (starts with {data[:8]!r})"
+        return (f"not a JPEG or PNG image (starts with {data[:8]!r}); replace it with the real photo or "
+                f"remove the file")
     if decode:
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
         if img is None or img.size == 0:
@@ -153,10 +155,12 @@ def _check_train(layout, report: CheckReport, images: list[str]) -> None:
         photos, unknown, dups = list_person_photos(folder)
         images.extend(str(f) for f in photos.values())
         missing = [s for s in PHOTO_STEMS if s not in photos]
-        if missing:
+        if missing:  # tolerated: the person trains on the photos that are there
             report.problems.append(Problem(str(folder), f"missing photo(s) {', '.join(missing)} (expected "
                                                         f"{', '.join(PHOTO_STEMS)} with extension "
-                                                        f"{'/'.join(IMAGE_EXTS)})"))
+                                                        f"{'/'.join(IMAGE_EXTS)}); the person's other "
+                                                        f"{len(photos)} photo(s) are used",
+                                           level="warning" if photos else "error", skippable=not photos))
         for f in unknown:
             report.problems.append(Problem(str(f), f"unknown photo name {f.name!r}; expected one of "
                                                    f"{', '.join(PHOTO_STEMS)} with extension "
@@ -196,7 +200,9 @@ def _check_eval(layout, report: CheckReport) -> list[str]:
     for image_id in df["ImageID"]:
         p = images_dir / image_id
         if not p.is_file():
-            report.problems.append(Problem(str(p), f"eval image missing (ImageID {image_id!r} in info.csv)"))
+            report.problems.append(Problem(str(p), f"eval image missing (ImageID {image_id!r} in {info}); put "
+                                                   f"the file there, or run with {SKIP_FLAG} to give it the "
+                                                   f"fallback class in submission.csv", skippable=True))
         else:
             out.append(str(p))
     return out
@@ -232,23 +238,13 @@ def _check_plain_csv(layout, report, decode, num_threads, t0) -> CheckReport:
 
 
 # ---------------------------------------------------------------- preflight
-def preflight(path: str | Path, skip_bad: bool = False, report_path: str | Path | None = None,
-              decode: bool = True) -> set[str]:
-    """Check a data set before training. Returns the paths to leave out (pass them to
-    ``load_dataset(path, exclude=...)``); empty when all is well.
+def screen(report: CheckReport, skip_bad: bool, source: str | Path | None = None) -> set[str]:
+    """The paths to leave out of ``report``'s data set, or :class:`DataError` listing what blocks training.
 
-    Without ``skip_bad`` any error raises :class:`DataError` listing the problems.
-    With ``skip_bad`` errors tied to one image or person folder are skipped and
-    listed in ``report_path`` (JSON); errors that cannot be skipped (a missing
-    column, no train.csv) still raise.
+    Without ``skip_bad`` every error blocks; with it, errors tied to one image or one person folder (bad or
+    missing files) are left out and only the others (a missing column, no train.csv, bad labels) block.
+    Writes nothing.
     """
-    report = check_data(path, decode=decode)
-    if report_path is not None:
-        report_path = Path(report_path)
-        report_path.parent.mkdir(parents=True, exist_ok=True)
-        data = report.to_dict()
-        data["skipped"] = sorted(report.bad_paths()) if skip_bad else []
-        report_path.write_text(json.dumps(data, indent=1))
     errors = report.errors
     if not errors:
         return set()
@@ -256,11 +252,43 @@ def preflight(path: str | Path, skip_bad: bool = False, report_path: str | Path 
     if blocking:
         shown = "\n".join(f"  - {p}" for p in blocking[:20])
         more = f"\n  ... and {len(blocking) - 20} more" if len(blocking) > 20 else ""
-        hint = ("fix them (these cannot be skipped)" if skip_bad else
-                "fix them, or run with skip_bad to leave the bad images / people out")
+        n_skippable = sum(p.skippable for p in blocking)
+        if skip_bad:
+            hint = "fix them (these cannot be skipped)"
+        elif n_skippable == len(blocking):
+            hint = (f"fix them, or run with {SKIP_FLAG} to leave the bad images / people out of training "
+                    f"(bad eval images then get the fallback class in submission.csv)")
+        else:
+            hint = (f"fix them; {SKIP_FLAG} leaves out bad images / people ({n_skippable} of these) but "
+                    f"cannot work around the others")
         raise DataError(f"data check of {report.root} found {len(blocking)} problem(s):\n{shown}{more}\n"
-                        f"Run `python -m ensemble_core check-data {path}` for the full report; {hint}")
+                        f"Run `python -m ensemble_core check-data {source or report.root}` for the full report; "
+                        f"{hint}")
     return report.bad_paths()
+
+
+def write_check_report(report: CheckReport, path: str | Path, skipped: Sequence[str] = ()) -> Path:
+    """``data_check.json``: the whole report plus the paths left out."""
+    data = report.to_dict()
+    data["skipped"] = sorted(skipped)
+    return atomic_write_json(path, data, indent=1)
+
+
+def preflight(path: str | Path, skip_bad: bool = False, report_path: str | Path | None = None,
+              decode: bool = True) -> set[str]:
+    """Check a data set before training. Returns the paths to leave out (pass them to
+    ``load_dataset(path, exclude=...)``); empty when all is well.
+
+    Without ``skip_bad`` any error raises :class:`DataError` listing the problems.
+    With ``skip_bad`` errors tied to one image or person folder are skipped;
+    errors that cannot be skipped (a missing column, no train.csv) still raise.
+    ``report_path`` (JSON) is written only when the check passes.
+    """
+    report = check_data(path, decode=decode)
+    exclude = screen(report, skip_bad, path)
+    if report_path is not None:
+        write_check_report(report, report_path, exclude)
+    return exclude
 
 
 # ---------------------------------------------------------------- command line
@@ -279,7 +307,7 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(report.summary())
     if args.json:
-        Path(args.json).write_text(json.dumps(report.to_dict(), indent=1))
+        atomic_write_json(args.json, report.to_dict(), indent=1)
     return 0 if report.ok else 1
 
 

@@ -47,6 +47,7 @@ AGE_RANGE = (0, 120)
 # representative years for an age class when only label18 is known
 AGE_CLASS_YEARS = (20, 45, 60)
 MAX_LISTED = 10
+SKIP_FLAG = "--skip_bad_files"   # how the run commands spell the option that leaves bad files out
 
 
 @dataclass
@@ -81,6 +82,8 @@ class Dataset:
     root: Path
     source: str = "competition"     # "competition" or "csv"
     skipped: list[str] = field(default_factory=list)
+    eval_skipped: list[str] = field(default_factory=list)  # eval ImageIDs left out (bad / missing files)
+    eval_order: list[str] | None = None   # every eval ImageID in info.csv order (the submission's rows)
 
     @property
     def n_people(self) -> int:
@@ -238,7 +241,14 @@ def load_dataset(path: str | Path, exclude: Iterable[str | Path] = ()) -> Datase
         return _load_plain_csv(layout, excluded)
     train = _load_competition_train(layout, excluded)
     ev = _load_eval(layout.eval_dir) if layout.eval_dir is not None else None
-    return Dataset(train=train, eval=ev, root=layout.root, source="competition", skipped=sorted(excluded))
+    order, eval_skipped = None, []
+    if ev is not None:
+        order = ev["image_id"].astype(str).tolist()
+        bad = ev["path"].isin(excluded).to_numpy()
+        eval_skipped = ev["image_id"][bad].astype(str).tolist()
+        ev = ev[~bad].reset_index(drop=True)
+    return Dataset(train=train, eval=ev, root=layout.root, source="competition", skipped=sorted(excluded),
+                   eval_skipped=eval_skipped, eval_order=order)
 
 
 def _raise(problems: list[Problem], what: str) -> None:
@@ -249,7 +259,7 @@ def _raise(problems: list[Problem], what: str) -> None:
     more = f"\n  ... and {len(errors) - MAX_LISTED} more" if len(errors) > MAX_LISTED else ""
     raise DataError(f"{what}: {len(errors)} problem(s):\n{shown}{more}\n"
                     f"Fix them, or run `python -m ensemble_core check-data DIR` for the full list "
-                    f"and train with skip_bad to leave bad people and images out")
+                    f"and train with {SKIP_FLAG} to leave bad people and images out")
 
 
 def _load_competition_train(layout: Layout, excluded: set[str]) -> pd.DataFrame:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
+from ensemble_core.atomic import atomic_write_json
 from ensemble_core.errors import DataError
 from ensemble_core.data.layout import persons_table
 
@@ -111,10 +112,20 @@ def make_splits(train_df: pd.DataFrame, splitter_ref: Any, seed: int, manifest_p
     and read back afterwards; a manifest made from other data, another splitter
     or another seed raises :class:`DataError`.
     """
+    splits, save = plan_splits(train_df, splitter_ref, seed, manifest_path, registry)
+    save()
+    return splits
+
+
+def plan_splits(train_df: pd.DataFrame, splitter_ref: Any, seed: int, manifest_path: str | Path | None = None,
+                registry=None) -> tuple[list[tuple[np.ndarray, np.ndarray]], Callable[[], None]]:
+    """:func:`make_splits` without writing: the splits and a function that writes the manifest when it is
+    new (a no-op when the manifest was read back), so a run can check everything before it writes."""
     persons = persons_table(train_df)
     ref = _ref(splitter_ref)
     fp = fingerprint(persons)
     manifest_path = Path(manifest_path) if manifest_path is not None else None
+    save: Callable[[], None] = lambda: None
     if manifest_path is not None and manifest_path.is_file():
         person_splits = _read_manifest(manifest_path, ref, int(seed), fp)
     else:
@@ -122,8 +133,9 @@ def make_splits(train_df: pd.DataFrame, splitter_ref: Any, seed: int, manifest_p
         ids = persons["person"].astype(str).to_numpy()
         person_splits = [(ids[tr].tolist(), ids[va].tolist()) for tr, va in splitter.split(persons, int(seed))]
         if manifest_path is not None:
-            _write_manifest(manifest_path, ref, int(seed), fp, len(persons), person_splits)
-    return rows_of(train_df, person_splits)
+            def save() -> None:
+                _write_manifest(manifest_path, ref, int(seed), fp, len(persons), person_splits)
+    return rows_of(train_df, person_splits), save
 
 
 def rows_of(train_df: pd.DataFrame, person_splits) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -139,13 +151,10 @@ def rows_of(train_df: pd.DataFrame, person_splits) -> list[tuple[np.ndarray, np.
 
 
 def _write_manifest(path: Path, ref: dict, seed: int, fp: str, n_persons: int, person_splits) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = {"version": MANIFEST_VERSION, "splitter": ref, "seed": seed, "fingerprint": fp,
             "n_persons": n_persons,
             "splits": [{"train": sorted(tr), "val": sorted(va)} for tr, va in person_splits]}
-    tmp = path.with_name(f".{path.name}.{np.random.default_rng().integers(1 << 30)}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
+    atomic_write_json(path, data, indent=1)
 
 
 def _read_manifest(path: Path, ref: dict, seed: int, fp: str):

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ensemble_core.ensemble.presets import Preset, gpu_available, resolve_preset
-from ensemble_core.errors import EnsembleCoreError
-from ensemble_core.recipe import Recipe
+from ensemble_core.errors import EnsembleCoreError, OverrideError, os_error_message
+from ensemble_core.recipe import TOP_LEVEL, Recipe
 from ensemble_core.stopping import RunInterrupted
 
 DEMO_DATA_DIR = Path("runs") / "demo-data"
@@ -30,11 +30,53 @@ DEMO_NOTE = "synthetic demo faces from ensemble_core.data.demo, not the competit
 RecipeBuilder = Callable[[Preset], Mapping[str, Any]]
 
 
+# the flags of ``fire recipes/<name>.py run`` besides recipe fields (fire spells --data-dir as data_dir)
+RUN_FLAGS = ("data_dir", "out_dir", "preset", "executor", "ray_address", "quiet", "skip_bad_files", "help")
+BOOL_FLAGS = ("quiet", "skip_bad_files")
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def parse_bool(flag: str, value: Any) -> bool:
+    """A boolean flag's value: true/false/1/0/yes/no in any case (fire gives ``--flag`` as True), else an
+    error naming the flag; ``--quiet=flase`` must never count as true."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in TRUE_WORDS + FALSE_WORDS:
+        return value.strip().lower() in TRUE_WORDS
+    raise OverrideError(f"--{flag}={value!r}: not a boolean; use --{flag} or --{flag}=true / false (also 1/0, "
+                        f"yes/no, any case), or --no{flag}")
+
+
+def check_override_names(overrides: Mapping[str, Any]) -> None:
+    """An override whose first part is neither a recipe field nor a run flag is a typo: say what was meant."""
+    import difflib
+
+    for key in overrides:
+        head = key.split(".", 1)[0]
+        if head in TOP_LEVEL:
+            continue
+        known = list(RUN_FLAGS) + list(TOP_LEVEL)
+        close = difflib.get_close_matches(head, known, n=3, cutoff=0.6)
+        hint = f" Did you mean {', '.join('--' + c for c in close)}?" if close else ""
+        raise OverrideError(f"--{key}: unknown flag.{hint} Run flags: {', '.join('--' + f for f in RUN_FLAGS)}; "
+                            f"recipe fields (dotted, e.g. --defaults.epochs=2): {', '.join(TOP_LEVEL)}")
+
+
+def coerce_value(value: Any) -> Any:
+    """fire leaves ``--defaults.compile=false`` a string; the words true/false are booleans in a recipe too."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return value
+
+
 def recipe_data(build: RecipeBuilder, preset: str | Preset | None = None, **overrides: Any) -> dict[str, Any]:
     """The recipe of ``build`` for ``preset`` with dotted ``overrides`` applied, as plain data."""
     recipe = Recipe.from_dict(dict(build(resolve_preset(preset))))
     if overrides:
-        recipe = recipe.override(**overrides)
+        check_override_names(overrides)
+        recipe = recipe.override(**{k: coerce_value(v) for k, v in overrides.items()})
     return recipe.to_dict()
 
 
@@ -97,6 +139,9 @@ def launch(name: str, build: RecipeBuilder, data_dir: str | Path | None = None, 
     except EnsembleCoreError as exc:  # a command-line entry point: the message, not a traceback
         print(f"error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(1) from exc
+    except OSError as exc:  # read-only folder, full disk, no permission: the path and the fix
+        print(f"error: {os_error_message(exc)}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from exc
 
 
 def _launch(name: str, build: RecipeBuilder, data_dir, out_dir, preset, executor, quiet: bool,
@@ -104,6 +149,7 @@ def _launch(name: str, build: RecipeBuilder, data_dir, out_dir, preset, executor
     from ensemble_core.ensemble.pipeline import run_recipe
 
     start = time.perf_counter()
+    quiet, skip_bad_files = parse_bool("quiet", quiet), parse_bool("skip_bad_files", skip_bad_files)
     chosen = resolve_preset(preset)
     executor, overrides = executor_choice(executor, overrides)
     recipe = recipe_data(build, chosen, **overrides)

@@ -30,8 +30,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ensemble_core.atomic import atomic_write_json, atomic_write_stream, remove_stale_temp_files
 from ensemble_core.errors import DataError, EnsembleCoreError, RecipeError, TrainingError
-from ensemble_core.executors import ERROR_FILE, Executor, MemberJob, MemberResult
+from ensemble_core.executors import DONE_FILE, ERROR_FILE, Executor, MemberJob, MemberResult
 from ensemble_core.recipe import Recipe, normalize_ref, validate
 from ensemble_core.stopping import RunInterrupted, signal_exit_status
 
@@ -79,7 +80,6 @@ def read_run_info(out_dir: Path) -> dict:
 
 
 def write_run_info(out_dir: Path, info: Mapping[str, Any]) -> None:
-    from ensemble_core.ensemble.submission import atomic_write_json
     atomic_write_json(out_dir / RUN_FILE, dict(info))
 
 
@@ -200,7 +200,7 @@ def write_ensemble(recipe: Recipe, out_dir: Path, dataset, data_dir: Path, voter
     """Vote + combine cached predictions; write submission, metrics, report. Returns (metrics, paths)."""
     from ensemble_core.ensemble.assemble import build_ensemble
     from ensemble_core.ensemble.report import ensemble_metrics, write_outputs
-    from ensemble_core.ensemble.submission import atomic_write, write_submission
+    from ensemble_core.ensemble.submission import write_submission
 
     ens = build_ensemble(recipe, out_dir, dataset, voter=voter, registry=registry)
     metrics = ensemble_metrics(ens)
@@ -208,13 +208,21 @@ def write_ensemble(recipe: Recipe, out_dir: Path, dataset, data_dir: Path, voter
     metrics["data_dir"] = str(data_dir)
     paths: dict[str, Path] = {}
     submission = None
-    if ens.eval18 is not None:
-        submission = write_submission(out_dir / SUBMISSION_FILE, ens.eval_ids, ens.eval_pred)
-        def save_probs(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, image_id=ens.eval_ids, probs=ens.eval18.astype(np.float32))
-
-        atomic_write(out_dir / ENSEMBLE_EVAL_FILE, save_probs)
+    order = getattr(dataset, "eval_order", None)
+    if ens.eval18 is not None or order:
+        ids, classes, fallback = submission_rows(ens, order)
+        if fallback is not None:
+            metrics["eval_fallback"] = fallback
+            metrics.setdefault("notes", []).append(
+                f"{len(fallback['image_ids'])} eval image(s) could not be read and were left out "
+                f"({SKIP_NOTE}); their submission rows hold the fallback class {fallback['class']} "
+                f"({fallback['class_name']}), {fallback['rule']}: {', '.join(fallback['image_ids'][:10])}"
+                + (" ..." if len(fallback['image_ids']) > 10 else ""))
+        submission = write_submission(out_dir / SUBMISSION_FILE, ids, classes)
+        if ens.eval18 is not None:
+            eval_ids = np.asarray(ens.eval_ids, dtype=str)   # a plain string array: loads without pickle
+            atomic_write_stream(out_dir / ENSEMBLE_EVAL_FILE,
+                                lambda fh: np.savez(fh, image_id=eval_ids, probs=ens.eval18.astype(np.float32)))
         paths["submission"] = submission
     else:
         metrics.setdefault("notes", []).append(f"{data_dir} has no eval images: no submission written")
@@ -222,6 +230,31 @@ def write_ensemble(recipe: Recipe, out_dir: Path, dataset, data_dir: Path, voter
            "submission": submission.name if submission else None, **(context or {})}
     paths.update(write_outputs(out_dir, metrics, ctx))
     return metrics, paths
+
+
+SKIP_NOTE = "--skip_bad_files"
+
+
+def submission_rows(ens, order: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray, dict | None]:
+    """Every eval ImageID in info.csv order with its class. Images left out by ``--skip_bad_files`` (not
+    decoded, so not predicted) get the fallback class: the class the ensemble predicts most often out of
+    fold (the best constant guess the run's own predictions support; ties to the lower class id)."""
+    from ensemble_core.labels import class_names
+
+    predicted = {} if ens.eval18 is None else dict(zip(np.asarray(ens.eval_ids, dtype=str), ens.eval_pred))
+    ids = np.asarray(order if order else list(predicted), dtype=str)
+    missing = [i for i in ids if i not in predicted]
+    if not missing:
+        return ids, np.array([predicted[i] for i in ids], dtype=np.int64), None
+    oof = ens.oof18[ens.oof_rows]
+    counts = np.bincount(oof.argmax(axis=1), minlength=ens.oof18.shape[1]) if len(oof) else \
+        np.bincount(ens.truth18, minlength=ens.oof18.shape[1])
+    cls = int(counts.argmax())
+    rule = ("the class the ensemble predicts most often out of fold" if len(oof) else
+            "the most frequent training class (no out-of-fold predictions)")
+    classes = np.array([predicted.get(i, cls) for i in ids], dtype=np.int64)
+    return ids, classes, {"class": cls, "class_name": class_names()[cls], "rule": rule,
+                          "image_ids": [str(i) for i in missing]}
 
 
 def summary_line(metrics: Mapping[str, Any]) -> str:
@@ -244,14 +277,16 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
     ``skip_bad_files`` leaves out images / people that fail the data check instead of stopping.
     ``preset`` and ``data_note`` only label the report.
     """
-    from ensemble_core.data.check import preflight
+    from ensemble_core.data.check import check_data, screen, write_check_report
     from ensemble_core.data.layout import load_dataset
-    from ensemble_core.data.splits import make_splits
+    from ensemble_core.data.splits import plan_splits
     from ensemble_core.ensemble.assemble import build_task, group_members
     from ensemble_core.ensemble.combine import require_coverage
+    from ensemble_core.ensemble.predictions import MEMBERS_DIR, member_dir
     from ensemble_core.manager import get_registry
 
     start = time.perf_counter()
+    # ---- everything is checked before the first byte goes into out_dir: a refused run leaves it as it was
     registry = get_registry()
     recipe = validate(recipe, registry=registry)
     duplicates = duplicate_member_problems(recipe)
@@ -260,32 +295,42 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
     members = recipe.plan()
     require_coverage({name: build_task(ms[0].task, registry) for name, ms in group_members(members).items()},
                      f"recipe {recipe.name!r} tasks")
+    runner = make_executor(executor, recipe, registry)
     out_dir = Path(out_dir).expanduser().resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EnsembleCoreError(f"out_dir {out_dir} is a file, not a folder; pass a folder for the run's outputs")
     data_dir = resolve_data_dir(data_dir, out_dir)
     previous = read_run_info(out_dir)
-    recipe.save(out_dir / RECIPE_FILE)
-
-    from ensemble_core.ensemble.predictions import member_dir
-    all_done = all((member_dir(out_dir, m) / "DONE").is_file() for m in members)
+    all_done = all((member_dir(out_dir, m) / DONE_FILE).is_file() for m in members)
+    report = None
     if all_done and previous.get("data_dir") == str(data_dir):
         exclude = set(previous.get("exclude", []))   # nothing to train: the data check already ran
         say(quiet, f"[ensemble] all {len(members)} member(s) finished before; skipping the data check")
     else:
         say(quiet, f"[ensemble] checking data {data_dir}")
-        exclude = preflight(data_dir, skip_bad=skip_bad_files, report_path=out_dir / DATA_CHECK_FILE)
-        if exclude:
-            say(quiet, f"[ensemble] leaving out {len(exclude)} bad file(s)/folder(s); see {out_dir / DATA_CHECK_FILE}")
+        report = check_data(data_dir)
+        exclude = screen(report, skip_bad_files, data_dir)
     dataset = load_dataset(data_dir, exclude=exclude)
-    info = {"data_dir": str(data_dir), "exclude": sorted(exclude), "preset": preset, "data_note": data_note,
-            "recipe": recipe.name}
-    write_run_info(out_dir, {**previous, **info})
-    splits = make_splits(dataset.train, recipe.split, recipe.seed, out_dir / SPLITS_FILE)
-
+    splits, save_splits = plan_splits(dataset.train, recipe.split, recipe.seed, out_dir / SPLITS_FILE, registry)
     jobs = plan_jobs(recipe, data_dir, splits, out_dir, exclude, {"quiet": quiet})
+
+    # ---- checks passed: write
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(out_dir)
+    remove_stale_temp_files(out_dir / MEMBERS_DIR, recursive=True)
+    recipe.save(out_dir / RECIPE_FILE)
+    if report is not None:
+        write_check_report(report, out_dir / DATA_CHECK_FILE, sorted(exclude))
+        if exclude:
+            say(quiet, f"[ensemble] leaving out {len(exclude)} bad file(s)/folder(s) ({SKIP_NOTE}); see "
+                       f"{out_dir / DATA_CHECK_FILE}")
+    info = {"data_dir": str(data_dir), "exclude": sorted(exclude), "preset": preset, "data_note": data_note,
+            "recipe": recipe.name, "eval_skipped": list(dataset.eval_skipped)}
+    write_run_info(out_dir, {**previous, **info})
+    save_splits()
+
     todo = sum(not j.is_done() for j in jobs)
     say(quiet, f"[ensemble] {len(jobs)} member(s): {len(jobs) - todo} finished before, {todo} to train")
-    runner = make_executor(executor, recipe, registry)
     results = run_members(runner, jobs)
     check_results(results, jobs)
     for r in results:
@@ -297,6 +342,9 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
 
     metrics, paths = write_ensemble(recipe, out_dir, dataset, data_dir, registry=registry,
                                     context={"preset": preset, "data_note": data_note, "member_status": status})
+    if metrics.get("eval_fallback"):
+        write_run_info(out_dir, {**previous, **info, "members": {r.run_name: r.status for r in results},
+                                 "eval_fallback": metrics["eval_fallback"]})
     seconds = time.perf_counter() - start
     say(quiet, f"[ensemble] {summary_line(metrics)}")
     return RunResult(out_dir, paths.get("submission"), paths["metrics"], paths["report"], metrics, results, seconds)
