@@ -31,6 +31,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ensemble_core.atomic import atomic_write_json, atomic_write_stream, remove_stale_temp_files
+from ensemble_core.data.layout import SKIP_FLAG
 from ensemble_core.errors import DataError, EnsembleCoreError, RecipeError, TrainingError
 from ensemble_core.executors import DONE_FILE, ERROR_FILE, Executor, MemberJob, MemberResult
 from ensemble_core.recipe import Recipe, normalize_ref, validate
@@ -215,7 +216,7 @@ def write_ensemble(recipe: Recipe, out_dir: Path, dataset, data_dir: Path, voter
             metrics["eval_fallback"] = fallback
             metrics.setdefault("notes", []).append(
                 f"{len(fallback['image_ids'])} eval image(s) could not be read and were left out "
-                f"({SKIP_NOTE}); their submission rows hold the fallback class {fallback['class']} "
+                f"({SKIP_FLAG}); their submission rows hold the fallback class {fallback['class']} "
                 f"({fallback['class_name']}), {fallback['rule']}: {', '.join(fallback['image_ids'][:10])}"
                 + (" ..." if len(fallback['image_ids']) > 10 else ""))
         submission = write_submission(out_dir / SUBMISSION_FILE, ids, classes)
@@ -230,9 +231,6 @@ def write_ensemble(recipe: Recipe, out_dir: Path, dataset, data_dir: Path, voter
            "submission": submission.name if submission else None, **(context or {})}
     paths.update(write_outputs(out_dir, metrics, ctx))
     return metrics, paths
-
-
-SKIP_NOTE = "--skip_bad_files"
 
 
 def submission_rows(ens, order: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray, dict | None]:
@@ -322,7 +320,7 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
     if report is not None:
         write_check_report(report, out_dir / DATA_CHECK_FILE, sorted(exclude))
         if exclude:
-            say(quiet, f"[ensemble] leaving out {len(exclude)} bad file(s)/folder(s) ({SKIP_NOTE}); see "
+            say(quiet, f"[ensemble] leaving out {len(exclude)} bad file(s)/folder(s) ({SKIP_FLAG}); see "
                        f"{out_dir / DATA_CHECK_FILE}")
     info = {"data_dir": str(data_dir), "exclude": sorted(exclude), "preset": preset, "data_note": data_note,
             "recipe": recipe.name, "eval_skipped": list(dataset.eval_skipped)}
