@@ -352,8 +352,10 @@ class EpochReporter:
 def tune(recipe_path: str | Path, space: str | Path, trials: int, out_dir: str | Path | None = None,
          storage: str | None = None, study_name: str | None = None, data_dir: str | Path | None = None,
          preset: str | None = None, executor: str | None = None, prune: bool = False, seed: int = 0,
-         quiet: bool = False) -> dict[str, Any]:
-    """Run the study until it holds ``trials`` finished trials; returns the results (also written)."""
+         quiet: bool = False, pruner=None) -> dict[str, Any]:
+    """Run the study until it holds ``trials`` finished trials; returns the results (also written).
+
+    ``prune``: MedianPruner on the per-epoch validation macro F1, or ``pruner`` (an Optuna pruner) when given."""
     try:
         import optuna
     except ImportError as exc:
@@ -383,7 +385,10 @@ def tune(recipe_path: str | Path, space: str | Path, trials: int, out_dir: str |
     key = space_key(dims)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0) if prune else optuna.pruners.NopPruner()
+    if not prune:
+        pruner = optuna.pruners.NopPruner()
+    elif pruner is None:
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
     study = optuna.create_study(storage=store, study_name=name, direction="maximize", sampler=sampler,
                                 pruner=pruner, load_if_exists=True)
     old_key = study.user_attrs.get("space_key")

@@ -126,3 +126,25 @@ def test_tune_killed_mid_trial_and_rerun_ends_with_three_finished_trials(tmp_pat
     assert len(rows) == 1 + len(trials) and "param.voter.name" in rows[0]
     png = (out / "tune" / "param_importances.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pruned_trial_stops_its_members_and_counts_as_finished(tmp_path, demo_dir):
+    """The pruning path end to end: epoch F1 reported, the run asked to stop, the trial marked pruned.
+    A pruner that prunes everything makes it deterministic (--prune uses MedianPruner)."""
+    from optuna.trial import TrialState
+
+    from ensemble_core.stopping import stop_requested
+    from ensemble_core.tune import tune
+    recipe, space = write_inputs(tmp_path, **{"defaults.epochs": 4})
+    out = tmp_path / "out"
+    result = tune(recipe, space, 1, out_dir=out, data_dir=demo_dir, prune=True, quiet=True,
+                  pruner=optuna.pruners.ThresholdPruner(lower=1.1))
+    study = optuna.load_study(study_name="tiny18-tune", storage=f"sqlite:///{out / 'study.db'}")
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.PRUNED and trial.intermediate_values
+    assert min(trial.intermediate_values) == 0          # step 1000 x member 0 + epoch 0
+    members = out / "trials" / "trial-0000" / "members"
+    (member,) = [d for d in members.iterdir() if d.is_dir()]
+    assert (member / "checkpoints" / "last.pt").is_file() and not (member / "DONE").exists()
+    assert not (members / ".stop-requested").exists() and not stop_requested()
+    assert result["best"] is None and [r["state"] for r in result["trials"]] == ["PRUNED"]
