@@ -384,7 +384,7 @@ def tune(recipe_path: str | Path, space: str | Path, trials: int, out_dir: str |
     name = study_name or f"{base['name']}-tune"
     key = space_key(dims)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=seed)
+    sampler = optuna.samplers.TPESampler(seed=seed)  # replaced below once the study's history is known
     if not prune:
         pruner = optuna.pruners.NopPruner()
     elif pruner is None:
@@ -406,6 +406,8 @@ def tune(recipe_path: str | Path, space: str | Path, trials: int, out_dir: str |
         say(f"[tune] no data_dir given: using demo data in {data_dir}")
     else:
         data_note = None
+    # a rerun must not replay the draws of the first run: seed with the number of trials so far
+    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.get_trials(deepcopy=False)))
     recover(study, store, say)
     have = finished(study)
     say(f"[tune] study {name!r} in {redact(url)}: {have} of {trials} trial(s) finished")
@@ -554,7 +556,8 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--executor", default=None, choices=("local", "process", "ray"),
                         help="how each trial's members run (default: the recipe's)")
     parser.add_argument("--prune", action="store_true", help="MedianPruner on per-epoch validation macro F1")
-    parser.add_argument("--seed", type=int, default=0, help="sampler seed")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="sampler seed (plus the number of trials already in the study, so a rerun draws anew)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     from ensemble_core.stopping import RunInterrupted

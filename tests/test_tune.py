@@ -148,3 +148,13 @@ def test_pruned_trial_stops_its_members_and_counts_as_finished(tmp_path, demo_di
     assert (member / "checkpoints" / "last.pt").is_file() and not (member / "DONE").exists()
     assert not (members / ".stop-requested").exists() and not stop_requested()
     assert result["best"] is None and [r["state"] for r in result["trials"]] == ["PRUNED"]
+
+
+def test_rerun_draws_new_parameters_instead_of_replaying_the_first_run(tmp_path, demo_dir):
+    from ensemble_core.tune import tune
+    recipe, space = write_inputs(tmp_path, **{"defaults.epochs": 1})
+    out = tmp_path / "out"
+    tune(recipe, space, 1, out_dir=out, data_dir=demo_dir, quiet=True)
+    result = tune(recipe, space, 2, out_dir=out, data_dir=demo_dir, quiet=True)
+    lrs = [r["param.tasks.0.optimizer.params.lr"] for r in result["trials"]]
+    assert len(lrs) == 2 and lrs[0] != lrs[1]
