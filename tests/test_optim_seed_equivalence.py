@@ -158,3 +158,26 @@ def test_seed_scheduler_resumes_from_its_state_dict_on_the_same_curve(name, kw):
     tail = lr_curve(again, opt3, start_epoch=3)
     for i, (w, h) in enumerate(zip(full, head + tail)):
         assert math.isclose(h, w, rel_tol=1e-9, abs_tol=1e-15), (i, full, head + tail)
+
+
+@pytest.mark.parametrize("name,kw", [c for c in SCHEDULER_CASES if c[0] != "onecycle"])
+def test_checkpoint_of_the_torch_scheduler_resumes_on_the_same_curve(name, kw):
+    """A run folder checkpointed before these names were timm-backed holds a torch scheduler's state;
+    resuming it continues the seed's curve where it stopped."""
+    reg = get_registry()
+    opt_ref = ref_optimizer("adamw", params(), lr=0.01)
+    reference = ref_scheduler(name, opt_ref, EPOCHS, STEPS, **kw)
+    full = lr_curve(reference, opt_ref)
+
+    opt_old = ref_optimizer("adamw", params(), lr=0.01)
+    old = ref_scheduler(name, opt_old, EPOCHS, STEPS, **kw)
+    head = lr_curve(old, opt_old, epochs=3)
+    saved_opt, saved_sched = opt_old.state_dict(), old.scheduler.state_dict()
+
+    opt = reg.build("optimizer", "adamw", params(), lr=0.01)
+    new = reg.build("scheduler", name, opt, EPOCHS, STEPS, **kw)
+    opt.load_state_dict(saved_opt)
+    new.scheduler.load_state_dict(saved_sched)
+    tail = lr_curve(new, opt, start_epoch=3)
+    for i, (w, h) in enumerate(zip(full, head + tail)):
+        assert math.isclose(h, w, rel_tol=1e-9, abs_tol=1e-15), (i, full, head + tail)
