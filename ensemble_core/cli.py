@@ -7,6 +7,8 @@
     check-data DIR            preflight scan of a data set
     score SUBMISSION ANSWERS  macro F1, accuracy, per-task accuracy, confusion matrix
     ensemble RUN_DIR          recompute the ensemble and submission from cached member predictions
+    compare RUN_DIR...        finished runs side by side (Markdown; CSV + per-class F1 PNG with --out)
+    tune RECIPE --space F     sweep recipe fields with Optuna (the `tune` extra)
 
 ``list``, ``show``, ``validate`` and ``plugins`` never import torch.
 """
@@ -26,6 +28,8 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "score": ("ensemble_core.scoring:cli_main", "score a submission against answers"),
     "ensemble": ("ensemble_core.ensemble.pipeline:cli_ensemble",
                  "recompute ensemble + submission of RUN_DIR from cached member predictions"),
+    "compare": ("ensemble_core.compare:cli_main", "compare finished run folders side by side"),
+    "tune": ("ensemble_core.tune:cli_main", "sweep recipe fields with Optuna into one resumable study"),
 }
 
 

@@ -344,6 +344,9 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
         write_run_info(out_dir, {**previous, **info, "members": {r.run_name: r.status for r in results},
                                  "eval_fallback": metrics["eval_fallback"]})
     seconds = time.perf_counter() - start
+    # wall time of every run command into this folder, summed (`compare` shows it)
+    write_run_info(out_dir, {**read_run_info(out_dir),
+                             "wall_seconds": round(float(previous.get("wall_seconds") or 0.0) + seconds, 1)})
     say(quiet, f"[ensemble] {summary_line(metrics)}")
     return RunResult(out_dir, paths.get("submission"), paths["metrics"], paths["report"], metrics, results, seconds)
 

@@ -206,12 +206,15 @@ class MemberTrainer:
                 bar.close()
         if stats["stopped_at_step"] is not None:
             self.stop_mid_epoch(epoch, stats["stopped_at_step"])
-        if self.schedule is not None and self.schedule.interval == "epoch":
-            self.schedule.scheduler.step()
         if not weights_finite(self.model):
             raise TrainingError(f"epoch {epoch + 1}: model weights became NaN/inf; stopped without saving them "
                                 f"(last good checkpoint: {self.run.last}). Lower the learning rate or set grad_clip.")
         chosen, sc, val_loss, f1s = self.validate()
+        if self.schedule is not None and self.schedule.interval == "epoch":
+            if getattr(self.schedule.scheduler, "wants_metric", False):  # e.g. timm_plateau
+                self.schedule.scheduler.step(sc["macro_f1"])
+            else:
+                self.schedule.scheduler.step()
         record = {"epoch": epoch, "train_loss": stats["train_loss"], "val_loss": val_loss, "lr": lr,
                   "macro_f1": sc["macro_f1"], "macro_f1_all": sc["macro_f1_all"], "accuracy": sc["accuracy"],
                   "per_class_f1": sc["per_class_f1"], "images_per_s": stats["images_per_s"],

@@ -9,7 +9,9 @@ INTERVALS = ("epoch", "step")
 
 @dataclass
 class ScheduledLR:
-    """``scheduler.step()`` is called after every optimizer step (``"step"``) or every epoch (``"epoch"``)."""
+    """``scheduler.step()`` is called after every optimizer step (``"step"``) or every epoch (``"epoch"``,
+    after validation). A scheduler with a true ``wants_metric`` attribute gets ``step(val_macro_f1)`` at
+    the end of each epoch instead (metric-driven schedules such as ``timm_plateau``)."""
 
     scheduler: Any
     interval: str = "epoch"
