@@ -184,7 +184,7 @@ def markdown(rows: Sequence[RunRow]) -> str:
 def write_csv(rows: Sequence[RunRow], path: Path) -> Path:
     import pandas as pd
 
-    from ensemble_core.ensemble.submission import atomic_write
+    from ensemble_core.atomic import atomic_write
     from ensemble_core.labels import class_names
 
     names = class_names()
@@ -204,7 +204,7 @@ def plot_per_class(rows: Sequence[RunRow], path: Path) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from ensemble_core.ensemble.submission import atomic_write
+    from ensemble_core.atomic import atomic_write
     from ensemble_core.labels import class_names
 
     names = class_names()
@@ -258,7 +258,7 @@ def compare(run_dirs: Sequence[str | Path], answers: str | Path | None = None, o
     table = markdown(rows)
     files: dict[str, Path] = {}
     if out is not None:
-        from ensemble_core.ensemble.submission import atomic_write_text
+        from ensemble_core.atomic import atomic_write_text
         out_dir = Path(out)
         out_dir.mkdir(parents=True, exist_ok=True)
         files["csv"] = write_csv(rows, out_dir / CSV_FILE)

@@ -469,7 +469,7 @@ def _suggest(trial, dim: Dimension) -> Any:
 def write_results(study, out: Path, say) -> dict[str, Any]:
     from optuna.trial import TrialState
 
-    from ensemble_core.ensemble.submission import atomic_write, atomic_write_json, atomic_write_text
+    from ensemble_core.atomic import atomic_write, atomic_write_json, atomic_write_text
 
     res = out / RESULTS_DIR
     res.mkdir(parents=True, exist_ok=True)
@@ -519,7 +519,7 @@ def _trials_markdown(frame) -> str:
 def _importance_plot(study, path: Path, say) -> Path | None:
     from optuna.trial import TrialState
 
-    from ensemble_core.ensemble.submission import atomic_write
+    from ensemble_core.atomic import atomic_write
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
     if len(complete) < 2:
         say("[tune] parameter importance needs 2 finished trials; no plot yet")

@@ -25,7 +25,7 @@ voter.name: {type: categorical, choices: [soft, geometric_mean]}
 
 
 def write_inputs(tmp_path: Path, space: str = SPACE, **overrides) -> tuple[Path, Path]:
-    recipe = tiny_recipe(**{"defaults.epochs": 3, "executor": {"name": "local", "params": {"threads": 1}},
+    recipe = tiny_recipe(**{"defaults.epochs": 3, "executor": {"name": "local"},
                             **overrides})
     (tmp_path / "recipe.json").write_text(json.dumps(recipe))
     (tmp_path / "space.yaml").write_text(space)
