@@ -2,6 +2,13 @@
 
     python benchmarks/loader.py [DATA] [--limit N] [--epochs 2] [--workers 0 2] [--load-size H W]
                                 [--image-size H W] [--batch-size 32] [--mode memory|memmap] [--no-record]
+    python benchmarks/loader.py [DATA] --device-path [--rounds 5] [--limit N]     # workers vs device augmentation
+
+``--device-path`` times cached epochs of best.py's augmentations (HorizontalFlip, ShiftScaleRotate,
+RandomBrightnessContrast, HueSaturationValue) two ways, interleaved A B A B over ``--rounds`` rounds on
+the same images: albumentations per image in the loader (``augment_on: workers``) and batched kornia
+on the training device (``augment_on: device``; here the device is the CPU), and reports the median
+images/s with min and max, and the median of the per-round ratios.
 
 DATA is a data set root or train folder (default /tmp/maskproxy/train); ``--demo`` builds
 and uses the tiny synthetic demo set instead. Augmentations (train): HueSaturationValue,
@@ -89,6 +96,53 @@ class DecodeEachTime:
         return load_image(self.paths[i], self.load_size)
 
 
+BEST_AUGMENTATIONS = ["HorizontalFlip",
+                      {"name": "ShiftScaleRotate", "params": {"shift_limit": 0.06, "scale_limit": 0.1,
+                                                              "rotate_limit": 10}},
+                      "RandomBrightnessContrast", "HueSaturationValue"]
+
+
+def device_path_rows(cache, labels, image_hw, batch_size: int, rounds: int, registry) -> list[tuple]:
+    """Interleaved rounds of (workers + albumentations) and (uint8 to the device + batched kornia) epochs."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from ensemble_core.data.device_augment import build_device_augment, split_augmentations
+    from ensemble_core.data.images import ImageDataset, build_transforms
+
+    rows_all = np.arange(len(cache))
+    on_workers = ImageDataset(cache, rows_all, labels, build_transforms([], BEST_AUGMENTATIONS, image_hw, registry))
+    _, device_refs = split_augmentations(BEST_AUGMENTATIONS, registry)
+    augment = build_device_augment(device_refs, registry)
+    raw = ImageDataset(cache, rows_all, labels, build_transforms([], [], image_hw, registry, normalize=False),
+                       keep_uint8=True)
+
+    def epoch(dataset, device_augment=None) -> float:
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=0)
+        t0 = time.perf_counter()
+        n = 0
+        for x, _ in loader:
+            if device_augment is not None:
+                x = device_augment(x)
+            assert x.dtype == torch.float32
+            n += len(x)
+        return time.perf_counter() - t0
+
+    epoch(on_workers), epoch(raw, augment)   # warm-up
+    times = {"workers": [], "device": []}
+    for _ in range(rounds):
+        times["workers"].append(epoch(on_workers))
+        times["device"].append(epoch(raw, augment))
+    n = len(cache)
+    ratios = [w / d for w, d in zip(times["workers"], times["device"])]
+    out = []
+    for name, label in (("workers", "cached epoch, albumentations per image in the loader"),
+                        ("device", "cached epoch, uint8 batch + batched kornia on the device (CPU)")):
+        rates = sorted(n / t for t in times[name])
+        out.append((label, rates[len(rates) // 2], rates[0], rates[-1]))
+    return out, float(np.median(ratios)), min(ratios), max(ratios)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("data", nargs="?", default="/tmp/maskproxy/train")
@@ -102,6 +156,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="decode threads (default: CPU count)")
     ap.add_argument("--mode", choices=("memory", "memmap"), default="memory")
     ap.add_argument("--no-record", action="store_true", help="do not append to benchmarks/RESULTS.md")
+    ap.add_argument("--device-path", action="store_true",
+                    help="compare augmentation in the loader with batched augmentation on the device")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds for --device-path")
     args = ap.parse_args(argv)
 
     import torch
@@ -120,6 +177,28 @@ def main(argv=None) -> int:
     load_hw = tuple(args.load_size) if args.load_size else load_image(paths[0]).shape[:2]
     image_hw = tuple(args.image_size) if args.image_size else load_hw
     registry, aug_source = registry_or_albumentations()
+    cmd = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, Path.cwd())] + list(
+        sys.argv[1:] if argv is None else argv))
+    if args.device_path:
+        cache = ImageCache(paths, load_size=args.load_size, num_threads=args.threads)
+        rows, ratio, lo, hi = device_path_rows(cache, labels, image_hw, args.batch_size, args.rounds, registry)
+        text = (f"### loader, device path — {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}\n\n"
+                f"- hardware: {cpu_model()}, {os.cpu_count()} cores (shared; load average "
+                f"{os.getloadavg()[0]:.1f} at the end), torch {torch.__version__}, 1 torch thread, CPU only\n"
+                f"- command: `{cmd}`\n"
+                f"- data: {data} ({len(paths)} images, image size {image_hw[1]}x{image_hw[0]}, batch "
+                f"{args.batch_size}, 0 workers); augmentations: best.py's (HorizontalFlip, ShiftScaleRotate, "
+                f"RandomBrightnessContrast, HueSaturationValue); {args.rounds} interleaved rounds\n\n"
+                "| pass | median images/s | min | max |\n|---|---:|---:|---:|\n"
+                + "".join(f"| {name} | {med:,.0f} | {mn:,.0f} | {mx:,.0f} |\n" for name, med, mn, mx in rows)
+                + f"\ndevice / workers speed: median {ratio:.2f}x (min {lo:.2f}x, max {hi:.2f}x over rounds)\n")
+        print(text)
+        if not args.no_record:
+            from ensemble_core.atomic import atomic_write_text
+            previous = RESULTS.read_text() if RESULTS.is_file() else ""
+            atomic_write_text(RESULTS, previous.rstrip("\n") + "\n\n" + text)
+            print(f"appended to {RESULTS}")
+        return 0
     tf = build_transforms([], seed_augmentations(load_hw), image_hw, registry, train=True)
 
     for i in range(min(64, len(paths))):  # warm up imports and first-call costs outside the timings
@@ -143,8 +222,6 @@ def main(argv=None) -> int:
         times = [time_epoch(ds, args.batch_size, w) for _ in range(args.epochs)]
         rows.append((f"cached epoch (median of {args.epochs})", w, len(paths), float(np.median(times))))
 
-    cmd = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, Path.cwd())] + list(
-        sys.argv[1:] if argv is None else argv))
     header = (f"### loader — {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}\n\n"
               f"- hardware: {cpu_model()}, {os.cpu_count()} cores (shared with other jobs; load average "
               f"{os.getloadavg()[0]:.1f} at the end), torch {torch.__version__}, CPU only\n"

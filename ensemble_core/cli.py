@@ -101,13 +101,16 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from ensemble_core.recipe import Recipe, validate
+    from ensemble_core.recipe import Recipe, device_notes, validate
 
     recipe = Recipe.load(args.recipe)
-    validate(recipe, source=args.recipe)
+    registry = _registry()
+    validate(recipe, registry=registry, source=args.recipe)
     members = recipe.plan()
     tasks = sorted({m.task_name for m in members})
     print(f"{args.recipe}: valid — {len(members)} member(s) over task(s) {', '.join(tasks)}")
+    for note in device_notes(recipe, registry):
+        print(f"  {note}")
     return 0
 
 

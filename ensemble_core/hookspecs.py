@@ -110,7 +110,8 @@ def ensemble_register_tasks() -> list[ComponentSpec]:
 
 @hookspec
 def ensemble_register_ttas() -> list[ComponentSpec]:
-    """Test-time augmentations. Factory: ``factory(**params) -> callable(images) -> images``.
+    """Test-time augmentations. Factory: ``factory(**params) -> callable(images) -> images``, or an
+    object whose ``views`` attribute is a list of such callables (several views from one entry).
 
     Operates on a normalised image batch tensor ``(N, C, H, W)``; the member's
     predictions are averaged over the identity view and each TTA view.
@@ -131,6 +132,17 @@ def ensemble_register_splitters() -> list[ComponentSpec]:
 
     A splitter returns a list of ``(train_index, val_index)`` arrays over the
     rows of the person table, never putting one person on both sides.
+    """
+
+
+@hookspec
+def ensemble_register_device_augmentations() -> list[ComponentSpec]:
+    """Batched per-sample augmentations that run on the training device (``augment_on: device``).
+
+    Each is named after the augmentation it stands in for and takes the same recipe parameters.
+    Factory: ``factory(**params) -> torch.nn.Module`` mapping a float batch ``(N, C, H, W)`` in 0..1
+    to one of the same shape, every sample with its own random parameters (torch's RNG). An
+    augmentation without a device form keeps running on the loader workers.
     """
 
 

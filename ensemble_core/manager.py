@@ -35,6 +35,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "ensemble_core_plugins.label_transforms",
     "ensemble_core_plugins.splitters",
     "ensemble_core_plugins.ttas",
+    "ensemble_core_plugins.device_augmentations",
     "ensemble_core_plugins.executors",
 )
 

@@ -71,11 +71,13 @@ MEMBER_DEFAULTS: dict[str, Any] = {
     "max_nonfinite_steps": 3,
     "eval_batch_size": None,
     "threads": 1,
+    "augment_on": "workers",
+    "eval_image_size": None,
 }
 
 # Member fields added after run folders existed, with the value that reproduces the older behaviour: at that
 # value a field is left out of the config hash, so a folder trained before the field existed keeps its name.
-HASH_NEUTRAL: dict[str, Any] = {"threads": 1}
+HASH_NEUTRAL: dict[str, Any] = {"threads": 1, "augment_on": "workers", "eval_image_size": None}
 
 TOP_LEVEL: dict[str, Any] = {
     "version": RECIPE_VERSION,
@@ -331,9 +333,9 @@ def _check_scalar(fields: Mapping[str, Any], path: str, problems: list[str]) -> 
         v = fields.get(key)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             bad(key, "must be a positive integer")
-    for key in ("image_size", "load_size"):
+    for key in ("image_size", "load_size", "eval_image_size"):
         v = fields.get(key)
-        if v is None and key == "load_size":
+        if v is None and key in ("load_size", "eval_image_size"):
             continue
         if (not isinstance(v, (list, tuple)) or len(v) != 2
                 or not all(isinstance(x, int) and x >= 8 for x in v)):
@@ -351,9 +353,40 @@ def _check_scalar(fields: Mapping[str, Any], path: str, problems: list[str]) -> 
         bad("channels_last", "must be auto, true or false")
     if not isinstance(fields.get("compile"), bool):
         bad("compile", "must be true or false")
+    if fields.get("augment_on") not in ("workers", "device"):
+        bad("augment_on", "must be workers (albumentations in the loader) or device (batched, on the training "
+                          "device)")
     v = fields.get("num_workers")
     if not isinstance(v, int) or v < 0:
         bad("num_workers", "must be an integer >= 0")
+
+
+def _check_device_forms(registry, fields: Mapping[str, Any], path: str, problems: list[str]) -> None:
+    """With ``augment_on: device`` the device form of each augmentation takes the same parameters."""
+    for j, item in enumerate(fields.get("augmentations") or []):
+        try:
+            ref = normalize_ref(item)
+        except TypeError:
+            continue   # reported by _check_ref
+        if ref["name"] not in registry["device_augmentation"]:
+            continue   # no device form: it stays on the loader workers
+        spec = registry.get("device_augmentation", ref["name"])
+        problems.extend(f"{path}.augmentations[{j}].params: device form: {p}" for p in spec.bind(ref["params"]))
+
+
+def device_notes(recipe: "Recipe", registry) -> list[str]:
+    """Where each task entry's augmentations run when it asks for ``augment_on: device``."""
+    notes = []
+    for i in range(len(recipe.tasks)):
+        fields = recipe.member_fields(i)
+        if fields.get("augment_on") != "device":
+            continue
+        names = [normalize_ref(a)["name"] for a in fields.get("augmentations") or []]
+        on_device = [n for n in names if n in registry["device_augmentation"]]
+        on_workers = [n for n in names if n not in on_device]
+        notes.append(f"tasks[{i}]: augment_on device: {', '.join(on_device) or 'none'} on the device"
+                     + (f"; {', '.join(on_workers)} on the loader workers (no device form)" if on_workers else ""))
+    return notes
 
 
 def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | None = None) -> Recipe:
@@ -413,6 +446,8 @@ def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | No
             else:
                 _check_ref(registry, kind, value, f"{where}.{key}", problems)
         _check_scalar(fields, path, problems)
+        if fields.get("augment_on") == "device":
+            _check_device_forms(registry, fields, path, problems)
     if problems:
         raise RecipeError(problems, source)
     return recipe

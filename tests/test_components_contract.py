@@ -141,8 +141,11 @@ def test_batch_augmentation_gives_soft_targets_and_trains_one_step(name):
 def test_tta_keeps_batch_shape(name):
     tta = build("tta", name)
     images, _ = batch()
-    out = tta(images)
-    assert out.shape == images.shape and not out.data_ptr() == images.data_ptr()
+    views = getattr(tta, "views", None) or [tta]          # a multi-view TTA exposes its views
+    assert views and all(callable(v) for v in views)
+    for view in views:
+        out = view(images)
+        assert out.shape == images.shape and not out.data_ptr() == images.data_ptr()
 
 
 def test_class_cutmix_pastes_the_target_class():

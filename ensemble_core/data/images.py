@@ -193,13 +193,14 @@ class ImageDataset:
     """
 
     def __init__(self, cache: ImageCache, rows: Sequence[int], targets: Sequence | np.ndarray | None = None,
-                 transform=None):
+                 transform=None, keep_uint8: bool = False):
         self.cache = cache
         self.rows = np.asarray(rows, dtype=np.int64)
         self.targets = None if targets is None else np.asarray(targets)
         if self.targets is not None and len(self.targets) != len(self.rows):
             raise ValueError(f"ImageDataset: {len(self.rows)} rows but {len(self.targets)} targets")
         self.transform = transform
+        self.keep_uint8 = keep_uint8   # a uint8 tensor from the transform stays uint8 (augmented on the device)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -216,16 +217,18 @@ class ImageDataset:
             if out.dtype == np.uint8:
                 out = out.astype(np.float32) / 255.0
             out = torch.from_numpy(out.transpose(2, 0, 1).copy())
-        out = out.float()
+        if not (self.keep_uint8 and out.dtype == torch.uint8):
+            out = out.float()
         target = -1 if self.targets is None else self.targets[i]
         return out, torch.as_tensor(target, dtype=torch.long)
 
 
 # ---------------------------------------------------------------- transforms
 def build_transforms(preprocess_specs: Sequence[Any] | None, augmentation_specs: Sequence[Any] | None,
-                     image_size: Sequence[int], registry=None, train: bool = True):
+                     image_size: Sequence[int], registry=None, train: bool = True, normalize: bool = True):
     """Per-member albumentations pipeline: preprocess (always) + augmentations (train only)
-    + Resize(image_size) + Normalize(ImageNet) + ToTensorV2.
+    + Resize(image_size) + Normalize(ImageNet) + ToTensorV2. ``normalize=False`` leaves the image
+    uint8 (``augment_on: device``: the device scales, augments and normalises the batch).
 
     Specs are component refs (``"CLAHE"`` or ``{"name": ..., "params": {...}}``) of kind
     ``augmentation``, built through ``registry``.
@@ -244,5 +247,8 @@ def build_transforms(preprocess_specs: Sequence[Any] | None, augmentation_specs:
         ref = normalize_ref(spec)
         steps.append(registry.get("augmentation", ref["name"]).build(**ref["params"]))
     h, w = int(image_size[0]), int(image_size[1])
-    steps += [A.Resize(h, w), A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD), ToTensorV2()]
+    steps.append(A.Resize(h, w))
+    if normalize:
+        steps.append(A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD))
+    steps.append(ToTensorV2())
     return A.Compose(steps)

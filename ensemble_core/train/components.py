@@ -93,7 +93,12 @@ def build_batch_augmentation(member, task: Task, registry) -> Callable | None:
 
 
 def build_ttas(member, registry) -> list[Callable]:
-    return [build_ref(registry, "tta", ref, field=f"tta[{i}]") for i, ref in enumerate(member.tta or [])]
+    """One callable per test-time view; a TTA with several views (``views``, e.g. ``shifts``) gives each."""
+    views: list[Callable] = []
+    for i, ref in enumerate(member.tta or []):
+        tta = build_ref(registry, "tta", ref, field=f"tta[{i}]")
+        views.extend(getattr(tta, "views", None) or [tta])
+    return views
 
 
 @dataclass

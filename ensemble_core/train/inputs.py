@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
+from ensemble_core.data.device_augment import build_device_augment, split_augmentations
 from ensemble_core.data.images import ImageCache, ImageDataset, build_transforms
 from ensemble_core.errors import TrainingError
 from ensemble_core.labels import Task
@@ -82,12 +83,18 @@ class MemberLoaders:
         self.pin_memory = pin_memory
         self.seed = seed
         self._val_loader: DataLoader | None = None
-        train_tf = build_transforms(member.preprocess, member.augmentations, member.image_size, registry, train=True)
-        eval_tf = build_transforms(member.preprocess, [], member.image_size, registry, train=False)
+        on_device = member.fields.get("augment_on", "workers") == "device"
+        worker_augs, device_augs = (split_augmentations(member.augmentations, registry) if on_device
+                                    else (member.augmentations, []))
+        self.device_augment = build_device_augment(device_augs, registry) if on_device else None
+        train_tf = build_transforms(member.preprocess, worker_augs, member.image_size, registry, train=True,
+                                    normalize=not on_device)
+        eval_size = member.fields.get("eval_image_size") or member.image_size   # train low, test high
+        eval_tf = build_transforms(member.preprocess, [], eval_size, registry, train=False)
         if hasattr(train_tf, "set_random_seed"):
             train_tf.set_random_seed(seed)
         self.train_set = ImageDataset(self.cache, self.cache.rows_of(samples.train["path"]),
-                                      samples.train_targets, train_tf)
+                                      samples.train_targets, train_tf, keep_uint8=on_device)
         self.val_set = ImageDataset(self.cache, self.cache.rows_of(samples.val["path"]), samples.val_targets, eval_tf)
         self.eval_set = None if samples.eval is None else \
             ImageDataset(self.eval_cache, self.eval_cache.rows_of(samples.eval["path"]), None, eval_tf)

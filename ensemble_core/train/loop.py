@@ -37,8 +37,12 @@ class NonFiniteGuard:
         return False
 
 
-def to_device(images: torch.Tensor, precision: Precision) -> torch.Tensor:
+def to_device(images: torch.Tensor, precision: Precision, augment: Callable | None = None) -> torch.Tensor:
+    """Move a batch to the device; ``augment`` (``augment_on: device``) turns the uint8 batch into an
+    augmented, normalised float batch there."""
     images = images.to(precision.device, non_blocking=True)
+    if augment is not None:
+        images = augment(images)
     if precision.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     return images
@@ -47,7 +51,8 @@ def to_device(images: torch.Tensor, precision: Precision) -> torch.Tensor:
 def train_one_epoch(model: nn.Module, loader, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
                     schedule: ScheduledLR | None, scaler, precision: Precision, guard: NonFiniteGuard, epoch: int,
                     batch_augmentation: Callable | None = None, ema=None, grad_clip: float | None = None,
-                    progress=None, start_step: int = 0, should_stop: Callable[[], bool] | None = None) -> dict:
+                    progress=None, start_step: int = 0, should_stop: Callable[[], bool] | None = None,
+                    device_augment: Callable | None = None) -> dict:
     """Train over ``loader`` (which already skips the first ``start_step`` batches of the epoch).
 
     ``should_stop`` is asked before every step after the first one of this call; when it says yes
@@ -60,7 +65,7 @@ def train_one_epoch(model: nn.Module, loader, loss_fn: nn.Module, optimizer: tor
         if should_stop is not None and step > start_step and should_stop():
             stopped_at = step
             break
-        images = to_device(images, precision)
+        images = to_device(images, precision, device_augment)
         targets = targets.to(precision.device, non_blocking=True)
         if batch_augmentation is not None:
             images, targets = batch_augmentation(images, targets)

@@ -78,6 +78,8 @@ class MemberTrainer:
         self.precision = C.choose_precision(member, self.device)
         self.loaders = MemberLoaders(self.samples, member, registry, image_cache, self.seed,
                                      pin_memory=self.device.type == "cuda")
+        self.device_augment = (None if self.loaders.device_augment is None
+                               else self.loaders.device_augment.to(self.device))
         self.model = C.build_model(member, self.task, registry).to(self.device)
         if self.precision.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -200,7 +202,8 @@ class MemberTrainer:
             stats = train_one_epoch(self.forward_model, self.loaders.train_loader(order), self.loss_fn,
                                     self.optimizer, self.schedule, self.scaler, self.precision, self.guard, epoch,
                                     self.batch_augmentation, self.ema, self.member.grad_clip, bar,
-                                    start_step=start_step, should_stop=stop_requested)
+                                    start_step=start_step, should_stop=stop_requested,
+                                    device_augment=self.device_augment)
         finally:
             if bar is not None:
                 bar.close()
