@@ -16,7 +16,12 @@ timed, then ``steps`` timed steps (CUDA synchronised at both ends), AdamW + cros
   precision from a recipe member, and ``ensemble_core.train.loop.train_one_epoch`` runs the steps;
   its ``progress`` argument (the hook the tqdm bar uses) is the step timer. Per-sample transforms
   are the trainer's albumentations pipeline (Resize + Normalize + ToTensor in the workers).
-- library + augmentations: the same with the seed's per-sample augmentations, to show their cost.
+- library + augmentations: the same with the seed's per-sample augmentations, to show their cost,
+  on the loader workers (albumentations) and on the device (``augment_on: device``, kornia).
+
+Sides run interleaved, plain then library, for ``--rounds`` rounds (default 5) on the same batches:
+a shared machine's load moves between minutes, so one-after-the-other ratios drift (0.83x then 1.26x
+for the same command). The table gives medians over rounds and the ratio's median, min and max.
 """
 from __future__ import annotations
 
@@ -152,7 +157,8 @@ def plain_loop(model_name: str, dataset, cache, rows, cfg) -> float:
 
 
 # ---------------------------------------------------------------- library trainer
-def library_loop(model_name: str, dataset, cache, train_rows, val_rows, cfg, augmentations: list) -> float:
+def library_loop(model_name: str, dataset, cache, train_rows, val_rows, cfg, augmentations: list,
+                 augment_on: str = "workers") -> float:
     from ensemble_core.recipe import Recipe
     from ensemble_core.stopping import stop_requested
     from ensemble_core.train.loop import NonFiniteGuard, train_one_epoch
@@ -164,7 +170,8 @@ def library_loop(model_name: str, dataset, cache, train_rows, val_rows, cfg, aug
                    "image_size": list(cfg.image_size), "load_size": list(cfg.image_size),
                    "batch_size": cfg.batch_size, "num_workers": cfg.workers, "augmentations": augmentations,
                    "optimizer": {"name": "adamw", "params": {"lr": 1e-3}}, "loss": "cross_entropy",
-                   "tta": [], "compile": bool(cfg.compile)}]}).plan()[0]
+                   "tta": [], "compile": bool(cfg.compile), "augment_on": augment_on,
+                   "threads": cfg.threads}]}).plan()[0]
     with tempfile.TemporaryDirectory(prefix="speed-") as run_dir:
         trainer = MemberTrainer(member, dataset, (train_rows, val_rows), Path(run_dir), device=cfg.device,
                                 quiet=True, image_cache=cache)
@@ -174,34 +181,48 @@ def library_loop(model_name: str, dataset, cache, train_rows, val_rows, cfg, aug
         train_one_epoch(trainer.forward_model, loader, trainer.loss_fn, trainer.optimizer, trainer.schedule,
                         trainer.scaler, trainer.precision, NonFiniteGuard(int(member.max_nonfinite_steps)), 0,
                         trainer.batch_augmentation, trainer.ema, member.grad_clip, timer,
-                        should_stop=stop_requested)   # as MemberTrainer.train_epoch calls it
+                        should_stop=stop_requested,
+                        device_augment=trainer.device_augment)   # as MemberTrainer.train_epoch calls it
         return timer.images_per_s(cfg.batch_size)
 
 
 # ---------------------------------------------------------------- main
 def measure(models, dataset, cache, train_rows, val_rows, cfg, with_augmentations: bool) -> list[dict]:
+    """Per model, ``cfg.rounds`` interleaved rounds (plain, library, library + augmentations on the workers,
+    library + augmentations on the device); medians over rounds, and the per-round library / plain ratio."""
     import torch
     rows = []
     for name in models:
-        plain = plain_loop(name, dataset, cache, train_rows, cfg)
-        lib = library_loop(name, dataset, cache, train_rows, val_rows, cfg, [])
-        rows.append({"model": name, "compile": cfg.compile, "plain": plain, "library": lib})
-        if with_augmentations:
-            rows[-1]["library_aug"] = library_loop(name, dataset, cache, train_rows, val_rows, cfg,
-                                                   SEED_AUGMENTATIONS)
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        runs: dict[str, list[float]] = {"plain": [], "library": [], "library_aug": [], "library_device": []}
+        for _ in range(cfg.rounds):
+            runs["plain"].append(plain_loop(name, dataset, cache, train_rows, cfg))
+            runs["library"].append(library_loop(name, dataset, cache, train_rows, val_rows, cfg, []))
+            if with_augmentations:
+                runs["library_aug"].append(library_loop(name, dataset, cache, train_rows, val_rows, cfg,
+                                                        SEED_AUGMENTATIONS))
+                runs["library_device"].append(library_loop(name, dataset, cache, train_rows, val_rows, cfg,
+                                                           SEED_AUGMENTATIONS, augment_on="device"))
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        ratios = [lib / plain for lib, plain in zip(runs["library"], runs["plain"])]
+        row = {"model": name, "compile": cfg.compile, "rounds": cfg.rounds,
+               "ratio": float(np.median(ratios)), "ratio_min": min(ratios), "ratio_max": max(ratios)}
+        for key, values in runs.items():
+            if values:
+                row[key] = float(np.median(values))
+        rows.append(row)
     return rows
 
 
 def table(rows: list[dict], cfg) -> list[str]:
-    lines = ["| model | torch.compile | plain loop (img/s) | library trainer (img/s) | ratio library / plain | "
-             "library + seed augmentations (img/s) | ratio |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| model | torch.compile | plain loop (img/s) | library trainer (img/s) | ratio library / plain, "
+             "median (min-max) | + seed augmentations on workers (img/s) | + on the device (img/s) |",
+             "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-        aug = r.get("library_aug")
-        aug_text = "n/a | n/a" if aug is None else f"{aug:.1f} | {aug / r['plain']:.3f}"
+        aug = "n/a" if r.get("library_aug") is None else f"{r['library_aug']:.1f}"
+        dev = "n/a" if r.get("library_device") is None else f"{r['library_device']:.1f}"
         lines.append(f"| {r['model']} | {'yes' if r['compile'] else 'no'} | {r['plain']:.1f} | {r['library']:.1f} | "
-                     f"{r['library'] / r['plain']:.3f} | {aug_text} |")
+                     f"{r['ratio']:.3f} ({r['ratio_min']:.3f}-{r['ratio_max']:.3f}) | {aug} | {dev} |")
     by_model = {}
     for r in rows:
         by_model.setdefault(r["model"], {})[r["compile"]] = r
@@ -211,7 +232,8 @@ def table(rows: list[dict], cfg) -> list[str]:
                          f"library x{pair[True]['library'] / pair[False]['library']:.3f} (steady state; "
                          f"compile time is in the excluded warm-up)")
     lines += ["", f"- batch {cfg.batch_size}, image {cfg.image_size[0]}x{cfg.image_size[1]}, {cfg.warmup} warm-up + "
-              f"{cfg.steps} timed steps, DataLoader workers {cfg.workers}, precision "
+              f"{cfg.steps} timed steps, {cfg.rounds} interleaved rounds (medians), DataLoader workers "
+              f"{cfg.workers}, precision "
               f"{'bf16 autocast + channels_last' if cfg.device.startswith('cuda') else 'fp32'}, "
               f"weights from scratch, device {cfg.device_label}, data {cfg.data_label}"]
     return lines
@@ -229,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile", action="store_true", help="also measure both sides under torch.compile")
     ap.add_argument("--no-augmentations", action="store_true", help="skip the library + augmentations column")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved plain/library rounds (default 5; 2 tiny)")
     ap.add_argument("--tiny", action="store_true", help="CPU smoke size: test_efficientnet, 32x32, a few steps")
     ap.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
     args = ap.parse_args(argv)
@@ -237,11 +260,13 @@ def main(argv: list[str] | None = None) -> int:
     cuda = torch.cuda.is_available() and not args.tiny
     if args.threads or args.tiny:
         torch.set_num_threads(args.threads or 1)
-    defaults = (dict(models=["test_efficientnet"], batch_size=16, image_size=[32, 32], steps=6, warmup=2, workers=0)
+    defaults = (dict(models=["test_efficientnet"], batch_size=16, image_size=[32, 32], steps=6, warmup=2, workers=0,
+                     rounds=2)
                 if args.tiny else
                 dict(models=list(GPU_MODELS), batch_size=64, image_size=[380, 350], steps=40, warmup=10,
-                     workers=min(12, len(__import__("os").sched_getaffinity(0)))))
+                     workers=min(12, len(__import__("os").sched_getaffinity(0))), rounds=5))
     cfg = SimpleNamespace(**{k: getattr(args, k) if getattr(args, k) is not None else v for k, v in defaults.items()})
+    cfg.threads = int(args.threads or (1 if args.tiny else torch.get_num_threads()))   # the member's own threads
     if args.compile and args.warmup is None:
         cfg.warmup = max(cfg.warmup, 15)
     cfg.device = "cuda" if cuda else "cpu"
