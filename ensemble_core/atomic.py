@@ -25,7 +25,9 @@ def temp_name(path: Path) -> Path:
 
 
 def is_temp_name(name: str) -> bool:
-    return name.startswith(".") and name.endswith(TMP_SUFFIX)
+    """A name :func:`temp_name` makes: ``.<name>.<12 hex digits>.tmp``."""
+    import re
+    return re.fullmatch(r"\..+\.[0-9a-f]{12}" + re.escape(TMP_SUFFIX), name) is not None
 
 
 def _create_temp(path: Path) -> Path:
@@ -109,16 +111,20 @@ def json_default(obj: Any) -> Any:
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 
+# temp names of releases before this module: checkpoints and recipe.json were written to <name>.tmp
+LEGACY_TEMP_NAMES = frozenset({"last.pt.tmp", "best.pt.tmp", "recipe.json.tmp"})
+
+
 def remove_stale_temp_files(folder: str | Path, recursive: bool = False) -> list[Path]:
-    """Delete temp files (``.<name>.<random>.tmp`` and the older ``<name>.tmp``) left by a killed write; they
-    are never read."""
+    """Delete temp files left by a killed write (``.<name>.<12 hex>.tmp``, and the older fixed names);
+    they are never read. Any other file, a user's ``notes.tmp`` included, is left alone."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     found = folder.rglob(f"*{TMP_SUFFIX}") if recursive else folder.glob(f"*{TMP_SUFFIX}")
     removed = []
     for tmp in found:
-        if tmp.is_file():
+        if tmp.is_file() and (is_temp_name(tmp.name) or tmp.name in LEGACY_TEMP_NAMES):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed

@@ -55,6 +55,9 @@ class RayExecutor:
         if address is not None and num_cpus is not None:
             raise EnsembleCoreError("executor 'ray': num_cpus sizes a local Ray instance; leave it unset with "
                                     f"address={address!r} (the cluster's nodes declare their own CPUs)")
+        import importlib.util
+        if importlib.util.find_spec("ray") is None:   # refused before the run writes anything
+            import_ray()
         self.address = address
         self.num_cpus = num_cpus
         self.cpus_per_member = cpus_per_member

@@ -183,6 +183,9 @@ class LocalExecutor:
     """
 
     def __init__(self, stop_on_error: bool = True, share_images: bool = True, retries: int = DEFAULT_RETRIES):
+        for name, value in (("stop_on_error", stop_on_error), ("share_images", share_images)):
+            if not isinstance(value, bool):
+                raise EnsembleCoreError(f"executor 'local': {name} must be true or false, got {value!r}")
         self.stop_on_error = bool(stop_on_error)
         self.share_images = bool(share_images)
         self.retries = check_retries(retries, "local")

@@ -242,6 +242,31 @@ class Recipe:
         return members
 
 
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
+BOOL_FIELDS = ("compile", "channels_last")   # member fields that hold booleans (channels_last may be "auto")
+
+
+def parse_bool(flag: str, value: Any) -> bool:
+    """A boolean flag's value: true/false/1/0/yes/no in any case (fire gives ``--flag`` as True), else an
+    :class:`OverrideError` naming the flag; ``--quiet=flase`` must never count as true."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in TRUE_WORDS + FALSE_WORDS:
+        return value.strip().lower() in TRUE_WORDS
+    raise OverrideError(f"--{flag}={value!r}: not a boolean; use --{flag} or --{flag}=true / false (also 1/0, "
+                        f"yes/no, any case)")
+
+
+def coerce_override(dotted: str, value: Any) -> Any:
+    """A command-line value for ``dotted``: the boolean member fields take the boolean words (strictly)."""
+    last = dotted.rsplit(".", 1)[-1]
+    if last in BOOL_FIELDS and not (last == "channels_last" and value == "auto"):
+        return parse_bool(dotted, value)
+    return value
+
+
 def set_path(data: dict, dotted: str, value: Any) -> None:
     """Set ``data[a][b][0]...`` from ``"a.b.0..."``; a path that does not fit the recipe raises
     :class:`OverrideError` naming the path and why (never an IndexError / TypeError)."""
@@ -349,7 +374,7 @@ def _check_scalar(fields: Mapping[str, Any], path: str, problems: list[str]) -> 
         bad("ema_decay", "must be below 1 (e.g. 0.999)")
     if fields.get("amp") not in ("auto", "bf16", "fp16", "fp32"):
         bad("amp", "must be one of auto, bf16, fp16, fp32")
-    if fields.get("channels_last") not in ("auto", True, False):
+    if not (fields.get("channels_last") == "auto" or isinstance(fields.get("channels_last"), bool)):
         bad("channels_last", "must be auto, true or false")
     if not isinstance(fields.get("compile"), bool):
         bad("compile", "must be true or false")

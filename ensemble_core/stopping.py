@@ -8,7 +8,6 @@ that the parent writes next to the member folders; :func:`watch_stop_file` turns
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
 from pathlib import Path

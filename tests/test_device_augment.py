@@ -136,7 +136,6 @@ def test_a_member_trains_with_device_augmentation_and_records_it(demo_dir, tmp_p
 
 
 def test_device_loader_sends_uint8_and_eval_uses_eval_image_size(demo_dir):
-    from ensemble_core.labels import Task  # noqa: F401  (tasks are built through the registry)
     from ensemble_core.train import components as C
     from ensemble_core.train.inputs import MemberLoaders, select_samples
 

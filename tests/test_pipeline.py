@@ -13,16 +13,12 @@ import pandas as pd
 import pytest
 
 from ensemble_core.cli import main as cli_main
-from ensemble_core.data.layout import AGE_CLASS_YEARS, load_dataset
 from ensemble_core.ensemble.combine import CoverageError
 from ensemble_core.errors import RecipeError
 from ensemble_core.ensemble.pipeline import SUBMISSION_FILE, run_recipe
 from ensemble_core.ensemble.presets import SMALL
-from ensemble_core.executors import DONE_FILE, MemberJob, MemberResult
-from ensemble_core.labels import decode_class
-from ensemble_core.manager import get_registry
-from ensemble_core.recipe import MemberSpec
-from helpers_pipeline import TruthExecutor, labels_frame  # noqa: F401
+from ensemble_core.executors import MemberJob, MemberResult
+from helpers_pipeline import TruthExecutor
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dataclasses.replace(SMALL, name="tiny", load_size=(32, 24), crop=(24, 22), epochs=1, batch_size=16,

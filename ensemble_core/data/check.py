@@ -5,14 +5,14 @@ missing / extra CSV columns, missing person folders, missing or unknown photo
 names, unreadable / truncated / empty images (JPEG end-of-image marker, PNG
 IEND chunk, then a full decode), bad gender / age values, missing eval images.
 
-:func:`preflight` is what training calls first: it raises :class:`DataError`
-listing the problems, or with ``skip_bad=True`` returns the image files and
-person folders to leave out (and writes them to ``report_path``).
+:func:`preflight` checks a data set and raises :class:`DataError` listing the problems,
+or with ``skip_bad=True`` returns the image files and person folders to leave out
+(and writes them to ``report_path``). A run calls its parts (``check_data``,
+``screen``, ``write_check_report``) separately, so that it writes nothing until every check passed.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -115,7 +115,8 @@ def check_data(path: str | Path, decode: bool = True, num_threads: int | None = 
     eval_images = _check_eval(layout, report)
     report.n_photos = len(images)
     report.n_eval_photos = len(eval_images)
-    _check_images(images + eval_images, report, decode, num_threads)
+    _check_images(images, report, decode, num_threads)
+    _check_images(eval_images, report, decode, num_threads, EVAL_FIX)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -155,12 +156,15 @@ def _check_train(layout, report: CheckReport, images: list[str]) -> None:
         photos, unknown, dups = list_person_photos(folder)
         images.extend(str(f) for f in photos.values())
         missing = [s for s in PHOTO_STEMS if s not in photos]
-        if missing:  # tolerated: the person trains on the photos that are there
-            report.problems.append(Problem(str(folder), f"missing photo(s) {', '.join(missing)} (expected "
-                                                        f"{', '.join(PHOTO_STEMS)} with extension "
-                                                        f"{'/'.join(IMAGE_EXTS)}); the person's other "
-                                                        f"{len(photos)} photo(s) are used",
-                                           level="warning" if photos else "error", skippable=not photos))
+        expected = f"expected {', '.join(PHOTO_STEMS)} with extension {'/'.join(IMAGE_EXTS)}"
+        if missing and photos:  # tolerated: the person trains on the photos that are there
+            report.problems.append(Problem(str(folder), f"missing photo(s) {', '.join(missing)} ({expected}); the "
+                                                        f"person's other {len(photos)} photo(s) are used",
+                                           level="warning"))
+        elif missing:
+            report.problems.append(Problem(str(folder), f"no photos in the person folder ({expected}); add them, "
+                                                        f"or run with {SKIP_FLAG} to leave the person out",
+                                           skippable=True))
         for f in unknown:
             report.problems.append(Problem(str(f), f"unknown photo name {f.name!r}; expected one of "
                                                    f"{', '.join(PHOTO_STEMS)} with extension "
@@ -208,12 +212,20 @@ def _check_eval(layout, report: CheckReport) -> list[str]:
     return out
 
 
-def _check_images(paths: list[str], report: CheckReport, decode: bool, num_threads: int | None) -> None:
+EVAL_FIX = (f"replace it with the real photo, or run with {SKIP_FLAG} to give it the fallback class in "
+            f"submission.csv (every eval ImageID needs a row, so removing it does not help)")
+
+
+def _check_images(paths: list[str], report: CheckReport, decode: bool, num_threads: int | None,
+                  fix: str | None = None) -> None:
+    """``fix`` replaces the per-file advice after ';' (eval images cannot simply be removed)."""
     threads = num_threads or max(1, min(8, os.cpu_count() or 1))
     with ThreadPoolExecutor(threads) as pool:
         results = list(pool.map(lambda p: image_problem(p, decode), paths, chunksize=64))
     for p, why in zip(paths, results):
         if why:
+            if fix is not None:
+                why = f"{why.split(';')[0]}; {fix}"
             report.problems.append(Problem(p, why, skippable=True))
 
 

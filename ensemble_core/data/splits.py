@@ -125,16 +125,17 @@ def plan_splits(train_df: pd.DataFrame, splitter_ref: Any, seed: int, manifest_p
     ref = _ref(splitter_ref)
     fp = fingerprint(persons)
     manifest_path = Path(manifest_path) if manifest_path is not None else None
-    save: Callable[[], None] = lambda: None
-    if manifest_path is not None and manifest_path.is_file():
+    new = manifest_path is None or not manifest_path.is_file()
+    if not new:
         person_splits = _read_manifest(manifest_path, ref, int(seed), fp)
     else:
         splitter = build_splitter(ref, registry)
         ids = persons["person"].astype(str).to_numpy()
         person_splits = [(ids[tr].tolist(), ids[va].tolist()) for tr, va in splitter.split(persons, int(seed))]
-        if manifest_path is not None:
-            def save() -> None:
-                _write_manifest(manifest_path, ref, int(seed), fp, len(persons), person_splits)
+
+    def save() -> None:
+        if new and manifest_path is not None:
+            _write_manifest(manifest_path, ref, int(seed), fp, len(persons), person_splits)
     return rows_of(train_df, person_splits), save
 
 

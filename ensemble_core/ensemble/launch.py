@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 
 from ensemble_core.ensemble.presets import Preset, gpu_available, resolve_preset
 from ensemble_core.errors import EnsembleCoreError, OverrideError, os_error_message
-from ensemble_core.recipe import TOP_LEVEL, Recipe
+from ensemble_core.recipe import TOP_LEVEL, Recipe, coerce_override, parse_bool, validate
 from ensemble_core.stopping import RunInterrupted
 
 DEMO_DATA_DIR = Path("runs") / "demo-data"
@@ -32,24 +32,7 @@ RecipeBuilder = Callable[[Preset], Mapping[str, Any]]
 
 # the flags of ``fire recipes/<name>.py run`` besides recipe fields (fire spells --data-dir as data_dir)
 RUN_FLAGS = ("data_dir", "out_dir", "preset", "executor", "ray_address", "quiet", "skip_bad_files", "help")
-BOOL_FLAGS = ("quiet", "skip_bad_files")
-TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no")
-
-
-def parse_bool(flag: str, value: Any) -> bool:
-    """A boolean flag's value: true/false/1/0/yes/no in any case (fire gives ``--flag`` as True), else an
-    error naming the flag; ``--quiet=flase`` must never count as true."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in TRUE_WORDS + FALSE_WORDS:
-        return value.strip().lower() in TRUE_WORDS
-    raise OverrideError(f"--{flag}={value!r}: not a boolean; use --{flag} or --{flag}=true / false (also 1/0, "
-                        f"yes/no, any case), or --no{flag}")
-
-
-def check_override_names(overrides: Mapping[str, Any]) -> None:
+def check_override_names(overrides: Mapping[str, Any], run_flags: bool = True) -> None:
     """An override whose first part is neither a recipe field nor a run flag is a typo: say what was meant."""
     import difflib
 
@@ -57,26 +40,21 @@ def check_override_names(overrides: Mapping[str, Any]) -> None:
         head = key.split(".", 1)[0]
         if head in TOP_LEVEL:
             continue
-        known = list(RUN_FLAGS) + list(TOP_LEVEL)
-        close = difflib.get_close_matches(head, known, n=3, cutoff=0.6)
+        flags = list(RUN_FLAGS) if run_flags else []
+        close = difflib.get_close_matches(head, flags + list(TOP_LEVEL), n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join('--' + c for c in close)}?" if close else ""
-        raise OverrideError(f"--{key}: unknown flag.{hint} Run flags: {', '.join('--' + f for f in RUN_FLAGS)}; "
-                            f"recipe fields (dotted, e.g. --defaults.epochs=2): {', '.join(TOP_LEVEL)}")
+        listed = f"Run flags: {', '.join('--' + f for f in flags)}; " if flags else ""
+        raise OverrideError(f"--{key}: unknown flag.{hint} {listed}recipe fields (dotted, e.g. "
+                            f"--defaults.epochs=2): {', '.join(TOP_LEVEL)}")
 
 
-def coerce_value(value: Any) -> Any:
-    """fire leaves ``--defaults.compile=false`` a string; the words true/false are booleans in a recipe too."""
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return value
-
-
-def recipe_data(build: RecipeBuilder, preset: str | Preset | None = None, **overrides: Any) -> dict[str, Any]:
+def recipe_data(build: RecipeBuilder, preset: str | Preset | None = None, run_flags: bool = True,
+                **overrides: Any) -> dict[str, Any]:
     """The recipe of ``build`` for ``preset`` with dotted ``overrides`` applied, as plain data."""
     recipe = Recipe.from_dict(dict(build(resolve_preset(preset))))
     if overrides:
-        check_override_names(overrides)
-        recipe = recipe.override(**{k: coerce_value(v) for k, v in overrides.items()})
+        check_override_names(overrides, run_flags)
+        recipe = recipe.override(**{k: coerce_override(k, v) for k, v in overrides.items()})
     return recipe.to_dict()
 
 
@@ -136,12 +114,15 @@ def launch(name: str, build: RecipeBuilder, data_dir: str | Path | None = None, 
     except RunInterrupted as exc:  # SIGINT / SIGTERM: checkpoints are saved; say how to resume
         print(f"[{name}] {exc}", file=sys.stderr, flush=True)
         raise SystemExit(exc.exit_status) from exc
-    except EnsembleCoreError as exc:  # a command-line entry point: the message, not a traceback
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(1) from exc
-    except OSError as exc:  # read-only folder, full disk, no permission: the path and the fix
-        print(f"error: {os_error_message(exc)}", file=sys.stderr, flush=True)
-        raise SystemExit(1) from exc
+    except (EnsembleCoreError, OSError) as exc:
+        exit_with_message(exc)
+
+
+def exit_with_message(exc: BaseException) -> None:
+    """What a command-line entry point does with an error the user must fix: one line, exit status 1."""
+    text = os_error_message(exc) if isinstance(exc, OSError) else str(exc)
+    print(f"error: {text}", file=sys.stderr, flush=True)
+    raise SystemExit(1) from exc
 
 
 def _launch(name: str, build: RecipeBuilder, data_dir, out_dir, preset, executor, quiet: bool,
@@ -153,6 +134,7 @@ def _launch(name: str, build: RecipeBuilder, data_dir, out_dir, preset, executor
     chosen = resolve_preset(preset)
     executor, overrides = executor_choice(executor, overrides)
     recipe = recipe_data(build, chosen, **overrides)
+    validate(recipe)   # before the demo data or anything else is written
     warn_if_gpu_preset_on_cpu(chosen, recipe)
     data_note = None
     if data_dir is None:
@@ -192,7 +174,10 @@ def recipe_commands(name: str, build: RecipeBuilder, summary: str) -> tuple[Call
 
     def recipe(preset: str | None = None, **overrides: Any) -> dict:
         """The recipe as plain data (validate it with ensemble_core.recipe.validate)."""
-        return recipe_data(build, preset, **overrides)
+        try:
+            return recipe_data(build, preset, run_flags=False, **overrides)
+        except EnsembleCoreError as exc:
+            exit_with_message(exc)
 
     def run(data_dir: str | None = None, out_dir: str | None = None, preset: str | None = None,
             executor: str | None = None, quiet: bool = False, skip_bad_files: bool = False,

@@ -34,7 +34,7 @@ from ensemble_core.atomic import atomic_write_json, atomic_write_stream, remove_
 from ensemble_core.data.layout import SKIP_FLAG
 from ensemble_core.errors import DataError, EnsembleCoreError, RecipeError, TrainingError
 from ensemble_core.executors import DONE_FILE, ERROR_FILE, Executor, MemberJob, MemberResult
-from ensemble_core.recipe import Recipe, normalize_ref, validate
+from ensemble_core.recipe import Recipe, normalize_ref, parse_bool, validate
 from ensemble_core.stopping import RunInterrupted, signal_exit_status
 
 RECIPE_FILE = "recipe.json"
@@ -115,7 +115,10 @@ def make_executor(executor: Any, recipe: Recipe, registry) -> Executor:
     problems = spec.bind(ref["params"])
     if problems:
         raise RecipeError([f"executor.params: {p}" for p in problems])
-    return spec.build(**ref["params"])
+    defaults = {p.name: p.default for p in spec.parameters()}
+    params = {k: parse_bool(f"executor.params.{k}", v) if isinstance(defaults.get(k), bool) else v
+              for k, v in ref["params"].items()}   # fire leaves --executor.params.X=false a string
+    return spec.build(**params)
 
 
 def duplicate_member_problems(recipe: Recipe) -> list[str]:
@@ -217,13 +220,14 @@ def write_ensemble(recipe: Recipe, out_dir: Path, dataset, data_dir: Path, voter
             metrics.setdefault("notes", []).append(
                 f"{len(fallback['image_ids'])} eval image(s) could not be read and were left out "
                 f"({SKIP_FLAG}); their submission rows hold the fallback class {fallback['class']} "
-                f"({fallback['class_name']}), {fallback['rule']}: {', '.join(fallback['image_ids'][:10])}"
-                + (" ..." if len(fallback['image_ids']) > 10 else ""))
+                f"({fallback['class_name']}), {fallback['rule']}: {', '.join(fallback['image_ids'])}")
         submission = write_submission(out_dir / SUBMISSION_FILE, ids, classes)
         if ens.eval18 is not None:
             eval_ids = np.asarray(ens.eval_ids, dtype=str)   # a plain string array: loads without pickle
             atomic_write_stream(out_dir / ENSEMBLE_EVAL_FILE,
                                 lambda fh: np.savez(fh, image_id=eval_ids, probs=ens.eval18.astype(np.float32)))
+        else:   # no eval image could be read: an older file would not match this submission
+            (out_dir / ENSEMBLE_EVAL_FILE).unlink(missing_ok=True)
         paths["submission"] = submission
     else:
         metrics.setdefault("notes", []).append(f"{data_dir} has no eval images: no submission written")
@@ -316,14 +320,15 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(out_dir)
     remove_stale_temp_files(out_dir / MEMBERS_DIR, recursive=True)
-    recipe.save(out_dir / RECIPE_FILE)
+    if not (out_dir / RECIPE_FILE).is_file():
+        recipe.save(out_dir / RECIPE_FILE)   # a new folder; a finished one keeps its recipe until this run ends
     if report is not None:
         write_check_report(report, out_dir / DATA_CHECK_FILE, sorted(exclude))
         if exclude:
             say(quiet, f"[ensemble] leaving out {len(exclude)} bad file(s)/folder(s) ({SKIP_FLAG}); see "
                        f"{out_dir / DATA_CHECK_FILE}")
     info = {"data_dir": str(data_dir), "exclude": sorted(exclude), "preset": preset, "data_note": data_note,
-            "recipe": recipe.name, "eval_skipped": list(dataset.eval_skipped)}
+            "recipe": recipe.name, "eval_skipped": list(dataset.eval_skipped), "eval_fallback": None}
     write_run_info(out_dir, {**previous, **info})
     save_splits()
 
@@ -331,6 +336,7 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
     say(quiet, f"[ensemble] {len(jobs)} member(s): {len(jobs) - todo} finished before, {todo} to train")
     results = run_members(runner, jobs)
     check_results(results, jobs)
+    recipe.save(out_dir / RECIPE_FILE)   # every member of this recipe is finished: it is the folder's recipe now
     for r in results:
         if r.status == "trained":
             say(quiet, f"[ensemble]   trained {r.run_name} in {r.seconds:.1f}s")
@@ -365,6 +371,8 @@ def recompute(run_dir: str | Path, voter: Any = None, data_dir: str | Path | Non
     metrics, paths = write_ensemble(recipe, out_dir, dataset, data_dir, voter=voter,
                                     context={"preset": info.get("preset"), "data_note": info.get("data_note"),
                                              "member_status": "all from cache (`ensemble` command)"})
+    if info.get("eval_fallback") != metrics.get("eval_fallback"):   # another voter may pick another class
+        write_run_info(out_dir, {**info, "eval_fallback": metrics.get("eval_fallback")})
     say(quiet, summary_line(metrics))
     return metrics, paths
 

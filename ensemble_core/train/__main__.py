@@ -37,7 +37,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from ensemble_core.executors import MemberJob, run_member_job
 
-    data = json.loads(Path(args.job).read_text())
+    try:
+        data = json.loads(Path(args.job).read_text())
+    except OSError as exc:
+        from ensemble_core.errors import os_error_message
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"error: job file {args.job}: not JSON ({exc}); write it with write_job()", file=sys.stderr)
+        return 1
     options = dict(data.get("options") or {})
     if args.device:
         options["device"] = args.device

@@ -22,9 +22,10 @@ def safe_torch_load(path: str | Path, what: str = "file") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrainingError(f"{what} {str(path)!r} cannot be loaded safely (weights_only=True: {first[:200]}); "
-                            f"it may be damaged, from another program, or hold pickled code") from exc
+        why = ("it holds objects beyond tensors and plain data (pickled code is never run)"
+               if isinstance(exc, __import__("pickle").UnpicklingError) else f"it is damaged or not a torch file "
+               f"({type(exc).__name__})")
+        raise TrainingError(f"{what} {str(path)!r} cannot be loaded safely with weights_only=True: {why}") from exc
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

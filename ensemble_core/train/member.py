@@ -339,10 +339,14 @@ def train_member(member: MemberSpec | dict, dataset: Any, split: tuple[Sequence[
     run = RunFolder(run_dir)
     if run.is_done():
         return {**run.read_summary(), "status": "skipped"}
+    before = torch.get_num_threads()
     torch.set_num_threads(int(member.fields.get("threads", 1)))
-    trainer = MemberTrainer(member, dataset, split, Path(run_dir), registry=registry, device=device, quiet=quiet,
-                            image_cache=image_cache)
-    return trainer.run_all()
+    try:
+        trainer = MemberTrainer(member, dataset, split, Path(run_dir), registry=registry, device=device, quiet=quiet,
+                                image_cache=image_cache)
+        return trainer.run_all()
+    finally:
+        torch.set_num_threads(before)   # the caller's process (a notebook, tune, the local executor) keeps its own
 
 
 def _progress_bar(total: int, desc: str, quiet: bool):
