@@ -19,6 +19,7 @@ from ensemble_core.ensemble.pipeline import SUBMISSION_FILE, run_recipe
 from ensemble_core.errors import TrainingError
 from ensemble_core.executors import DONE_FILE, ERROR_FILE, MemberJob, run_member_attempts
 from ensemble_core.stopping import STOP_FILE
+from helpers_proc import SUBPROCESS_DEADLINE_S, WAIT_DEADLINE_S
 from test_pipeline import TINY, load_recipe_module
 
 REPO = Path(__file__).resolve().parents[1]
@@ -367,13 +368,32 @@ def test_ray_executor_retries_then_reports(ray_session, demo_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_executor_speedup_benchmark_runs_at_tiny_size(demo_dir, tmp_path):
+def test_executor_speedup_benchmark_runs_at_tiny_size_on_the_data_it_is_given(demo_dir, tmp_path):
+    from helpers_data import copy_demo, tree_state
+
+    data = copy_demo(demo_dir, tmp_path)          # its own copy: the shared folder is never handed to a script
+    before = tree_state(data)
     results = tmp_path / "RESULTS.md"
     env = {**os.environ, "ENSEMBLE_CORE_RESULTS": str(results)}
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "executor_speedup.py"), "--tiny", "--append",
-                          "--data", str(demo_dir)],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+                          "--data", str(data)],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=SUBPROCESS_DEADLINE_S)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     text = results.read_text()
     assert "executor speed-up: process vs local" in text and "submissions identical" in text
     assert "| process, 2 workers x 1 thread | 2 |" in text
+    assert str(data) in text                      # the table names the data it ran on
+    assert tree_state(data) == before, "the benchmark rebuilt or changed the data folder it was given"
+
+
+def test_a_benchmark_given_a_folder_without_data_exits_with_the_fix(tmp_path):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_setup import given_data
+
+    empty = tmp_path / "nothing-here"
+    with pytest.raises(SystemExit) as err:
+        given_data(empty)
+    message = str(err.value)
+    assert f"--data {str(empty)!r} holds no train/train.csv" in message
+    assert "python -m ensemble_core.data.demo" in message
+    assert not empty.exists(), "a folder given to a benchmark is never created or filled"
