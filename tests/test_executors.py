@@ -332,7 +332,8 @@ def test_a_stop_mid_epoch_saves_that_step_and_the_rerun_continues_there(demo_dir
     with pytest.raises(MemberStopped, match="in epoch 1 after step 3"):
         train_member(member, ds, split, run_dir, quiet=True, threads=1)
     ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-    assert ckpt["epoch"] == -1 and ckpt["partial"] == {"epoch": 0, "step": 3}
+    assert ckpt["epoch"] == -1 and {k: ckpt["partial"][k] for k in ("epoch", "step")} == {"epoch": 0, "step": 3}
+    assert ckpt["partial"]["n_finite"] == 3 * 8 and ckpt["partial"]["loss_sum"] > 0   # the epoch's running loss
     monkeypatch.setattr(member_module, "stop_requested", lambda: False)
     summary = train_member(member, ds, split, run_dir, quiet=True, threads=1)
     assert summary["resumed_from_epoch"] == 0 and summary["resumed_from_step"] == 3 and summary["epochs_run"] == 2
