@@ -45,6 +45,22 @@ def assert_retried_and_reported(result, job: MemberJob) -> None:
     assert "attempt 1 of 2" in log and "attempt 2 of 2" in log and log.count("Traceback") == 2
 
 
+def assert_same_member_predictions(out: Path, reference: Path) -> None:
+    """The same member folders, each with byte-identical eval.npz / oof.npz arrays and the same out-of-fold
+    scores: the submission alone could hide members that differ but vote the same."""
+    ours = sorted(p.name for p in (out / "members").iterdir() if p.is_dir())
+    assert ours == sorted(p.name for p in (reference / "members").iterdir() if p.is_dir()) and len(ours) == SPLITS
+    for name in ours:
+        for file in ("eval.npz", "oof.npz"):
+            a, b = np.load(out / "members" / name / file), np.load(reference / "members" / name / file)
+            assert sorted(a.files) == sorted(b.files)
+            for key in a.files:
+                assert a[key].tobytes() == b[key].tobytes(), f"{name}/{file}[{key!r}] differs from the local run"
+        summary, ref = (json.loads((d / "members" / name / "summary.json").read_text()) for d in (out, reference))
+        assert {k: summary[k] for k in ("oof_macro_f1", "oof_accuracy", "best_epoch", "best_val_macro_f1")} == \
+            {k: ref[k] for k in ("oof_macro_f1", "oof_accuracy", "best_epoch", "best_val_macro_f1")}
+
+
 @pytest.fixture(scope="module")
 def local_run(demo_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("local") / "run"
@@ -61,9 +77,7 @@ def test_process_executor_writes_the_same_submission_as_local(local_run, demo_di
                         executor={"name": "process", "params": {"workers": 2, "threads_per_worker": 1}})
     assert result.trained == SPLITS
     assert (out / SUBMISSION_FILE).read_bytes() == (local_run / SUBMISSION_FILE).read_bytes()
-    for member in (local_run / "members").iterdir():   # same run folder layout, same predictions
-        ours = np.load(out / "members" / member.name / "eval.npz")["probs"]
-        np.testing.assert_array_equal(ours, np.load(member / "eval.npz")["probs"])
+    assert_same_member_predictions(out, local_run)
     assert not (out / "members" / STOP_FILE).exists()
     again = run_recipe(tiny_recipe(), data_dir=demo_dir, out_dir=out, quiet=True, executor="process")
     assert again.trained == 0 and again.skipped == SPLITS      # resumable at member level (DONE)
@@ -356,6 +370,7 @@ def test_ray_executor_writes_the_same_submission_as_local(ray_session, local_run
                         executor={"name": "ray", "params": {"cpus_per_member": 1}})
     assert result.trained == SPLITS
     assert (out / SUBMISSION_FILE).read_bytes() == (local_run / SUBMISSION_FILE).read_bytes()
+    assert_same_member_predictions(out, local_run)
     assert ray_session.is_initialized(), "a Ray session the caller started must stay up"
 
 

@@ -94,9 +94,19 @@ def launch(name: str, build: RecipeBuilder, data_dir: str | Path | None = None, 
     except RunInterrupted as exc:  # SIGINT / SIGTERM: checkpoints are saved; say how to resume
         print(f"[{name}] {exc}", file=sys.stderr, flush=True)
         raise SystemExit(exc.exit_status) from exc
+    except KeyboardInterrupt as exc:  # a second signal (or Ctrl-C outside training): stop now, no traceback
+        print(f"[{name}] {stopped_at_once_message(exc, out_dir, name)}", file=sys.stderr, flush=True)
+        raise SystemExit(getattr(exc, "exit_status", 130)) from None
     except EnsembleCoreError as exc:  # a command-line entry point: the message, not a traceback
         print(f"error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(1) from exc
+
+
+def stopped_at_once_message(exc: BaseException, out_dir: str | Path | None, name: str) -> str:
+    out = Path(out_dir if out_dir is not None else Path("runs") / name).expanduser().resolve()
+    how = f"on a second signal ({exc.signal_name})" if hasattr(exc, "signal_name") else "(KeyboardInterrupt)"
+    return (f"stopped at once {how}: no new checkpoint was written; finished members and the checkpoints "
+            f"saved before are kept.\nResume by running the same command again (same out_dir: {out}).")
 
 
 def _launch(name: str, build: RecipeBuilder, data_dir, out_dir, preset, executor, quiet: bool,
