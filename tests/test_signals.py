@@ -169,6 +169,7 @@ def test_a_second_signal_stops_at_once_without_a_new_checkpoint(gated_run):
     run.proc.send_signal(signal.SIGTERM)               # first: asks for a checkpoint at the next step ...
     run.wait_for(run.seen.exists, "stop request seen by the training step")
     run.proc.send_signal(signal.SIGINT)                # ... which never comes: the second stops at once
+    run.gate.unlink()   # were the second signal ignored, the step would end and the stop save a new checkpoint
     status, out, err = run.finish()
     assert status == 130, out + err
     assert "Traceback" not in err, err
