@@ -91,7 +91,7 @@ SCHEDULE_EPOCHS, SCHEDULE_STEPS, BASE_LR = 6, 4, 0.1
 
 
 def lr_trajectory(sched, optimizer, model, epochs: int, steps: int, start: tuple[int, int] = (0, 0)) -> list[float]:
-    """The learning rate of every training step from ``start`` (epoch, step) to the end, stepping as the trainer does."""
+    """The lr of every training step from ``start`` (epoch, step) to the end, stepping as the trainer does."""
     import torch
     images, targets = batch()
     lrs = []

@@ -291,15 +291,15 @@ def test_sigterm_saves_a_checkpoint_exits_cleanly_and_a_rerun_resumes(executor, 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + WAIT_DEADLINE_S
     try:
         while not list(out.glob("members/*/checkpoints/last.pt")) or \
                 not _saved(next(out.glob("members/*/checkpoints/last.pt"))):
             assert proc.poll() is None, f"the run ended before SIGTERM:\n{proc.stdout.read()}{proc.stderr.read()}"
-            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            assert time.monotonic() < deadline, f"no checkpoint within {WAIT_DEADLINE_S} s"
             time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
-        stdout, stderr = proc.communicate(timeout=90)
+        stdout, stderr = proc.communicate(timeout=SUBPROCESS_DEADLINE_S)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -315,7 +315,7 @@ def test_sigterm_saves_a_checkpoint_exits_cleanly_and_a_rerun_resumes(executor, 
     assert stopped_at["epoch"] < epochs - 1
 
     rerun = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                           timeout=300)
+                           timeout=SUBPROCESS_DEADLINE_S)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     summary = json.loads((member / "summary.json").read_text())
     assert summary["resumed_from_epoch"] == stopped_at["epoch"] + 1
