@@ -241,6 +241,29 @@ def test_a_run_folder_refuses_another_member(mask_run, demo, tmp_path):
         train_member(tiny_member("mask", epochs=3), ds, split, copy, quiet=True)
 
 
+def test_a_run_folder_refuses_another_split_and_is_left_as_it_was(mask_run, demo, tmp_path):
+    import shutil
+
+    from ensemble_core.errors import TrainingError
+    from ensemble_core.train import train_member
+    from helpers_data import tree_state
+    ds, (train_rows, val_rows) = demo
+    member, run_dir, _ = mask_run
+    copy = tmp_path / "other-split"
+    shutil.copytree(run_dir, copy)
+    (copy / "DONE").unlink()
+    before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    state = tree_state(copy)
+    other = (train_rows[1:], np.concatenate([val_rows, train_rows[:1]]))      # one row moved to validation
+    with pytest.raises(TrainingError) as err:
+        train_member(member, ds, other, copy, quiet=True)
+    message = str(err.value)
+    assert message.startswith(f"{copy / 'config.json'}: this run folder was started with split_hash ")
+    assert "resumes only the same member and split" in message
+    assert f"Use another run folder, or delete {copy} to start over" in message
+    assert tree_state(copy) == state and {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
+
+
 def test_early_stopping_stops_after_patience_epochs_without_improvement(demo, tmp_path, monkeypatch):
     """Validation F1 is scripted: best at epoch 0, better at 2, then two epochs without improvement."""
     from ensemble_core.train import train_member
