@@ -58,6 +58,18 @@ def demo_data(out_dir: str | Path) -> Path:
     return make_demo(Path(out_dir), n_people=40, n_eval_people=12, image_size=(64, 48), seed=0)
 
 
+def given_data(path: str | Path) -> Path:
+    """A data folder passed on the command line, used as it is: a script never rebuilds or rewrites a
+    folder it was given (tests and other runs may share it). Missing or not in the competition layout:
+    exit with the fix."""
+    path = Path(path).expanduser()
+    if not (path / "train" / "train.csv").is_file():
+        raise SystemExit(f"error: --data {str(path)!r} holds no train/train.csv; pass a folder in the competition "
+                         f"layout (make one with `python -m ensemble_core.data.demo {path}`), or leave --data out "
+                         f"to use fresh demo data")
+    return path
+
+
 def weights_label(backbones: list[dict[str, Any]]) -> str:
     """'from scratch' unless some backbone loads pretrained weights (download or local file)."""
     pretrained = sorted({b["name"] for b in backbones

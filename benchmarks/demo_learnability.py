@@ -3,6 +3,9 @@ train split for a fixed number of epochs and scores the demo eval split (macro F
 wall-clock and CPU seconds it took (the machine may be shared, so both are given).
 
     python benchmarks/demo_learnability.py [DEMO_DIR] [--epochs 20] [--people 90] [--eval-people 30]
+
+A DEMO_DIR that already holds data (train/train.csv) is used as it is, never rebuilt; --people and
+--eval-people only size data the script makes (in an empty or missing DEMO_DIR, or a temp folder).
 """
 from __future__ import annotations
 
@@ -48,7 +51,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    root = make_demo(args.demo_dir or tempfile.mkdtemp(prefix="demo"), args.people, args.eval_people)
+    if args.demo_dir and (Path(args.demo_dir) / "train" / "train.csv").is_file():
+        root = Path(args.demo_dir)   # a folder given with data in it is never rebuilt
+    else:
+        root = make_demo(args.demo_dir or tempfile.mkdtemp(prefix="demo"), args.people, args.eval_people)
     ds = load_dataset(root)
     answers = pd.read_csv(root / "eval" / "answers.csv", dtype={"ImageID": str})
     ev = ds.eval.merge(answers, left_on="image_id", right_on="ImageID")

@@ -41,7 +41,8 @@ def main() -> None:
     ap.add_argument("--splits", type=int, default=4, help="members (one per split)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--data", default=None, help="demo data folder (default: a temp folder)")
+    ap.add_argument("--data", default=None,
+                    help="data folder, used as it is (never rebuilt); default: fresh demo data in a temp folder")
     ap.add_argument("--tiny", action="store_true",
                     help="smoke size: test_resnet at 32x24 on small demo data, 2 members x 1 epoch, no 2-thread run")
     ap.add_argument("--append", action="store_true", help="append the table to benchmarks/RESULTS.md")
@@ -49,12 +50,15 @@ def main() -> None:
     if args.tiny:
         args.splits, args.epochs = 2, 1
 
-    from bench_setup import TINY_BACKBONES, TINY_IMAGE, demo_data, load_recipe_module
+    from bench_setup import TINY_BACKBONES, TINY_IMAGE, demo_data, given_data, load_recipe_module
     from ensemble_core.data.demo import make_demo
     from results_log import append_results
 
     work = Path(tempfile.mkdtemp(prefix="executor-speedup-"))
-    data = demo_data(work / "demo") if args.tiny and not args.data else make_demo(args.data or work / "demo")
+    if args.data:
+        data = given_data(args.data)
+    else:
+        data = demo_data(work / "demo") if args.tiny else make_demo(work / "demo")
     single18 = load_recipe_module("recipes/single18.py")
     tiny = {"tasks.0.backbone.name": TINY_BACKBONES[1], "defaults.load_size": list(TINY_IMAGE),
             "defaults.preprocess": [], "defaults.image_size": list(TINY_IMAGE)} if args.tiny else {}

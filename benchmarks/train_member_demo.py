@@ -31,7 +31,8 @@ def chance_macro_f1(truth: np.ndarray, n_classes: int, repeats: int = 200) -> fl
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=None, help="demo data folder (default: a temp folder)")
+    ap.add_argument("--data", default=None,
+                    help="data folder, used as it is (never rebuilt); default: fresh demo data in a temp folder")
     ap.add_argument("--task", default="all18")
     ap.add_argument("--backbone", default="resnet10t")
     ap.add_argument("--epochs", type=int, default=8)
@@ -50,7 +51,12 @@ def main() -> None:
     from ensemble_core.train import train_member
 
     work = Path(tempfile.mkdtemp(prefix="train-demo-"))
-    data = make_demo(args.data or work / "demo")
+    if args.data:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_setup import given_data
+        data = given_data(args.data)
+    else:
+        data = make_demo(work / "demo")
     ds = load_dataset(data)
     persons = np.array(sorted(ds.train["person"].unique()))
     val_people = set(np.random.default_rng(0).choice(persons, len(persons) // 5, replace=False).tolist())

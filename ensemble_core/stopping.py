@@ -37,6 +37,15 @@ class RunInterrupted(EnsembleCoreError):
         super().__init__(message)
 
 
+class StoppedAtOnce(KeyboardInterrupt):
+    """A second SIGINT / SIGTERM: stop now, without a new checkpoint; ``exit_status`` is 128 + its number."""
+
+    def __init__(self, signum: int):
+        self.signal_name = signal.Signals(signum).name
+        self.exit_status = 128 + int(signum)
+        super().__init__(f"second {self.signal_name}: stopping without a checkpoint")
+
+
 def request_stop(reason: str = "stop requested") -> None:
     if not _stop.is_set():
         _reason[:] = [reason]
@@ -66,7 +75,8 @@ def signal_exit_status(reason: str | None) -> int:
 
 @contextlib.contextmanager
 def graceful_signals() -> Iterator[None]:
-    """First SIGINT/SIGTERM: :func:`request_stop`; a second one: ``KeyboardInterrupt`` (stop now).
+    """First SIGINT/SIGTERM: :func:`request_stop`; a second one: :class:`StoppedAtOnce` (a ``KeyboardInterrupt``:
+    stop now).
 
     Only the main thread can install handlers; elsewhere this does nothing. Previous handlers
     are restored on exit.
@@ -77,7 +87,7 @@ def graceful_signals() -> Iterator[None]:
 
     def handler(signum, frame):
         if stop_requested():
-            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: stopping without a checkpoint")
+            raise StoppedAtOnce(signum)
         request_stop(signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}

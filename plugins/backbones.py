@@ -99,10 +99,13 @@ def _local_weights_hint(model_name: str) -> str:
             f"pretrained_path: /path/to/that.pth (and pretrained: false).")
 
 
-def network_available(host: tuple[str, int] = PROBE_HOST, timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """True when a TCP connection to the weights host opens within ``timeout`` seconds."""
+def network_available(host: tuple[str, int] | None = None, timeout: float | None = None) -> bool:
+    """True when a TCP connection to the weights host opens within ``timeout`` seconds (default: the
+    module's ``PROBE_HOST`` / ``PROBE_TIMEOUT_S``, read at call time so that they can be changed)."""
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes"):
         return False
+    host = PROBE_HOST if host is None else host
+    timeout = PROBE_TIMEOUT_S if timeout is None else timeout
     result: list[bool] = []
 
     def probe() -> None:

@@ -1,5 +1,11 @@
 """Shared fixtures: tiny synthetic demo data (built once per session) and, when the shared
-folder is there, the maskproxy data set (built once into /tmp/maskproxy and reused)."""
+folder is there, the maskproxy data set (built once into /tmp/maskproxy and reused).
+
+The demo folder is shared by every test in the session, so no test may change it (a test that
+needs to damage or extend the data works on ``helpers_data.copy_demo(demo_dir, tmp_path)``): after
+each test that used it, ``shared_demo_is_untouched`` checks that every file is still there with the
+same size and modification time, and fails naming the test otherwise. The suite must pass in any
+order (``python -m pytest -p random_order --random-order``)."""
 from __future__ import annotations
 
 import os
@@ -16,13 +22,29 @@ MASKPROXY_SRC = SHARED / "datasets" / "maskproxy"
 MASKPROXY_OUT = Path(os.environ.get("MASKPROXY_DIR", "/tmp/maskproxy"))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from helpers_data import DEMO_KWARGS  # noqa: E402
+from helpers_data import DEMO_KWARGS, tree_state  # noqa: E402
+
+
+_SHARED_DEMO: dict[Path, list] = {}
 
 
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory) -> Path:
     from ensemble_core.data.demo import make_demo
-    return make_demo(tmp_path_factory.mktemp("demo"), **DEMO_KWARGS)
+    path = make_demo(tmp_path_factory.mktemp("demo"), **DEMO_KWARGS)
+    _SHARED_DEMO[path] = tree_state(path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def shared_demo_is_untouched(request):
+    yield
+    if "demo_dir" not in request.fixturenames:
+        return
+    for path, before in _SHARED_DEMO.items():
+        assert tree_state(path) == before, (
+            f"{request.node.nodeid} changed the shared demo folder {path} (every later test would see other "
+            f"data); write into a copy: helpers_data.copy_demo(demo_dir, tmp_path)")
 
 
 def _maskproxy_complete(root: Path) -> bool:

@@ -14,6 +14,12 @@ def copy_demo(demo_dir: Path, tmp_path: Path) -> Path:
     return dst
 
 
+def tree_state(root: Path) -> list:
+    """(relative path, is folder, size, mtime) of everything under ``root``: changes when anything is rewritten."""
+    return sorted((str(p.relative_to(root)), p.is_dir(), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in root.rglob("*"))
+
+
 def first_person_folder(root: Path) -> Path:
     return sorted((root / "train" / "images").iterdir())[0]
 

@@ -42,3 +42,39 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+
+def recording_loss_registry():
+    """(registry with the built-ins plus loss ``recording(wraps="cross_entropy")``, the list its calls go to).
+
+    ``recording`` computes the ``wraps`` loss and records each training call (no gradient: not recorded)
+    as ``{"wraps", "width" (logits columns), "targets"}``.
+    """
+    import torch
+
+    from ensemble_core import ComponentSpec, hookimpl
+    from ensemble_core.manager import build_catalog, get_registry
+
+    calls: list = []
+
+    class RecordingLoss(torch.nn.Module):
+        def __init__(self, wraps: str):
+            super().__init__()
+            self.inner, self.wraps = get_registry().build("loss", wraps), wraps
+
+        def forward(self, logits, targets):
+            if logits.requires_grad:
+                calls.append({"wraps": self.wraps, "width": int(logits.shape[1]),
+                              "targets": targets.detach().cpu().clone()})
+            return self.inner(logits, targets)
+
+    def recording(wraps: str = "cross_entropy"):
+        return RecordingLoss(wraps)
+
+    class Plugin:
+        @hookimpl
+        def ensemble_register_losses(self):
+            return [ComponentSpec("recording", "loss", recording, description="test: records its training calls")]
+
+    return build_catalog(extra_plugins=[Plugin()], autoload=False).registry, calls

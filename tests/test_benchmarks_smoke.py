@@ -11,14 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from helpers_proc import SUBPROCESS_DEADLINE_S
+
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
 
 pytestmark = pytest.mark.slow
 
 
-def run_script(args: list[str], results: Path, timeout: int = 240, env_extra: dict | None = None,
-               exe: list[str] | None = None) -> subprocess.CompletedProcess:
+def run_script(args: list[str], results: Path, timeout: int = SUBPROCESS_DEADLINE_S,
+               env_extra: dict | None = None, exe: list[str] | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "ENSEMBLE_CORE_RESULTS": str(results), "PYTHONUNBUFFERED": "1", **(env_extra or {})}
     out = subprocess.run((exe or [sys.executable]) + args, cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=timeout)
@@ -55,11 +57,18 @@ def test_ensemble_inference_tiny(results):
     assert "ensemble inference" in results.read_text()
 
 
+def test_fail_fast_tiny(results):
+    out = run_script([str(BENCH / "fail_fast.py"), "--tiny", "--append"], results)
+    assert "| rerun of the finished run |" in out.stdout and "0 trained, 1 skipped, no data check" in out.stdout
+    assert "| pretrained resnet18, no network |" in out.stdout and "TrainingError naming pretrained_path" in out.stdout
+    assert "fail fast: rerun of a finished run" in results.read_text()
+
+
 @pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None, reason="needs bash + timeout")
 def test_gpu_session_script_at_tiny_size(tmp_path):
     out_dir = tmp_path / "out"
     run_script([str(BENCH / "gpu_session.sh"), "setup", "data", "quality", "inference"], tmp_path / "unused.md",
-               timeout=400, exe=["bash"],
+               exe=["bash"],
                env_extra={"GPU_SESSION_TINY": "1", "PYTHON": sys.executable, "OUT": str(out_dir),
                           "RUNS": str(tmp_path / "runs")})
     log = (out_dir / "gpu_session.log").read_text()

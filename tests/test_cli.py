@@ -5,19 +5,22 @@ import time
 
 import pytest
 
+from helpers_proc import SUBPROCESS_DEADLINE_S
+
 from ensemble_core.cli import main
 
 
 def run(*args, env=None):
     return subprocess.run([sys.executable, "-m", "ensemble_core", *args], capture_output=True, text=True,
-                          env=env, timeout=120)
+                          env=env, timeout=SUBPROCESS_DEADLINE_S)
 
 
 def test_list_does_not_import_torch():
     code = ("import sys; from ensemble_core.cli import main; rc = main(['list']); "
             "heavy = [m for m in ('torch', 'timm', 'albumentations', 'cv2', 'sklearn') if m in sys.modules]; "
             "assert rc == 0, rc; assert not heavy, heavy")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=SUBPROCESS_DEADLINE_S)
     assert proc.returncode == 0, proc.stderr
 
 

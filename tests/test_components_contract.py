@@ -26,6 +26,11 @@ REQUIRED_PARAMS = {
     ("optimizer", "sgdp"): {"lr": 0.1},          # timm: lr=required
     ("optimizer", "csgdp"): {"lr": 0.1},
     ("scheduler", "timm_rsqrt"): {"warmup_epochs": 1, "decay_epochs": 1},  # timescale = warm-up length
+    # timm's defaults first move the lr after 90+ epochs: schedules that move within the contract's 6
+    ("scheduler", "timm_step"): {"decay_epochs": 2},
+    ("scheduler", "timm_multistep"): {"decay_milestones": [2, 4]},
+    ("scheduler", "timm_wsd"): {"warmup_epochs": 1, "cooldown_epochs": 2},
+    ("scheduler", "timm_plateau"): {"warmup_epochs": 1},
 }
 N_CLASSES = 3
 
@@ -89,28 +94,79 @@ def test_optimizer_updates_parameters(name):
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
-@pytest.mark.parametrize("name", names("scheduler"))
-def test_scheduler_returns_scheduled_lr_and_steps(name):
-    import torch
+# schedulers whose documented behaviour is to keep the optimizer's learning rate; every other one must move it
+CONSTANT_SCHEDULERS = {"constant", "timm_constant"}
+SCHEDULE_EPOCHS, SCHEDULE_STEPS, BASE_LR = 6, 4, 0.1
 
-    from ensemble_core.train.schedule import ScheduledLR
-    model = tiny_model()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    epochs, steps = 3, 4
-    sched = build("scheduler", name, optimizer, epochs, steps)
-    assert isinstance(sched, ScheduledLR) and sched.interval in ("epoch", "step")
+
+def lr_trajectory(sched, optimizer, model, epochs: int, steps: int, start: tuple[int, int] = (0, 0)) -> list[float]:
+    """The lr of every training step from ``start`` (epoch, step) to the end, stepping as the trainer does."""
+    import torch
     images, targets = batch()
-    for _ in range(epochs):
-        for _ in range(steps):
+    lrs = []
+    for epoch in range(start[0], epochs):
+        for _ in range(start[1] if epoch == start[0] else 0, steps):
+            lrs.append(optimizer.param_groups[0]["lr"])
             one_step(model, torch.nn.CrossEntropyLoss(), optimizer, images, targets)
             if sched.interval == "step":
                 sched.scheduler.step()
         if sched.interval == "epoch":
             sched.scheduler.step()
-    lr = optimizer.param_groups[0]["lr"]
-    assert np.isfinite(lr) and lr >= 0
-    state = sched.scheduler.state_dict()  # checkpointable
-    assert isinstance(state, dict)
+    return lrs
+
+
+def fresh_schedule(name):
+    import torch
+    model = tiny_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=BASE_LR)
+    return model, optimizer, build("scheduler", name, optimizer, SCHEDULE_EPOCHS, SCHEDULE_STEPS)
+
+
+@pytest.mark.parametrize("name", names("scheduler"))
+def test_scheduler_moves_the_learning_rate_and_resumes_from_its_state(name):
+    """A scheduler changes the lr over the run (unless it is documented as constant), and one restored from
+    its state_dict mid-run continues with the same learning rates (what a resumed member relies on)."""
+    from ensemble_core.train.schedule import ScheduledLR
+    model, optimizer, sched = fresh_schedule(name)
+    assert isinstance(sched, ScheduledLR) and sched.interval in ("epoch", "step")
+    lrs = lr_trajectory(sched, optimizer, model, SCHEDULE_EPOCHS, SCHEDULE_STEPS)
+    assert all(np.isfinite(lr) and lr >= 0 for lr in lrs)
+    if name in CONSTANT_SCHEDULERS:
+        assert set(lrs) == {BASE_LR}, f"{name} is documented to keep the learning rate"
+    else:
+        assert len(set(np.round(lrs, 12))) > 1, f"scheduler {name} never changed the learning rate in " \
+                                                f"{SCHEDULE_EPOCHS} epochs x {SCHEDULE_STEPS} steps"
+    # stop after 2 epochs; a new model / optimizer / scheduler loads the saved states and continues identically
+    model, optimizer, sched = fresh_schedule(name)
+    lr_trajectory(sched, optimizer, model, 2, SCHEDULE_STEPS)
+    model2, optimizer2, sched2 = fresh_schedule(name)
+    optimizer2.load_state_dict(optimizer.state_dict())
+    sched2.scheduler.load_state_dict(sched.scheduler.state_dict())
+    tail = lr_trajectory(sched2, optimizer2, model2, SCHEDULE_EPOCHS, SCHEDULE_STEPS, start=(2, 0))
+    assert tail == pytest.approx(lrs[2 * SCHEDULE_STEPS:], rel=1e-12)
+
+
+def test_builtin_schedulers_follow_their_documented_shape():
+    def run(name, **params):
+        import torch
+        model = tiny_model()
+        optimizer = torch.optim.SGD(model.parameters(), lr=BASE_LR)
+        spec = REGISTRY.get("scheduler", name)
+        sched = spec.build(optimizer, SCHEDULE_EPOCHS, SCHEDULE_STEPS, **params)
+        return np.array(lr_trajectory(sched, optimizer, model, SCHEDULE_EPOCHS, SCHEDULE_STEPS))
+
+    per_epoch = run("step", step_size=2, gamma=0.5)[::SCHEDULE_STEPS]
+    np.testing.assert_allclose(per_epoch, BASE_LR * np.array([1, 1, 0.5, 0.5, 0.25, 0.25]))
+    restarts = run("cosine_warm_restarts", T_0=2, eta_min=0.0)[::SCHEDULE_STEPS]   # cosine over 2 epochs, restart
+    np.testing.assert_allclose(restarts, BASE_LR * np.array([1, 0.5, 1, 0.5, 1, 0.5]), atol=1e-12)
+    cosine = run("cosine", eta_min=0.0)
+    total = SCHEDULE_EPOCHS * SCHEDULE_STEPS
+    np.testing.assert_allclose(cosine, BASE_LR * (1 + np.cos(np.pi * np.arange(total) / total)) / 2, atol=1e-12)
+    onecycle = run("onecycle")
+    peak = int(np.argmax(onecycle))                 # up from lr / 25 to about lr by 30 % of the run, then down
+    assert onecycle[0] == pytest.approx(BASE_LR / 25) and onecycle[peak] == pytest.approx(BASE_LR, rel=0.01)
+    assert abs(peak - 0.3 * total) <= 2 and onecycle[-1] < BASE_LR / 25
+    assert set(run("constant")) == {BASE_LR}
 
 
 @pytest.mark.parametrize("name", names("augmentation"))
@@ -137,15 +193,24 @@ def test_batch_augmentation_gives_soft_targets_and_trains_one_step(name):
     assert np.isfinite(one_step(model, loss_fn, torch.optim.SGD(model.parameters(), lr=0.1), out_images, soft))
 
 
+# what each built-in TTA view must be (on NCHW tensors); a new TTA only has to differ from the identity
+EXPECTED_TTA = {"hflip": lambda x: x.flip(-1), "vflip": lambda x: x.flip(-2)}
+
+
 @pytest.mark.parametrize("name", names("tta"))
-def test_tta_keeps_batch_shape(name):
+def test_tta_gives_another_view_of_the_batch(name):
+    import torch
     tta = build("tta", name)
     images, _ = batch()
     views = getattr(tta, "views", None) or [tta]          # a multi-view TTA exposes its views
     assert views and all(callable(v) for v in views)
     for view in views:
+        kept = images.clone()
         out = view(images)
-        assert out.shape == images.shape and not out.data_ptr() == images.data_ptr()
+        assert out.shape == images.shape and torch.equal(images, kept), f"{name} changed its input in place"
+        assert not torch.equal(out, images), f"tta {name} returned the batch unchanged: it adds no view"
+    if name in EXPECTED_TTA:
+        assert torch.equal(tta(images), EXPECTED_TTA[name](images)), f"{name} is not {name}"
 
 
 def test_class_cutmix_pastes_the_target_class():

@@ -19,6 +19,7 @@ from ensemble_core.ensemble.pipeline import SUBMISSION_FILE, run_recipe
 from ensemble_core.errors import TrainingError
 from ensemble_core.executors import DONE_FILE, ERROR_FILE, MemberJob, run_member_attempts
 from ensemble_core.stopping import STOP_FILE
+from helpers_proc import SUBPROCESS_DEADLINE_S, WAIT_DEADLINE_S
 from test_pipeline import TINY, load_recipe_module
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,6 +45,22 @@ def assert_retried_and_reported(result, job: MemberJob) -> None:
     assert "attempt 1 of 2" in log and "attempt 2 of 2" in log and log.count("Traceback") == 2
 
 
+def assert_same_member_predictions(out: Path, reference: Path) -> None:
+    """The same member folders, each with byte-identical eval.npz / oof.npz arrays and the same out-of-fold
+    scores: the submission alone could hide members that differ but vote the same."""
+    ours = sorted(p.name for p in (out / "members").iterdir() if p.is_dir())
+    assert ours == sorted(p.name for p in (reference / "members").iterdir() if p.is_dir()) and len(ours) == SPLITS
+    for name in ours:
+        for file in ("eval.npz", "oof.npz"):
+            a, b = np.load(out / "members" / name / file), np.load(reference / "members" / name / file)
+            assert sorted(a.files) == sorted(b.files)
+            for key in a.files:
+                assert a[key].tobytes() == b[key].tobytes(), f"{name}/{file}[{key!r}] differs from the local run"
+        summary, ref = (json.loads((d / "members" / name / "summary.json").read_text()) for d in (out, reference))
+        assert {k: summary[k] for k in ("oof_macro_f1", "oof_accuracy", "best_epoch", "best_val_macro_f1")} == \
+            {k: ref[k] for k in ("oof_macro_f1", "oof_accuracy", "best_epoch", "best_val_macro_f1")}
+
+
 @pytest.fixture(scope="module")
 def local_run(demo_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("local") / "run"
@@ -60,9 +77,7 @@ def test_process_executor_writes_the_same_submission_as_local(local_run, demo_di
                         executor={"name": "process", "params": {"workers": 2}})
     assert result.trained == SPLITS
     assert (out / SUBMISSION_FILE).read_bytes() == (local_run / SUBMISSION_FILE).read_bytes()
-    for member in (local_run / "members").iterdir():   # same run folder layout, same predictions
-        ours = np.load(out / "members" / member.name / "eval.npz")["probs"]
-        np.testing.assert_array_equal(ours, np.load(member / "eval.npz")["probs"])
+    assert_same_member_predictions(out, local_run)
     assert not (out / "members" / STOP_FILE).exists()
     again = run_recipe(tiny_recipe(), data_dir=demo_dir, out_dir=out, quiet=True, executor="process")
     assert again.trained == 0 and again.skipped == SPLITS      # resumable at member level (DONE)
@@ -275,15 +290,15 @@ def test_sigterm_saves_a_checkpoint_exits_cleanly_and_a_rerun_resumes(executor, 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + WAIT_DEADLINE_S
     try:
         while not list(out.glob("members/*/checkpoints/last.pt")) or \
                 not _saved(next(out.glob("members/*/checkpoints/last.pt"))):
             assert proc.poll() is None, f"the run ended before SIGTERM:\n{proc.stdout.read()}{proc.stderr.read()}"
-            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            assert time.monotonic() < deadline, f"no checkpoint within {WAIT_DEADLINE_S} s"
             time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
-        stdout, stderr = proc.communicate(timeout=90)
+        stdout, stderr = proc.communicate(timeout=SUBPROCESS_DEADLINE_S)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -299,7 +314,7 @@ def test_sigterm_saves_a_checkpoint_exits_cleanly_and_a_rerun_resumes(executor, 
     assert stopped_at["epoch"] < epochs - 1
 
     rerun = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                           timeout=300)
+                           timeout=SUBPROCESS_DEADLINE_S)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     summary = json.loads((member / "summary.json").read_text())
     assert summary["resumed_from_epoch"] == stopped_at["epoch"] + 1
@@ -330,7 +345,8 @@ def test_a_stop_mid_epoch_saves_that_step_and_the_rerun_continues_there(demo_dir
     with pytest.raises(MemberStopped, match="in epoch 1 after step 3"):
         train_member(member, ds, split, run_dir, quiet=True)
     ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-    assert ckpt["epoch"] == -1 and ckpt["partial"] == {"epoch": 0, "step": 3}
+    assert ckpt["epoch"] == -1 and {k: ckpt["partial"][k] for k in ("epoch", "step")} == {"epoch": 0, "step": 3}
+    assert ckpt["partial"]["n_finite"] == 3 * 8 and ckpt["partial"]["loss_sum"] > 0   # the epoch's running loss
     monkeypatch.setattr(member_module, "stop_requested", lambda: False)
     summary = train_member(member, ds, split, run_dir, quiet=True)
     assert summary["resumed_from_epoch"] == 0 and summary["resumed_from_step"] == 3 and summary["epochs_run"] == 2
@@ -353,6 +369,7 @@ def test_ray_executor_writes_the_same_submission_as_local(ray_session, local_run
                         executor={"name": "ray", "params": {"cpus_per_member": 1}})
     assert result.trained == SPLITS
     assert (out / SUBMISSION_FILE).read_bytes() == (local_run / SUBMISSION_FILE).read_bytes()
+    assert_same_member_predictions(out, local_run)
     assert ray_session.is_initialized(), "a Ray session the caller started must stay up"
 
 
@@ -366,13 +383,32 @@ def test_ray_executor_retries_then_reports(ray_session, demo_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_executor_speedup_benchmark_runs_at_tiny_size(demo_dir, tmp_path):
+def test_executor_speedup_benchmark_runs_at_tiny_size_on_the_data_it_is_given(demo_dir, tmp_path):
+    from helpers_data import copy_demo, tree_state
+
+    data = copy_demo(demo_dir, tmp_path)          # its own copy: the shared folder is never handed to a script
+    before = tree_state(data)
     results = tmp_path / "RESULTS.md"
     env = {**os.environ, "ENSEMBLE_CORE_RESULTS": str(results)}
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "executor_speedup.py"), "--tiny", "--append",
-                          "--data", str(demo_dir)],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+                          "--data", str(data)],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=SUBPROCESS_DEADLINE_S)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     text = results.read_text()
     assert "executor speed-up: process vs local" in text and "submissions identical" in text
     assert "| process, 2 workers x 1 thread | 2 |" in text
+    assert str(data) in text                      # the table names the data it ran on
+    assert tree_state(data) == before, "the benchmark rebuilt or changed the data folder it was given"
+
+
+def test_a_benchmark_given_a_folder_without_data_exits_with_the_fix(tmp_path):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_setup import given_data
+
+    empty = tmp_path / "nothing-here"
+    with pytest.raises(SystemExit) as err:
+        given_data(empty)
+    message = str(err.value)
+    assert f"--data {str(empty)!r} holds no train/train.csv" in message
+    assert "python -m ensemble_core.data.demo" in message
+    assert not empty.exists(), "a folder given to a benchmark is never created or filled"

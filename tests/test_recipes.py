@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers_proc import SUBPROCESS_DEADLINE_S
+
 from ensemble_core.ensemble import presets
 from ensemble_core.ensemble.launch import warn_if_gpu_preset_on_cpu
 from ensemble_core.ensemble.presets import PRESET_NAMES, resolve_preset
@@ -114,7 +116,7 @@ def test_fire_prints_a_recipe_without_training():
     fire = Path(sys.executable).with_name("fire")
     cmd = [str(fire)] if fire.exists() else [sys.executable, "-m", "fire"]
     out = subprocess.run(cmd + ["recipes/full.py", "recipe", "--preset", "seed", "--defaults.epochs=3"],
-                         cwd=REPO, capture_output=True, text=True, timeout=120)
+                         cwd=REPO, capture_output=True, text=True, timeout=SUBPROCESS_DEADLINE_S)
     assert out.returncode == 0, out.stderr
     assert "resnext50d_32x4d" in out.stdout and '"epochs": 3' in out.stdout
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers_proc import SUBPROCESS_DEADLINE_S
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "third_party_plugin"
 
 
@@ -32,7 +34,7 @@ def installed_example(tmp_path_factory):
 
 def test_plugins_command_shows_example(installed_example):
     proc = subprocess.run([sys.executable, "-m", "ensemble_core", "plugins"], capture_output=True, text=True,
-                          env=installed_example, timeout=120)
+                          env=installed_example, timeout=SUBPROCESS_DEADLINE_S)
     assert proc.returncode == 0, proc.stderr
     assert "ensemble_extra  (entry point ensemble_extra.plugin (ensemble-extra 0.1.0); 2 component(s))" \
         in proc.stdout
@@ -40,14 +42,14 @@ def test_plugins_command_shows_example(installed_example):
 
 def test_components_listed_with_origin(installed_example):
     proc = subprocess.run([sys.executable, "-m", "ensemble_core", "list", "voters"], capture_output=True,
-                          text=True, env=installed_example, timeout=120)
+                          text=True, env=installed_example, timeout=SUBPROCESS_DEADLINE_S)
     assert "median" in proc.stdout and "[ensemble_extra]" in proc.stdout
 
 
 def test_autoload_switch_hides_example(installed_example):
     env = dict(installed_example, ENSEMBLE_CORE_DISABLE_PLUGIN_AUTOLOAD="1")
     proc = subprocess.run([sys.executable, "-m", "ensemble_core", "list", "voters"], capture_output=True,
-                          text=True, env=env, timeout=120)
+                          text=True, env=env, timeout=SUBPROCESS_DEADLINE_S)
     assert "median" not in proc.stdout
 
 

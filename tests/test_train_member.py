@@ -1,5 +1,6 @@
 """train_member end to end on the demo data: run folder layout, predictions, skip when DONE,
-multi-head tasks, EMA + batch augmentation + scheduler, resume after a partial save."""
+multi-head tasks and head losses, EMA, grad_clip, class CutMix, schedulers, early stopping, resume after
+a partial save. Each feature's test fails when that feature is switched off."""
 from __future__ import annotations
 
 import json
@@ -22,7 +23,7 @@ def demo(demo_dir):
 def mask_run(demo, tmp_path_factory):
     from ensemble_core.train import train_member
     ds, split = demo
-    member = tiny_member("mask", epochs=2)
+    member = tiny_member("mask", epochs=2, batch_size=8)   # batch 8: predictions are not all one class
     run_dir = tmp_path_factory.mktemp("runs") / member.run_name
     summary = train_member(member, ds, split, run_dir, quiet=True)
     return member, run_dir, summary
@@ -61,7 +62,14 @@ def test_predictions_are_over_original_classes_and_align_with_the_data(mask_run,
     np.testing.assert_array_equal(oof["truth"], val["mask"].to_numpy())
     ev = np.load(run_dir / "eval.npz")
     assert list(ev["image_id"]) == list(ds.eval["image_id"]) and ev["probs"].shape == (len(ds.eval), 3)
-    assert 0.0 <= summary["oof_macro_f1"] <= 1.0
+    # the summary scores exactly the predictions written (scikit-learn's macro F1 and accuracy)
+    from sklearn.metrics import accuracy_score, f1_score
+    predicted = oof["probs"].argmax(1)
+    assert len(np.unique(predicted)) > 1, "one class predicted everywhere: the F1 check below proves little"
+    assert summary["oof_macro_f1"] == pytest.approx(f1_score(oof["truth"], predicted, average="macro"), abs=1e-12)
+    assert summary["oof_accuracy"] == pytest.approx(accuracy_score(oof["truth"], predicted), abs=1e-12)
+    per_class = f1_score(oof["truth"], predicted, average=None, labels=[0, 1, 2], zero_division=0)
+    assert [summary["oof_per_class_f1"][k] for k in ("mask", "incorrect", "normal")] == pytest.approx(per_class)
 
 
 def test_a_member_with_done_is_skipped(mask_run, demo):
@@ -74,29 +82,120 @@ def test_a_member_with_done_is_skipped(mask_run, demo):
     assert (run_dir / "checkpoints" / "last.pt").stat().st_mtime_ns == before
 
 
-def test_multihead_task_trains_one_loss_per_head(demo, tmp_path):
+def test_multihead_task_trains_one_loss_per_head_and_head_losses_reach_their_head(demo, tmp_path):
+    """head_losses {age: focal}: focal gets the age head's 3 logits and exactly the age targets of every
+    training batch; the member loss gets the mask and gender heads."""
     from ensemble_core.train import train_member
+    from ensemble_core.train.components import build_task
+    from ensemble_core.train.inputs import select_samples
+    from ensemble_core.train.seeding import epoch_order
+    from helpers_train import recording_loss_registry
     ds, split = demo
-    member = tiny_member({"name": "multihead", "params": {"head_losses": {"age": "focal"}}},
-                         label_transform={"name": "age_threshold", "params": {"male": 58, "female": 57}})
-    summary = train_member(member, ds, split, tmp_path / member.run_name, quiet=True)
+    registry, calls = recording_loss_registry()
+    member = tiny_member({"name": "multihead", "params": {"head_losses": {
+                             "age": {"name": "recording", "params": {"wraps": "focal"}}}}},
+                         label_transform={"name": "age_threshold", "params": {"male": 58, "female": 57}},
+                         loss={"name": "recording", "params": {"wraps": "cross_entropy"}})
+    summary = train_member(member, ds, split, tmp_path / member.run_name, registry=registry, quiet=True)
     oof = np.load(tmp_path / member.run_name / "oof.npz")
     assert oof["probs"].shape[1] == 18 and summary["status"] == "trained"
     np.testing.assert_allclose(oof["probs"].sum(1), 1.0, atol=1e-5)
 
+    task = build_task(member, registry)
+    targets = select_samples(task, ds, split).train_targets          # (N, 3): mask, gender, age
+    steps, batch = len(targets) // 16, 16
+    seen = targets[epoch_order(len(targets), member.seed, 0)[:steps * batch]]
+    focal = [c for c in calls if c["wraps"] == "focal"]
+    ce = [c for c in calls if c["wraps"] == "cross_entropy"]
+    assert len(focal) == steps and {c["width"] for c in focal} == {3}
+    age = [h.name for h in task.heads].index("age")
+    expected = np.sort(seen[:, age][seen[:, age] >= 0])
+    np.testing.assert_array_equal(np.sort(np.concatenate([c["targets"].numpy() for c in focal])), expected)
+    assert len(ce) == 2 * steps and sorted(c["width"] for c in ce[:2]) == [2, 3]   # gender 2, mask 3
 
-def test_ema_batch_augmentation_scheduler_and_grad_clip_train(demo, tmp_path):
+
+GRAD_CLIP = 0.05   # small enough that the tiny model's gradients are clipped on most steps
+
+
+@pytest.fixture(scope="module")
+def features_run(demo, tmp_path_factory):
+    """One age_female member with EMA, grad_clip, class CutMix (prob 1), a step scheduler and augmentations,
+    trained with a loss that records its targets and a clip_grad_norm_ that records what it did."""
+    import torch
+
     from ensemble_core.train import train_member
+    from ensemble_core.train.member import MemberTrainer
+    from helpers_train import recording_loss_registry
     ds, split = demo
-    member = tiny_member("age_female", epochs=2, ema_decay=0.9, grad_clip=1.0,
-                         batch_augmentation={"name": "class_cutmix", "params": {"target_class": 2, "prob": 0.5}},
-                         scheduler={"name": "cosine_warm_restarts", "params": {"T_0": 1}},
+    registry, calls = recording_loss_registry()
+    member = tiny_member("age_female", epochs=2, ema_decay=0.9, grad_clip=GRAD_CLIP,
+                         loss={"name": "recording", "params": {"wraps": "cross_entropy"}},
+                         batch_augmentation={"name": "class_cutmix", "params": {"target_class": 2, "prob": 1.0}},
+                         scheduler={"name": "step", "params": {"step_size": 1, "gamma": 0.5}},
                          augmentations=["HueSaturationValue", {"name": "CenterCrop",
                                                                "params": {"height": 28, "width": 20}}])
-    summary = train_member(member, ds, split, tmp_path / member.run_name, quiet=True)
-    lines = [json.loads(x) for x in (tmp_path / member.run_name / "metrics.jsonl").read_text().splitlines()]
-    assert all("ema_macro_f1" in r and "model_macro_f1" in r for r in lines)
-    assert summary["best_weights"] in ("model", "ema")
+    run_dir = tmp_path_factory.mktemp("features") / member.run_name
+    initial = {k: v.detach().clone() for k, v in
+               MemberTrainer(member, ds, split, run_dir, registry=registry, quiet=True).model.state_dict().items()}
+    clips = []
+    real_clip = torch.nn.utils.clip_grad_norm_
+
+    def recording_clip(parameters, max_norm, *args, **kwargs):
+        parameters = list(parameters)
+        before = float(real_clip(parameters, max_norm, *args, **kwargs))
+        after = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad)
+                                                            for p in parameters if p.grad is not None])))
+        clips.append({"max_norm": float(max_norm), "before": before, "after": after})
+        return torch.tensor(before)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.nn.utils, "clip_grad_norm_", recording_clip)
+        summary = train_member(member, ds, split, run_dir, registry=registry, quiet=True)
+    return {"member": member, "run_dir": run_dir, "summary": summary, "initial": initial, "calls": calls,
+            "clips": clips, "steps": json.loads((run_dir / "config.json").read_text())["steps_per_epoch"]}
+
+
+def test_ema_weights_are_kept_and_scored_apart_from_the_model(features_run):
+    from ensemble_core.train.checkpoint import load_checkpoint
+    run_dir, initial = features_run["run_dir"], features_run["initial"]
+    last = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert last["ema"] is not None
+    weights = [k for k, v in initial.items() if v.is_floating_point() and "running" not in k]
+    # the EMA moved away from the initial weights (it is updated) and is not the trained weights (it averages)
+    assert any(not np.allclose(last["ema"][k].numpy(), initial[k].numpy()) for k in weights), \
+        "the EMA weights are still the initial weights: EMA was never updated"
+    assert any(not np.allclose(last["ema"][k].numpy(), last["model"][k].numpy()) for k in weights), \
+        "the EMA weights equal the model's: no averaging"
+    for record in (json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()):
+        better = "ema" if record["ema_macro_f1"] > record["model_macro_f1"] else "model"
+        assert record["weights"] == better and record["macro_f1"] == record[f"{better}_macro_f1"]
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    assert best["weights"] == features_run["summary"]["best_weights"]
+
+
+def test_grad_clip_bounds_the_gradient_norm_of_every_step(features_run):
+    clips, steps = features_run["clips"], features_run["steps"]
+    assert len(clips) == 2 * steps, "clip_grad_norm_ is not called once per training step"
+    assert {c["max_norm"] for c in clips} == {GRAD_CLIP}
+    assert all(c["after"] <= GRAD_CLIP * (1 + 1e-4) for c in clips)
+    assert any(c["before"] > GRAD_CLIP * 1.5 for c in clips), "no step needed clipping; the test proves nothing"
+
+
+def test_class_cutmix_pastes_the_target_class_into_the_training_batches(features_run):
+    calls, steps = features_run["calls"], features_run["steps"]
+    assert len(calls) == 2 * steps
+    soft = [c["targets"] for c in calls]
+    assert all(t.ndim == 2 and t.shape[1] == 3 for t in soft), "the loss got hard labels: no batch augmentation"
+    soft = np.concatenate([t.numpy() for t in soft])
+    np.testing.assert_allclose(soft.sum(1), 1.0, atol=1e-5)
+    other = soft[:, :2].sum(1) > 0                         # rows that are not (entirely) class 2
+    # prob 1: (nearly) every such row received a box of a class-2 sample; plain CutMix would give ~ 1 in 4
+    assert (soft[other, 2] > 0).mean() > 0.8
+
+
+def test_the_scheduler_sets_each_epochs_learning_rate(features_run):
+    lines = [json.loads(x) for x in (features_run["run_dir"] / "metrics.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in lines] == pytest.approx([3e-3, 1.5e-3])   # step: halved after every epoch
 
 
 def test_batch_augmentation_on_a_multihead_task_is_refused(demo, tmp_path):
@@ -142,16 +241,49 @@ def test_a_run_folder_refuses_another_member(mask_run, demo, tmp_path):
         train_member(tiny_member("mask", epochs=3), ds, split, copy, quiet=True)
 
 
-def test_early_stopping_stops_after_patience_epochs_without_improvement(demo, tmp_path):
+def test_a_run_folder_refuses_another_split_and_is_left_as_it_was(mask_run, demo, tmp_path):
+    import shutil
+
+    from ensemble_core.errors import TrainingError
     from ensemble_core.train import train_member
+    from helpers_data import tree_state
+    ds, (train_rows, val_rows) = demo
+    member, run_dir, _ = mask_run
+    copy = tmp_path / "other-split"
+    shutil.copytree(run_dir, copy)
+    (copy / "DONE").unlink()
+    before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    state = tree_state(copy)
+    other = (train_rows[1:], np.concatenate([val_rows, train_rows[:1]]))      # one row moved to validation
+    with pytest.raises(TrainingError) as err:
+        train_member(member, ds, other, copy, quiet=True)
+    message = str(err.value)
+    assert message.startswith(f"{copy / 'config.json'}: this run folder was started with split_hash ")
+    assert "resumes only the same member and split" in message
+    assert f"Use another run folder, or delete {copy} to start over" in message
+    assert tree_state(copy) == state and {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement(demo, tmp_path, monkeypatch):
+    """Validation F1 is scripted: best at epoch 0, better at 2, then two epochs without improvement."""
+    from ensemble_core.train import train_member
+    from ensemble_core.train.member import MemberTrainer
     ds, split = demo
-    member = tiny_member("gender", epochs=3, early_stopping_patience=1,
-                         optimizer={"name": "sgd", "params": {"lr": 0.0, "momentum": 0.0}})
+    scripted = [0.5, 0.4, 0.6, 0.55, 0.58, 0.9]
+    real_validate = MemberTrainer.validate
+
+    def validate(self):
+        chosen, sc, val_loss, f1s = real_validate(self)
+        return chosen, {**sc, "macro_f1": scripted[self.progress.epoch + 1]}, val_loss, f1s
+
+    monkeypatch.setattr(MemberTrainer, "validate", validate)
+    member = tiny_member("gender", epochs=6, early_stopping_patience=2)
     summary = train_member(member, ds, split, tmp_path / member.run_name, quiet=True)
-    # training stops `patience` epochs after the best one (lr 0: usually right after epoch 2)
-    assert summary["epochs_run"] == min(3, summary["best_epoch"] + 1 + 1)
-    lines = (tmp_path / member.run_name / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == summary["epochs_run"]
+    # epoch 2 improves (the count restarts), epochs 3 and 4 do not: stop before epoch 5 (the 0.9)
+    assert summary["epochs_run"] == 5 and summary["stopped_early"] is True
+    assert summary["best_epoch"] == 2 and summary["best_val_macro_f1"] == 0.6
+    lines = [json.loads(x) for x in (tmp_path / member.run_name / "metrics.jsonl").read_text().splitlines()]
+    assert [r["macro_f1"] for r in lines] == scripted[:5]
 
 
 def test_a_shared_image_cache_of_the_train_table_is_reused(demo, tmp_path, monkeypatch):

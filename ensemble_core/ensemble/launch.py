@@ -114,6 +114,9 @@ def launch(name: str, build: RecipeBuilder, data_dir: str | Path | None = None, 
     except RunInterrupted as exc:  # SIGINT / SIGTERM: checkpoints are saved; say how to resume
         print(f"[{name}] {exc}", file=sys.stderr, flush=True)
         raise SystemExit(exc.exit_status) from exc
+    except KeyboardInterrupt as exc:  # a second signal (or Ctrl-C outside training): stop now, no traceback
+        print(f"[{name}] {stopped_at_once_message(exc, out_dir, name)}", file=sys.stderr, flush=True)
+        raise SystemExit(getattr(exc, "exit_status", 130)) from None
     except (EnsembleCoreError, OSError) as exc:
         exit_with_message(exc)
 
@@ -123,6 +126,13 @@ def exit_with_message(exc: BaseException) -> None:
     text = os_error_message(exc) if isinstance(exc, OSError) else str(exc)
     print(f"error: {text}", file=sys.stderr, flush=True)
     raise SystemExit(1) from exc
+
+
+def stopped_at_once_message(exc: BaseException, out_dir: str | Path | None, name: str) -> str:
+    out = Path(out_dir if out_dir is not None else Path("runs") / name).expanduser().resolve()
+    how = f"on a second signal ({exc.signal_name})" if hasattr(exc, "signal_name") else "(KeyboardInterrupt)"
+    return (f"stopped at once {how}: no new checkpoint was written; finished members and the checkpoints "
+            f"saved before are kept.\nResume by running the same command again (same out_dir: {out}).")
 
 
 def _launch(name: str, build: RecipeBuilder, data_dir, out_dir, preset, executor, quiet: bool,

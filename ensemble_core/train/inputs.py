@@ -59,6 +59,42 @@ def image_cache_for(paths: Sequence[str], load_size: Sequence[int] | None, given
     return ImageCache(list(paths), load_size=load_size)
 
 
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of one training sample's augmentation: a function of (member seed, epoch, sample) only."""
+    return int(np.random.SeedSequence([int(seed), int(epoch), int(index)]).generate_state(1)[0])
+
+
+class EpochSeededSamples(torch.utils.data.Dataset):
+    """Training samples whose random augmentation depends only on (member seed, epoch, sample index).
+
+    A stream seeded once would restart in a resumed process (and be copied into every loader worker),
+    so a resumed member, even one stopped mid-epoch, would see other augmented images than a member
+    that was never stopped. Reseeding the transform before each sample makes them the same everywhere.
+    """
+
+    def __init__(self, samples: ImageDataset, seed: int):
+        self.samples, self.seed, self.epoch = samples, int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        transform = self.samples.transform
+        if hasattr(transform, "set_random_seed"):
+            transform.set_random_seed(sample_seed(self.seed, self.epoch, i))
+        return self.samples[i]
+
+
+def loader_generator(seed: int, epoch: int | None = None) -> torch.Generator:
+    """A DataLoader's own generator (it seeds the loader's workers): creating a loader then draws nothing
+    from torch's global generator, whose stream (batch augmentation) a checkpoint saves and restores."""
+    key = [int(seed)] if epoch is None else [int(seed), int(epoch), 1]
+    return torch.Generator().manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
+
+
 def seeded_worker_init(worker_id: int) -> None:
     import random
     seed = torch.initial_seed() % 2**32
@@ -93,8 +129,9 @@ class MemberLoaders:
         eval_tf = build_transforms(member.preprocess, [], eval_size, registry, train=False)
         if hasattr(train_tf, "set_random_seed"):
             train_tf.set_random_seed(seed)
-        self.train_set = ImageDataset(self.cache, self.cache.rows_of(samples.train["path"]),
-                                      samples.train_targets, train_tf, keep_uint8=on_device)
+        self.train_set = EpochSeededSamples(ImageDataset(self.cache, self.cache.rows_of(samples.train["path"]),
+                                                         samples.train_targets, train_tf, keep_uint8=on_device),
+                                            seed)
         self.val_set = ImageDataset(self.cache, self.cache.rows_of(samples.val["path"]), samples.val_targets, eval_tf)
         self.eval_set = None if samples.eval is None else \
             ImageDataset(self.eval_cache, self.eval_cache.rows_of(samples.eval["path"]), None, eval_tf)
@@ -110,14 +147,18 @@ class MemberLoaders:
         return n // b if self.drop_last else 1
 
     def _loader(self, dataset, batch_size: int, order=None, drop_last: bool = False,
-                persistent: bool = False) -> DataLoader:
+                persistent: bool = False, epoch: int | None = None) -> DataLoader:
         return DataLoader(dataset, batch_size=batch_size, sampler=order, shuffle=False, drop_last=drop_last,
                           num_workers=self.num_workers, pin_memory=self.pin_memory,
                           worker_init_fn=seeded_worker_init if self.num_workers else None,
-                          persistent_workers=persistent and self.num_workers > 0)
+                          persistent_workers=persistent and self.num_workers > 0,
+                          generator=loader_generator(self.seed, epoch))
 
-    def train_loader(self, order: np.ndarray) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, order=order.tolist(), drop_last=self.drop_last)
+    def train_loader(self, order: np.ndarray, epoch: int = 0) -> DataLoader:
+        """The batches of ``epoch`` in ``order`` (the epoch's remaining samples, see ``epoch_order``)."""
+        self.train_set.set_epoch(epoch)
+        return self._loader(self.train_set, self.batch_size, order=order.tolist(), drop_last=self.drop_last,
+                            epoch=epoch)
 
     def val_loader(self) -> DataLoader:
         # built once: validation runs every epoch (twice with EMA) with no randomness, so its workers

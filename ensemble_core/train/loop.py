@@ -52,14 +52,18 @@ def train_one_epoch(model: nn.Module, loader, loss_fn: nn.Module, optimizer: tor
                     schedule: ScheduledLR | None, scaler, precision: Precision, guard: NonFiniteGuard, epoch: int,
                     batch_augmentation: Callable | None = None, ema=None, grad_clip: float | None = None,
                     progress=None, start_step: int = 0, should_stop: Callable[[], bool] | None = None,
-                    device_augment: Callable | None = None) -> dict:
+                    device_augment: Callable | None = None, carried: dict | None = None) -> dict:
     """Train over ``loader`` (which already skips the first ``start_step`` batches of the epoch).
 
     ``should_stop`` is asked before every step after the first one of this call; when it says yes
-    the epoch is left unfinished and ``stopped_at_step`` (the next step to run) is returned.
+    the epoch is left unfinished and ``stopped_at_step`` (the next step to run) is returned, with the
+    epoch's running ``loss_sum`` / ``n_finite``; passing those back as ``carried`` when the epoch is
+    resumed gives the same ``train_loss`` as an epoch that was never stopped.
     """
     model.train()
-    loss_sum, n_seen, n_finite, start = 0.0, 0, 0, time.perf_counter()
+    carried = carried or {}
+    loss_sum, n_seen, n_finite, start = float(carried.get("loss_sum", 0.0)), 0, int(carried.get("n_finite", 0)), \
+        time.perf_counter()
     stopped_at = None
     for step, (images, targets) in enumerate(loader, start=start_step):
         if should_stop is not None and step > start_step and should_stop():
@@ -101,7 +105,7 @@ def train_one_epoch(model: nn.Module, loader, loss_fn: nn.Module, optimizer: tor
     elapsed = max(time.perf_counter() - start, 1e-9)
     return {"train_loss": loss_sum / n_finite if n_finite else float("nan"),
             "images_per_s": n_seen / elapsed, "train_seconds": elapsed, "nonfinite_steps": guard.total,
-            "stopped_at_step": stopped_at}
+            "stopped_at_step": stopped_at, "loss_sum": loss_sum, "n_finite": n_finite}
 
 
 @torch.no_grad()

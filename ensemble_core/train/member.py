@@ -125,7 +125,8 @@ class MemberTrainer:
                                     f"and split. Use another run folder, or delete {self.run.path} to start over.")
 
     def state_dict(self, partial: dict | None = None) -> dict:
-        """``partial``: ``{"epoch", "step"}`` of an epoch stopped on request (resume continues there)."""
+        """``partial``: ``{"epoch", "step", "lr", "loss_sum", "n_finite"}`` of an epoch stopped on request (resume
+        continues there, with the epoch's starting learning rate and running training loss)."""
         return {"format": CHECKPOINT_FORMAT, "model": self.model.state_dict(), "partial": partial,
                 "ema": None if self.ema is None else self.ema.module.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
@@ -154,6 +155,7 @@ class MemberTrainer:
         set_rng_state(ckpt["rng"])
         partial = ckpt.get("partial") or {}
         self.resume_step = int(partial.get("step", 0)) if partial.get("epoch") == ckpt["epoch"] + 1 else 0
+        self.resume_partial = dict(partial) if self.resume_step else {}
         self.progress = Progress(**{**ckpt["progress"], "resumed_from": ckpt["epoch"] + 1,
                                     "resumed_from_step": self.resume_step})
         self.guard.total = int(ckpt.get("nonfinite_total", 0))
@@ -194,21 +196,24 @@ class MemberTrainer:
     def train_epoch(self, epoch: int, tb: TensorBoardLog, start_step: int = 0) -> dict:
         order = epoch_order(len(self.loaders.train_set), self.seed, epoch)[start_step * self.loaders.batch_size:]
         lr = float(self.optimizer.param_groups[0]["lr"])
+        if start_step and "lr" in self.resume_partial:
+            lr = float(self.resume_partial["lr"])   # the rate this epoch started with, before the stop
         bar = _progress_bar(self.loaders.steps_per_epoch, f"{self.member.run_name} {epoch + 1}/{self.member.epochs}",
                             self.quiet)
         if bar is not None and start_step:
             bar.update(start_step)
         try:
-            stats = train_one_epoch(self.forward_model, self.loaders.train_loader(order), self.loss_fn,
+            stats = train_one_epoch(self.forward_model, self.loaders.train_loader(order, epoch), self.loss_fn,
                                     self.optimizer, self.schedule, self.scaler, self.precision, self.guard, epoch,
                                     self.batch_augmentation, self.ema, self.member.grad_clip, bar,
                                     start_step=start_step, should_stop=stop_requested,
-                                    device_augment=self.device_augment)
+                                    device_augment=self.device_augment,
+                                    carried=self.resume_partial if start_step else None)
         finally:
             if bar is not None:
                 bar.close()
         if stats["stopped_at_step"] is not None:
-            self.stop_mid_epoch(epoch, stats["stopped_at_step"])
+            self.stop_mid_epoch(epoch, stats["stopped_at_step"], lr, stats)
         if not weights_finite(self.model):
             raise TrainingError(f"epoch {epoch + 1}: model weights became NaN/inf; stopped without saving them "
                                 f"(last good checkpoint: {self.run.last}). Lower the learning rate or set grad_clip.")
@@ -249,12 +254,14 @@ class MemberTrainer:
                   f"({chosen}) {stats['images_per_s']:.0f} img/s" + (" *best" if improved else ""))
         return record
 
-    def stop_mid_epoch(self, epoch: int, step: int) -> None:
+    def stop_mid_epoch(self, epoch: int, step: int, lr: float, stats: dict) -> None:
         """Save everything after ``step`` steps of ``epoch`` (resume continues with the next step), then stop."""
         if not weights_finite(self.model):
             raise TrainingError(f"epoch {epoch + 1}: model weights became NaN/inf before the requested stop; "
                                 f"not saved (last good checkpoint: {self.run.last})")
-        save_checkpoint(self.run.last, self.state_dict(partial={"epoch": epoch, "step": step}))
+        save_checkpoint(self.run.last, self.state_dict(partial={"epoch": epoch, "step": step, "lr": lr,
+                                                                "loss_sum": stats["loss_sum"],
+                                                                "n_finite": stats["n_finite"]}))
         raise MemberStopped(self.run.path, f"in epoch {epoch + 1} after step {step} ({self.run.last} saved)")
 
     # ---- predictions ---------------------------------------------------
@@ -298,6 +305,7 @@ class MemberTrainer:
         self.run.create()
         self.guard = NonFiniteGuard(int(self.member.max_nonfinite_steps))
         self.resume_step = 0
+        self.resume_partial: dict = {}
         self.check_config()
         atomic_write_json(self.run.config, self.config())
         self.resume()
