@@ -56,9 +56,9 @@ def test_run_recipe_skip_bad_files_leaves_out_exactly_the_bad_image(demo_dir, tm
     with pytest.raises(DataError) as err:
         run_recipe(one_split_single18(), data_dir=data, out_dir=refused, quiet=True, skip_bad_files=False)
     message = str(err.value)
-    assert f"{bad}: not a JPEG or PNG" in message and "skip_bad" in message
+    assert f"{bad}: not a JPEG or PNG" in message and "--skip_bad_files" in message
     assert f"python -m ensemble_core check-data {data}" in message
-    assert not (refused / "members").exists() and not (refused / SUBMISSION_FILE).exists()
+    assert not refused.exists()                                        # a refused run writes nothing
 
     out = tmp_path / "run"
     result = run_recipe(one_split_single18(), data_dir=data, out_dir=out, quiet=True, skip_bad_files=True)
@@ -82,7 +82,7 @@ def test_a_run_folder_refuses_a_different_split_and_keeps_its_members(demo_dir, 
     run_recipe(recipe_data(build, TINY), data_dir=demo_dir, out_dir=out, quiet=True,
                executor=TruthExecutor(demo_dir / "eval" / "answers.csv"))
     members_before = folder_digest(out / "members")
-    kept = {name: (out / name).read_bytes() for name in (SPLITS_FILE, SUBMISSION_FILE)}
+    kept = {name: (out / name).read_bytes() for name in (SPLITS_FILE, SUBMISSION_FILE, "recipe.json", "run.json")}
 
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
