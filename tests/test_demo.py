@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from ensemble_core.data.check import check_data
-from ensemble_core.data.demo import MARKER, _draw, _person, main, make_demo
+from ensemble_core.data.demo import BUILDING, MARKER, _draw, _person, main, make_demo
 from ensemble_core.labels import age_to_class
 from ensemble_core.data.images import ImageCache
 from ensemble_core.data.layout import load_dataset
@@ -51,7 +51,8 @@ def test_deterministic_and_skips_when_complete(tmp_path):
 
 def test_incomplete_build_is_redone(tmp_path):
     out = make_demo(tmp_path / "d", n_people=2, n_eval_people=1, image_size=(24, 18))
-    (out / MARKER).unlink()
+    (out / MARKER).unlink()                       # as a build killed half-way leaves it:
+    (out / BUILDING).write_text("{}")             # no completion marker, the building marker still there
     next((out / "train" / "images").rglob("normal.*")).unlink()
     make_demo(out, n_people=2, n_eval_people=1, image_size=(24, 18))
     assert check_data(out).problems == []
@@ -92,3 +93,17 @@ def test_gender_and_age_shape_the_drawn_features():
     for feature in (grey, wrinkles):
         means = [feature[age_to_class(age) == k].mean() for k in range(3)]
         assert means[0] < means[1] < means[2]
+
+
+def test_never_replaces_a_data_set_it_did_not_make(tmp_path):
+    import pytest
+
+    from ensemble_core.errors import DataError
+
+    real = tmp_path / "mask"
+    (real / "train" / "images" / "000001_female_Asian_45").mkdir(parents=True)
+    (real / "train" / "train.csv").write_text("id,gender,race,age,path\n")
+    with pytest.raises(DataError, match="never replaces a data set it did not make"):
+        make_demo(real, **DEMO_KWARGS)
+    assert (real / "train" / "train.csv").read_text() == "id,gender,race,age,path\n"
+    assert (real / "train" / "images" / "000001_female_Asian_45").is_dir()

@@ -28,6 +28,7 @@ from ensemble_core.data.layout import PHOTO_MASK, PHOTO_STEMS
 from ensemble_core.labels import age_to_class, class_id
 
 MARKER = ".demo_complete"
+BUILDING = ".ensemble_core_demo_building"   # written first, removed last: the folder is ours
 RACES = ("Asian", "White", "Black", "Others")
 SKIN = np.array([[196, 160, 130], [225, 190, 165], [120, 85, 60], [170, 130, 100], [235, 200, 180]], float)
 HAIR = np.array([[25, 20, 18], [70, 45, 30], [120, 80, 40], [190, 160, 100], [40, 30, 25]], float)
@@ -174,14 +175,20 @@ def make_demo(out_dir: str | Path, n_people: int = 90, n_eval_people: int = 30,
     out = Path(out_dir)
     params = {"n_people": int(n_people), "n_eval_people": int(n_eval_people),
               "image_size": [int(image_size[0]), int(image_size[1])], "seed": int(seed), "version": 1}
-    marker = out / MARKER
+    marker, building = out / MARKER, out / BUILDING
     if marker.is_file():
         try:
             if json.loads(marker.read_text()) == params:
                 return out
         except ValueError:
             pass
-        marker.unlink()
+    elif not building.is_file() and any((out / sub).exists() for sub in ("train", "eval")):
+        from ensemble_core.errors import DataError
+        raise DataError(f"{out} holds train/ or eval/ that make_demo did not write (no {MARKER}); it never "
+                        f"replaces a data set it did not make. Choose an empty folder for the demo data")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(building, params)     # ours from here on: a killed build is rebuilt next time
+    marker.unlink(missing_ok=True)
     for sub in ("train", "eval"):
         if (out / sub).exists():
             shutil.rmtree(out / sub)
@@ -216,6 +223,7 @@ def make_demo(out_dir: str | Path, n_people: int = 90, n_eval_people: int = 30,
     _write_csv(out / "eval" / "info.csv", ["ImageID", "ans"], sorted(info))
     _write_csv(out / "eval" / "answers.csv", ["ImageID", "ans"], sorted(answers))
     atomic_write_json(marker, params)
+    building.unlink(missing_ok=True)
     return out
 
 
