@@ -204,13 +204,13 @@ class LocalExecutor:
             return None  # images of unknown / mixed size: the member decides how to load them
         key = (job.data_dir, tuple(job.exclude), tuple(load_size))
         if key not in self._caches:
-            from ensemble_core.data.images import ImageCache
+            from ensemble_core.data.images import image_cache
 
             paths = list(dataset.train["path"])
             if getattr(dataset, "eval", None) is not None:
                 paths += list(dataset.eval["path"])
             self._caches.clear()  # keep one decoded set in memory at a time
-            self._caches[key] = ImageCache(list(dict.fromkeys(str(p) for p in paths)), load_size=load_size)
+            self._caches[key] = image_cache(list(dict.fromkeys(str(p) for p in paths)), load_size=load_size)
         return self._caches[key]
 
     def run(self, jobs: Sequence[MemberJob]) -> list[MemberResult]:

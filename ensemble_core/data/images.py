@@ -74,12 +74,34 @@ def _default_threads() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
+CACHE_ENV = "ENSEMBLE_CORE_IMAGE_CACHE"
+
+
+def shared_cache_dir() -> Path | None:
+    """The folder of memory-mapped image caches shared by every process and run (``$ENSEMBLE_CORE_IMAGE_CACHE``),
+    or None: each process decodes into its own memory."""
+    value = os.environ.get(CACHE_ENV, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def image_cache(paths: Sequence[str | Path], load_size: Sequence[int] | None = None) -> "ImageCache":
+    """The decoded images of ``paths``: memory-mapped from :func:`shared_cache_dir` when it is set (one file
+    per set of files and load size, decoded by whichever process gets there first and mapped by every
+    other worker, executor and later run), else decoded into this process's memory."""
+    folder = shared_cache_dir()
+    if folder is None:
+        return ImageCache(paths, load_size=load_size)
+    return ImageCache(paths, load_size=load_size, mode="memmap", cache_dir=folder)
+
+
 class ImageCache:
     """Every image of ``paths`` decoded once into a ``(N, H, W, 3)`` uint8 array.
 
     ``load_size`` ``[h, w]`` resizes on load (required when image sizes differ).
-    ``mode="memmap"`` stores the array in ``cache_dir`` (reused when the same
-    files, sizes and modification times are cached again).
+    ``mode="memmap"`` stores the array in ``cache_dir`` as one contiguous file, written atomically and
+    reused when the same files (paths, sizes, modification times) are cached again at the same size; a
+    changed file gives another key, and a cache file of the wrong length (cut short) is never mapped:
+    it is decoded again.
     """
 
     def __init__(self, paths: Sequence[str | Path], load_size: Sequence[int] | None = None,
@@ -121,7 +143,9 @@ class ImageCache:
             self.memmap_path = self.cache_dir / f"images-{key}-{shape[0]}x{h}x{w}.u8"
             done = self.memmap_path.with_suffix(".done")
             if done.is_file() and self.memmap_path.is_file():
-                return np.memmap(self.memmap_path, dtype=np.uint8, mode="r", shape=shape)
+                if self.memmap_path.stat().st_size == int(np.prod(shape)):
+                    return np.memmap(self.memmap_path, dtype=np.uint8, mode="r", shape=shape)
+                done.unlink(missing_ok=True)   # cut short (a full disk, a copy): never mapped, decoded again
 
             def fill(tmp: Path) -> None:
                 arr = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ensemble_core.data.device_augment import build_device_augment, split_augmentations
-from ensemble_core.data.images import ImageCache, ImageDataset, build_transforms
+from ensemble_core.data.images import ImageCache, ImageDataset, build_transforms, image_cache
 from ensemble_core.errors import TrainingError
 from ensemble_core.labels import Task
 
@@ -56,7 +56,7 @@ def image_cache_for(paths: Sequence[str], load_size: Sequence[int] | None, given
         same_size = load_size is None or given.load_size == (int(load_size[0]), int(load_size[1]))
         if same_size and all(str(p) in given.index for p in paths):
             return given
-    return ImageCache(list(paths), load_size=load_size)
+    return image_cache(list(paths), load_size=load_size)
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
