@@ -293,13 +293,13 @@ def test_a_shared_image_cache_of_the_train_table_is_reused(demo, tmp_path, monke
     ds, split = demo
     shared = ImageCache(list(ds.train["path"]))
     built = []
-    real = inputs.ImageCache
+    real = inputs.image_cache
 
     def counting(paths, *args, **kwargs):
         built.append(len(paths))
         return real(paths, *args, **kwargs)
 
-    monkeypatch.setattr(inputs, "ImageCache", counting)
+    monkeypatch.setattr(inputs, "image_cache", counting)
     member = tiny_member("gender")
     train_member(member, ds, split, tmp_path / member.run_name, quiet=True, image_cache=shared)
     assert built == [len(ds.eval)]
