@@ -36,6 +36,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "ensemble_core_plugins.splitters",
     "ensemble_core_plugins.ttas",
     "ensemble_core_plugins.executors",
+    "ensemble_core_plugins.decisions",
 )
 
 
