@@ -173,13 +173,15 @@ class StackingVote(_CrossFitted):
     def fit(self, probs, targets, groups=None, persons=None) -> "StackingVote":
         import warnings
         from sklearn.exceptions import ConvergenceWarning
+        from threadpoolctl import threadpool_limits
 
         probs, targets, gp, rows, folds = self._prepare(probs, targets, groups, persons)
         X, y = self.features(gp[:, rows]), targets[rows]
         people = np.arange(len(y)) if persons is None else np.asarray(persons)[rows]
         n_classes = self.n_classes = probs.shape[2]
         cf = np.zeros((len(y), n_classes))
-        with warnings.catch_warnings():
+        # one BLAS thread: small problems, and on a shared CPU spinning BLAS threads make lbfgs 20-50x slower
+        with warnings.catch_warnings(), threadpool_limits(1):
             warnings.simplefilter("ignore", ConvergenceWarning)
             for k in range(int(folds.max()) + 1):
                 held = folds == k
