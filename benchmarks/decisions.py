@@ -71,7 +71,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir")
     ap.add_argument("--voters", default="soft")
-    ap.add_argument("--decisions", default="argmax,class_offsets,prior_power,factor_offsets")
+    ap.add_argument("--decisions", default="argmax,class_offsets,prior_power,factor_offsets",
+                    help="comma-separated rules; NAME@nomatch = without the eval temperature (shown, never chosen)")
     ap.add_argument("--title", default=None)
     ap.add_argument("--notes", default="")
     ap.add_argument("--append", action="store_true", help="append the table to benchmarks/RESULTS.md")
@@ -101,17 +102,20 @@ def main(argv=None) -> int:
         vote_f1 = (None if honest is None else
                    macro_f1(ens.truth18[rows], honest[rows].argmax(axis=1), 18))
         for name in args.decisions.split(","):
-            out = decide(name, ens.oof18, ens.truth18, ens_persons, ens.eval18, ens.eval_ids, registry=registry,
+            # NAME@nomatch: the same rule without sharpening eval to the OOF confidence (T = 1)
+            base_name, _, variant = name.partition("@")
+            ref = {"name": base_name, "params": {"match_confidence": False} if variant == "nomatch" else {}}
+            out = decide(ref, ens.oof18, ens.truth18, ens_persons, ens.eval18, ens.eval_ids, registry=registry,
                          seed=int(recipe.seed))
             ev = None if answers is None else macro_f1(answers, out.eval_pred_rule, 18)
-            oof = out.argmax_oof_f1 if name == "argmax" else out.crossfit_oof_f1
+            oof = out.argmax_oof_f1 if base_name == "argmax" else out.crossfit_oof_f1
             results.append({"voter": voter, "vote_f1": vote_f1, "decision": name, "oof": oof,
-                            "support": out.bootstrap_support, "applied": out.applied == name, "T": out.temperature,
+                            "support": out.bootstrap_support, "applied": out.applied == base_name, "T": out.temperature,
                             "eval": ev})
         print(f"[decisions] {voter}: done at {time.perf_counter() - start:.0f}s", flush=True)
     # choose on OOF only
     best_voter = max((r for r in results if r["vote_f1"] is not None), key=lambda r: r["vote_f1"])["voter"]
-    mine = [r for r in results if r["voter"] == best_voter and r["applied"]]
+    mine = [r for r in results if r["voter"] == best_voter and r["applied"] and "@" not in r["decision"]]
     best_rule = max(mine, key=lambda r: (r["oof"], r["decision"] == "argmax"))["decision"]
     fmt = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731
     for r in results:

@@ -226,12 +226,17 @@ def test_learned_voters_handle_shuffle_splits_with_partial_coverage():
 
 
 def test_learned_voters_fall_back_to_soft_when_cross_fitting_says_so():
+    class NoisyOnly(GreedySelectionVote):
+        def select(self, gp, y):                 # a selection that is worse than soft: only the noisy group
+            return np.array([0.0, 1.0])
+
     probs, y, groups, persons = grouped_members(seed=3)
-    y_random = np.random.default_rng(0).permutation(y)           # nothing to learn
-    voter = GreedySelectionVote().fit(probs, y_random, groups=groups, persons=persons)
-    if voter.fallback:
-        assert np.allclose(voter(probs), SoftVote()(probs), equal_nan=True)
-    assert voter.crossfit_score is not None
+    voter = NoisyOnly().fit(probs, y, groups=groups, persons=persons)
+    assert voter.fallback and "votes soft" in voter.fallback
+    assert voter.crossfit_score < voter.soft_score
+    assert np.allclose(voter(probs), SoftVote()(probs), equal_nan=True)
+    soft = SoftVote()(probs)
+    assert np.allclose(voter.crossfit_oof, soft, equal_nan=True)     # the reported OOF is the soft vote's
 
 
 # ---------------------------------------------------------------- pipeline, CLI and bad input
