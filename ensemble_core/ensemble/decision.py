@@ -456,7 +456,6 @@ def decide(ref: Any, oof18: np.ndarray, truth18: np.ndarray, persons: np.ndarray
     rows = np.isfinite(oof18).all(axis=1)
     log_oof, y, people = log_probs(oof18[rows]), truth18[rows], np.asarray(persons)[rows]
     rule = build_decision(ref, registry)
-    names = class_names()
     argmax_pred = log_oof.argmax(axis=1) if len(y) else np.zeros(0, dtype=np.int64)
     before = f1_per_class(confusion(y, argmax_pred, N_CLASSES)).tolist()
     argmax_f1 = macro_f1(y, argmax_pred, N_CLASSES) if len(y) else 0.0
