@@ -402,3 +402,10 @@ def test_fire_decision_flag_sets_the_recipe_field(tmp_path):
 def test_build_decision_rejects_bad_params_with_the_rule_named():
     with pytest.raises(DecisionError, match="class_offsets: grid_max and grid_step must be > 0"):
         build_decision({"name": "class_offsets", "params": {"grid_max": -1}}, get_registry())
+
+
+def test_metrics_count_the_classes_the_submission_holds(noisy_run):
+    out, result = noisy_run
+    sub = pd.read_csv(out / SUBMISSION_FILE)["ans"].to_numpy()
+    counts = list(result.metrics["eval"]["predicted_class_counts"].values())
+    assert counts == np.bincount(sub, minlength=18).tolist()

@@ -220,6 +220,10 @@ def write_ensemble(recipe: Recipe, out_dir: Path, dataset, data_dir: Path, voter
     answers = eval_answers(data_dir, ens.eval_ids)
     metrics = ensemble_metrics(ens)
     metrics["decision"] = decision_metrics(outcome, answers)
+    if "eval" in metrics and outcome.eval_pred is not None:     # the classes the submission holds
+        from ensemble_core.labels import N_CLASSES, class_names
+        counts = np.bincount(outcome.eval_pred, minlength=N_CLASSES)
+        metrics["eval"]["predicted_class_counts"] = {n: int(c) for n, c in zip(class_names(), counts)}
     metrics["recipe"] = recipe.name
     metrics["data_dir"] = str(data_dir)
     paths: dict[str, Path] = {}
