@@ -103,7 +103,7 @@ def run_benchmark(run_dir: Path, workers: int, eval_batch_size: int | None, devi
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
-        cached = np.load(member_dir(run_dir, m) / "eval.npz")
+        cached = np.load(member_dir(run_dir, m) / "eval.npz", allow_pickle=False)
         order = {i: k for k, i in enumerate(cached["image_id"].astype(str))}
         ref = cached["probs"][[order[i] for i in dataset.eval["image_id"].astype(str)]]
         diff = float(np.abs(ref - probs).max())

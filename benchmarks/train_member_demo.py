@@ -72,7 +72,7 @@ def main() -> None:
     summary = train_member(member, ds, split, work / "members" / member.run_name, quiet=True)
     wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
 
-    oof = np.load(work / "members" / member.run_name / "oof.npz")
+    oof = np.load(work / "members" / member.run_name / "oof.npz", allow_pickle=False)
     n_classes = oof["probs"].shape[1]
     rows = [("task / backbone", f"{args.task} / {args.backbone}"),
             ("train / val images", f"{summary['n_train']} / {summary['n_val']}"),
@@ -84,7 +84,7 @@ def main() -> None:
     answers = Path(data) / "eval" / "answers.csv"
     eval_path = work / "members" / member.run_name / "eval.npz"
     if n_classes == N_CLASSES and answers.is_file() and eval_path.is_file():
-        ev = np.load(eval_path)
+        ev = np.load(eval_path, allow_pickle=False)
         truth = pd.read_csv(answers).set_index("ImageID").loc[ev["image_id"], "ans"].to_numpy()
         rows += [("eval macro F1", f"{macro_f1(truth, ev['probs'].argmax(1), N_CLASSES):.4f}"),
                  ("eval chance macro F1", f"{chance_macro_f1(truth, N_CLASSES):.4f}")]

@@ -146,6 +146,19 @@ def ensemble_register_device_augmentations() -> list[ComponentSpec]:
     """
 
 
+@hookspec
+def ensemble_register_decisions() -> list[ComponentSpec]:
+    """Decision rules that turn the combined 18-class probabilities into classes. Factory:
+    ``factory(**params) -> Decision``.
+
+    A decision has ``fit(log_probs (N, 18), targets (N,)) -> self`` (out-of-fold), ``__call__(log_probs)
+    -> scores (N, 18)`` whose arg-max is the decision, ``fitted() -> dict`` (JSON-able parameters,
+    saved in ``decision.json``) and ``load(dict) -> self``, and takes the parameters ``force``,
+    ``match_confidence`` and ``cv_folds`` (stored as attributes). See
+    :mod:`ensemble_core.ensemble.decision`.
+    """
+
+
 @hookspec(firstresult=True)
 def ensemble_resolve_component(kind: str, name: str) -> ComponentSpec | None:
     """Resolve a name that no plugin registered (e.g. any timm model name as a backbone).

@@ -37,6 +37,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "ensemble_core_plugins.ttas",
     "ensemble_core_plugins.device_augmentations",
     "ensemble_core_plugins.executors",
+    "ensemble_core_plugins.decisions",
 )
 
 

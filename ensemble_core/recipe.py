@@ -5,6 +5,7 @@
     seed: 42
     split: {name: shuffle, params: {n_splits: 3, val_fraction: 0.2}}
     voter: {name: soft}
+    decision: {name: argmax}             # how the 18-class probabilities become classes (fitted on OOF)
     executor: {name: local}
     defaults: {...member fields...}        # shared by every task entry
     tasks:
@@ -85,6 +86,7 @@ TOP_LEVEL: dict[str, Any] = {
     "seed": 42,
     "split": {"name": "shuffle", "params": {"n_splits": 3, "val_fraction": 0.2}},
     "voter": {"name": "soft"},
+    "decision": {"name": "argmax"},
     "executor": {"name": "local"},
     "defaults": {},
     "tasks": [],
@@ -153,6 +155,7 @@ class Recipe:
     seed: int = 42
     split: Any = field(default_factory=lambda: copy.deepcopy(TOP_LEVEL["split"]))
     voter: Any = field(default_factory=lambda: {"name": "soft"})
+    decision: Any = field(default_factory=lambda: {"name": "argmax"})
     executor: Any = field(default_factory=lambda: {"name": "local"})
     defaults: dict = field(default_factory=dict)
     tasks: list = field(default_factory=list)
@@ -428,6 +431,7 @@ def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | No
         problems.append(f"seed: must be an integer, got {recipe.seed!r}")
     _check_ref(registry, "splitter", recipe.split, "split", problems)
     _check_ref(registry, "voter", recipe.voter, "voter", problems)
+    _check_ref(registry, "decision", recipe.decision, "decision", problems)
     _check_ref(registry, "executor", recipe.executor, "executor", problems)
     valid_member = list(MEMBER_DEFAULTS)
     if not isinstance(recipe.defaults, Mapping):

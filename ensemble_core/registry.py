@@ -17,7 +17,7 @@ from ensemble_core.errors import DuplicateComponentError, UnknownComponentError
 
 KINDS: tuple[str, ...] = (
     "backbone", "augmentation", "batch_augmentation", "loss", "optimizer", "scheduler",
-    "voter", "label_transform", "task", "tta", "executor", "splitter", "device_augmentation",
+    "voter", "label_transform", "task", "tta", "executor", "splitter", "device_augmentation", "decision",
 )
 
 # Leading arguments the engine passes positionally per kind; never bound from a recipe.

@@ -7,6 +7,7 @@ from ensemble_core.hookspecs import hookimpl
 from ensemble_core.registry import ComponentSpec
 
 _VOTING = "ensemble_core.ensemble.voting"
+_SELECTION = "ensemble_core.ensemble.selection"
 
 
 @hookimpl
@@ -21,4 +22,10 @@ def ensemble_register_voters():
                       "(never worse than soft on the fitted data)"),
         ComponentSpec("geometric_mean", "voter", f"{_VOTING}:GeometricMean",
                       "normalised geometric mean of member probabilities"),
+        ComponentSpec("stacking", "voter", f"{_SELECTION}:StackingVote",
+                      "multinomial logistic regression on the member groups' out-of-fold log-probabilities, "
+                      "cross-fitted by person, C by inner CV (falls back to soft when not better)"),
+        ComponentSpec("greedy_selection", "voter", f"{_SELECTION}:GreedySelectionVote",
+                      "Caruana ensemble selection with replacement on out-of-fold macro F1, bagged over person "
+                      "folds (falls back to soft when not better)"),
     ]

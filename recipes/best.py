@@ -14,6 +14,15 @@ from scratch, one 18-class model per 8:2 person split, 24 epochs, 3 splits soft-
 - EMA of the weights (the better of model / EMA is kept per epoch, on validation F1);
 - geometric + colour augmentation and hflip TTA; images upsampled 200 -> 224 on the GPU preset.
 
+Decision: ``prior_power`` (subtract alpha x log of the training class prior; one parameter, fitted on the
+out-of-fold predictions, see docs/ENSEMBLE.md "Decision rules"). Chosen on out-of-fold figures only: on
+maskproxy with the CPU preset (benchmarks/RESULTS.md, 2026-11-29) its cross-fitted OOF macro F1 was 0.5261
+against arg-max's 0.5109 on the same 9422 images (ahead in 98% of person-bootstrap replicates), the best of
+the built-in rules (factor_offsets 0.5215, class_offsets 0.5179, which the pipeline would not apply: 78%
+support); fitted alpha 0.2. The rare 60+ classes are under-predicted by arg-max and macro F1 punishes
+exactly that. The pipeline re-checks it on every run and keeps arg-max when its cross-fitted estimate is
+not better. (Eval macro F1, reported only: 0.6042 vs arg-max 0.5836.)
+
 The vote stays ``soft``: all members share one backbone, so a per-backbone ``weighted_soft`` has one
 weight to fit. Add a second family with ``--tasks.0.backbones='[efficientnet_b0, resnet26d]'
 --voter.name=weighted_soft`` when the budget allows. Settings were chosen from the seed's and the
@@ -52,6 +61,7 @@ def build(p: Preset) -> dict:
     s = SIZING[p.sized_for_gpu]
     return {
         **recipe_header(NAME),
+        "decision": {"name": "prior_power"},
         "defaults": {
             "image_size": s["image_size"], "load_size": s["load_size"], "epochs": s["epochs"],
             "batch_size": s["batch_size"], "num_workers": s["num_workers"], "tta": ["hflip"],

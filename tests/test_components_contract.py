@@ -264,3 +264,60 @@ def test_seed_loss_is_expressible_as_data():
     from ensemble_core.errors import RecipeError
     with pytest.raises(RecipeError, match="soft_f1"):
         validate(bad)
+
+
+# ---------------------------------------------------------------- voters and decisions (numpy only)
+def oof_like(n_members=4, n=400, n_classes=5, seed=0):
+    """(M, N, C) probabilities, NaN outside each member's fold; 2 groups x 2 folds; person per image."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_classes, size=n)
+    persons = np.arange(n) // 4
+    fold = persons % 2
+    probs = np.full((n_members, n, n_classes), np.nan)
+    for m in range(n_members):
+        z = rng.normal(size=(n, n_classes))
+        z[np.arange(n), y] += 1.5
+        p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        probs[m, fold == m % 2] = p[fold == m % 2]
+    return probs, y, [f"g{m // 2}" for m in range(n_members)], persons
+
+
+@pytest.mark.parametrize("name", names("voter"))
+def test_voter_fits_on_nan_padded_oof_and_votes_rows_that_sum_to_one(name):
+    import inspect
+
+    probs, y, groups, persons = oof_like()
+    voter = build("voter", name)
+    accepted = inspect.signature(voter.fit).parameters
+    extra = {k: v for k, v in (("groups", groups), ("persons", persons)) if k in accepted}
+    assert voter.fit(probs, y, **extra) is voter
+    out = voter(probs)
+    assert out.shape == probs.shape[1:]
+    assert np.allclose(out.sum(axis=1), 1.0, atol=1e-6)
+    eval_like = np.nan_to_num(probs, nan=0.2)        # every member predicts every eval image
+    assert np.isfinite(voter(eval_like)).all()
+    crossfit = getattr(voter, "crossfit_oof", None)
+    if crossfit is not None:                          # learned voters expose honest OOF predictions
+        assert crossfit.shape == out.shape
+
+
+@pytest.mark.parametrize("name", names("decision"))
+def test_decision_fits_on_oof_scores_18_classes_and_round_trips_its_parameters(name):
+    import json
+
+    from ensemble_core.ensemble.decision import log_probs
+
+    rng = np.random.default_rng(0)
+    y = np.arange(900) % 18
+    z = rng.normal(size=(900, 18))
+    z[np.arange(900), y] += 2.0
+    log_p = log_probs(np.exp(z) / np.exp(z).sum(axis=1, keepdims=True))
+    rule = build("decision", name)
+    for attr in ("force", "match_confidence", "cv_folds"):
+        assert hasattr(rule, attr), f"decision {name} must take and keep the parameter {attr!r}"
+    assert rule.fit(log_p[:600], y[:600]) is rule
+    scores = rule(log_p[600:])
+    assert scores.shape == (300, 18) and np.isfinite(scores).all()
+    fitted = json.loads(json.dumps(rule.fitted()))
+    again = build("decision", name).load(fitted)
+    assert (again(log_p[600:]).argmax(axis=1) == scores.argmax(axis=1)).all()

@@ -90,7 +90,7 @@ def good_recipe():
     return {
         "version": 1, "name": "t", "seed": 7,
         "split": {"name": "t_shuffle", "params": {"n_splits": 2}},
-        "voter": "t_soft", "executor": "t_local",
+        "voter": "t_soft", "decision": {"name": "class_offsets", "params": {"force": True}}, "executor": "t_local",
         "defaults": {"optimizer": {"name": "t_adam", "params": {"lr": 0.01}}, "epochs": 2, "tta": []},
         "tasks": [
             {"task": "t_mask", "backbones": ["t_net", {"name": "t_net", "params": {"drop_rate": 0.1}}],

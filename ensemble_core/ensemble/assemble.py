@@ -115,16 +115,20 @@ def member_groups(preds: list[MemberPredictions]) -> list[str]:
     return labels
 
 
-def fit_voter(voter: Voter, probs: np.ndarray, targets: np.ndarray, groups: list[str]) -> None:
-    """``fit`` with the member groups when the voter takes them (members of one group share a weight)."""
+def fit_voter(voter: Voter, probs: np.ndarray, targets: np.ndarray, groups: list[str],
+              persons: np.ndarray | None = None) -> None:
+    """``fit`` with the member groups (members of one group share a weight) and the person of each image
+    (learned voters cross-fit by person) when the voter's ``fit`` takes them."""
     try:
-        takes_groups = "groups" in inspect.signature(voter.fit).parameters
+        accepted = inspect.signature(voter.fit).parameters
     except (TypeError, ValueError):
-        takes_groups = False
-    if takes_groups:
-        voter.fit(probs, targets, groups=groups)
-    else:
-        voter.fit(probs, targets)
+        accepted = {}
+    extra: dict[str, Any] = {}
+    if "groups" in accepted:
+        extra["groups"] = groups
+    if "persons" in accepted and persons is not None:
+        extra["persons"] = persons
+    voter.fit(probs, targets, **extra)
 
 
 def vote_task(name: str, task: Task, preds: list[MemberPredictions], voter: Voter, train_df,
@@ -142,9 +146,14 @@ def vote_task(name: str, task: Task, preds: list[MemberPredictions], voter: Vote
                                    f"out-of-fold prediction on the images the task is about")
     eval_stack = stack(preds, eval_ids, "eval") if eval_ids is not None else None
     groups = member_groups(preds)
+    persons = train_df["person"].astype(str).to_numpy() if "person" in train_df else None
     try:
-        fit_voter(voter, fit_stack, truth, groups)
+        fit_voter(voter, fit_stack, truth, groups, persons)
         oof = voter(oof_stack)
+        crossfit = getattr(voter, "crossfit_oof", None)     # learned voters: honest OOF predictions
+        if crossfit is not None:
+            have = ~np.isnan(crossfit).any(axis=1)
+            oof[have] = crossfit[have]
         ev = voter(eval_stack) if eval_stack is not None else None
     except ValueError as exc:
         raise VotingError(f"task {name!r} with {len(preds)} member(s) "
@@ -191,6 +200,10 @@ def build_ensemble(recipe: Recipe, out_dir: str | Path, dataset, voter: Any = No
         notes.append("out-of-fold 18-class figures take a gender-specific age model as uniform on the other "
                      "gender's images, which it never predicts out of fold: "
                      + ", ".join(f"{n} on {k} image(s)" for n, k in filled.items()))
+    crossfitted = [n for n, tv in votes.items() if getattr(tv.voter, "crossfit_oof", None) is not None]
+    if crossfitted:
+        notes.append(f"voter {voter_ref['name']!r} was cross-fitted by person (tasks {', '.join(crossfitted)}): "
+                     f"its out-of-fold figures come from models that never saw the people they score")
     searched = [n for n, tv in votes.items() if getattr(tv.voter, "fit_score", None) is not None]
     if searched:
         notes.append(f"voter {voter_ref['name']!r} chose its weights on these out-of-fold predictions "

@@ -165,8 +165,14 @@ def _launch(name: str, build: RecipeBuilder, data_dir, out_dir, preset, executor
         "members_reused": result.skipped,
         "oof_macro_f1": None if oof["macro_f1"] is None else round(oof["macro_f1"], 4),
         "oof_accuracy": None if oof["accuracy"] is None else round(oof["accuracy"], 4),
+        "decision": result.metrics.get("decision", {}).get("applied"),
+        "decision_oof_macro_f1_crossfit": _round(result.metrics.get("decision", {}).get("crossfit_macro_f1")),
         "seconds": round(time.perf_counter() - start, 1),
     }
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
 
 
 def usage(name: str, summary: str) -> str:
@@ -174,6 +180,7 @@ def usage(name: str, summary: str) -> str:
     from ensemble_core.ensemble.presets import PRESET_NAMES
     return (f"{summary}\n\nUsage: fire recipes/{name}.py run [--data_dir DIR] [--out_dir DIR (default runs/{name})]\n"
             f"        [--preset {'|'.join(PRESET_NAMES)}] [--executor local|process|ray] [--ray_address ADDR]\n"
+            f"        [--decision argmax|class_offsets|prior_power|factor_offsets]\n"
             f"        [--quiet] [--skip_bad_files] [--FIELD.PATH=VALUE ...]\n\n"
             f"Any recipe field can be overridden with a dotted flag, e.g. --defaults.epochs=2 or\n"
             f"--tasks.0.loss=focal; `fire recipes/{name}.py recipe` prints the recipe as plain data.")

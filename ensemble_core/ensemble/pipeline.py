@@ -11,12 +11,13 @@ Output folder::
     data_check.json  preflight report
     members/<run_name>/  one folder per member (see docs/ARCHITECTURE.md), DONE last
     submission.csv   ImageID,ans for eval/info.csv
+    decision.json    the decision rule, its fitted parameters, its cross-fitted estimate, the run it belongs to
     metrics.json, report.md, confusion.png, ensemble_eval.npz
 
 Rerunning into the same folder skips every member whose ``DONE`` exists, so
 an interrupted run resumes. ``python -m ensemble_core ensemble RUN_DIR
-[--voter NAME]`` recomputes the ensemble outputs from cached predictions
-without training.
+[--voter NAME] [--decision NAME]`` recomputes the ensemble outputs from cached
+predictions without training.
 """
 from __future__ import annotations
 
@@ -200,21 +201,40 @@ def check_results(results: list[MemberResult], jobs: list[MemberJob]) -> None:
 
 # ---------------------------------------------------------------- ensemble outputs
 def write_ensemble(recipe: Recipe, out_dir: Path, dataset, data_dir: Path, voter: Any = None,
-                   context: Mapping[str, Any] | None = None, registry=None) -> tuple[dict, dict[str, Path]]:
-    """Vote + combine cached predictions; write submission, metrics, report. Returns (metrics, paths)."""
+                   context: Mapping[str, Any] | None = None, registry=None, decision: Any = None,
+                   decision_file: str | Path | None = None) -> tuple[dict, dict[str, Path]]:
+    """Vote + combine cached predictions, fit the decision on out-of-fold predictions, write submission,
+    ``decision.json``, metrics and report. ``decision`` (a name or ``{name, params}``) replaces the
+    recipe's; ``decision_file`` applies a ``decision.json`` fitted before on this same run instead.
+    Everything is computed (and every check made) before the first file is written. Returns (metrics, paths)."""
     from ensemble_core.ensemble.assemble import build_ensemble
+    from ensemble_core.ensemble.decision import (DECISION_FILE, decide, decision_metrics, eval_answers,
+                                                 read_decision_file, run_identity)
     from ensemble_core.ensemble.report import ensemble_metrics, write_outputs
     from ensemble_core.ensemble.submission import write_submission
 
     ens = build_ensemble(recipe, out_dir, dataset, voter=voter, registry=registry)
+    identity = run_identity(recipe, ens.voter_ref)
+    stored = read_decision_file(decision_file, identity) if decision_file is not None else None
+    train_df = dataset.train.reset_index(drop=True)
+    persons = train_df["person"].astype(str).to_numpy()
+    outcome = decide(decision if decision is not None else recipe.decision, ens.oof18, ens.truth18, persons,
+                     ens.eval18, ens.eval_ids, registry=registry, stored=stored,
+                     stored_path=None if decision_file is None else str(decision_file), seed=int(recipe.seed))
+    answers = eval_answers(data_dir, ens.eval_ids)
     metrics = ensemble_metrics(ens)
+    metrics["decision"] = decision_metrics(outcome, answers)
+    if "eval" in metrics and outcome.eval_pred is not None:     # the classes the submission holds
+        from ensemble_core.labels import N_CLASSES, class_names
+        counts = np.bincount(outcome.eval_pred, minlength=N_CLASSES)
+        metrics["eval"]["predicted_class_counts"] = {n: int(c) for n, c in zip(class_names(), counts)}
     metrics["recipe"] = recipe.name
     metrics["data_dir"] = str(data_dir)
     paths: dict[str, Path] = {}
     submission = None
     order = getattr(dataset, "eval_order", None)
     if ens.eval18 is not None or order:
-        ids, classes, fallback = submission_rows(ens, order)
+        ids, classes, fallback = submission_rows(ens, order, outcome.eval_pred)
         if fallback is not None:
             metrics["eval_fallback"] = fallback
             metrics.setdefault("notes", []).append(
@@ -231,19 +251,22 @@ def write_ensemble(recipe: Recipe, out_dir: Path, dataset, data_dir: Path, voter
         paths["submission"] = submission
     else:
         metrics.setdefault("notes", []).append(f"{data_dir} has no eval images: no submission written")
+    paths["decision"] = atomic_write_json(out_dir / DECISION_FILE, outcome.record(identity))
     ctx = {"recipe": recipe.name, "data_dir": str(data_dir), "members": [m.to_dict() for m in recipe.plan()],
            "submission": submission.name if submission else None, **(context or {})}
     paths.update(write_outputs(out_dir, metrics, ctx))
     return metrics, paths
 
 
-def submission_rows(ens, order: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray, dict | None]:
-    """Every eval ImageID in info.csv order with its class. Images left out by ``--skip_bad_files`` (not
+def submission_rows(ens, order: Sequence[str] | None,
+                    eval_pred: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, dict | None]:
+    """Every eval ImageID in info.csv order with its class (``eval_pred``: the decision's classes of the
+    ensemble's eval images). Images left out by ``--skip_bad_files`` (not
     decoded, so not predicted) get the fallback class: the class the ensemble predicts most often out of
     fold (the best constant guess the run's own predictions support; ties to the lower class id)."""
     from ensemble_core.labels import class_names
 
-    predicted = {} if ens.eval18 is None else dict(zip(np.asarray(ens.eval_ids, dtype=str), ens.eval_pred))
+    predicted = {} if eval_pred is None else dict(zip(np.asarray(ens.eval_ids, dtype=str), eval_pred))
     ids = np.asarray(order if order else list(predicted), dtype=str)
     missing = [i for i in ids if i not in predicted]
     if not missing:
@@ -264,8 +287,14 @@ def summary_line(metrics: Mapping[str, Any]) -> str:
     fa = oof["factor_accuracy"]
     f1 = "n/a" if oof["macro_f1"] is None else f"{oof['macro_f1']:.4f}"
     acc = "n/a" if oof["accuracy"] is None else f"{oof['accuracy']:.4f}"
-    return (f"out-of-fold ({oof['n_images']} images): macro F1 {f1}, accuracy {acc} "
+    line = (f"out-of-fold ({oof['n_images']} images): macro F1 {f1}, accuracy {acc} "
             f"(mask {fa['mask']:.3f}, gender {fa['gender']:.3f}, age {fa['age']:.3f})")
+    d = metrics.get("decision")
+    if d and d["requested"]["name"] != "argmax":
+        cf = "n/a" if d["crossfit_macro_f1"] is None else f"{d['crossfit_macro_f1']:.4f}"
+        line += (f"; decision {d['requested']['name']!r}: cross-fitted OOF macro F1 {cf} vs arg-max "
+                 f"{d['argmax_macro_f1']:.4f} -> {'applied' if not d['kept_argmax'] else 'kept arg-max'}")
+    return line
 
 
 # ---------------------------------------------------------------- the whole run
@@ -359,7 +388,8 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
 
 # ---------------------------------------------------------------- `python -m ensemble_core ensemble`
 def recompute(run_dir: str | Path, voter: Any = None, data_dir: str | Path | None = None,
-              quiet: bool = False) -> tuple[dict, dict[str, Path]]:
+              quiet: bool = False, decision: Any = None,
+              decision_file: str | Path | None = None) -> tuple[dict, dict[str, Path]]:
     """Rebuild the ensemble outputs of a finished run from its cached member predictions (no training)."""
     from ensemble_core.data.layout import load_dataset
 
@@ -368,7 +398,8 @@ def recompute(run_dir: str | Path, voter: Any = None, data_dir: str | Path | Non
     info = read_run_info(out_dir)
     data_dir = resolve_data_dir(data_dir, out_dir)
     dataset = load_dataset(data_dir, exclude=info.get("exclude", []))
-    metrics, paths = write_ensemble(recipe, out_dir, dataset, data_dir, voter=voter,
+    metrics, paths = write_ensemble(recipe, out_dir, dataset, data_dir, voter=voter, decision=decision,
+                                    decision_file=decision_file,
                                     context={"preset": info.get("preset"), "data_note": info.get("data_note"),
                                              "member_status": "all from cache (`ensemble` command)"})
     if info.get("eval_fallback") != metrics.get("eval_fallback"):   # another voter may pick another class
@@ -385,6 +416,13 @@ def cli_ensemble(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--voter", help="voter name replacing the recipe's (python -m ensemble_core list voters)")
     parser.add_argument("--voter-params", default=None,
                         help='JSON object of voter parameters, e.g. \'{"weights": [2, 1, 1]}\'')
+    parser.add_argument("--decision", default=None,
+                        help="decision rule replacing the recipe's (python -m ensemble_core list decisions), fitted "
+                             "on the out-of-fold predictions: argmax, class_offsets, prior_power, factor_offsets")
+    parser.add_argument("--decision-params", default=None,
+                        help='JSON object of decision parameters, e.g. \'{"force": true}\'')
+    parser.add_argument("--decision-file", default=None,
+                        help="apply the fitted parameters of a decision.json of this run instead of fitting")
     parser.add_argument("--data-dir", default=None, help="data folder (default: the one the run used)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -402,9 +440,26 @@ def cli_ensemble(argv: Sequence[str] | None = None) -> int:
         if problems:
             raise RecipeError([f"--voter-params: {p}" for p in problems])
         voter = {"name": name, "params": params}
-    metrics, paths = recompute(args.run_dir, voter=voter, data_dir=args.data_dir, quiet=args.quiet)
+    decision = None
+    if args.decision_file and (args.decision or args.decision_params):
+        parser.error("--decision-file applies a fitted decision as it is; drop --decision / --decision-params")
+    if args.decision or args.decision_params:
+        try:
+            dparams = json.loads(args.decision_params) if args.decision_params else {}
+        except ValueError as exc:
+            parser.error(f"--decision-params is not JSON: {exc}")
+        if not isinstance(dparams, dict):
+            parser.error(f"--decision-params must be a JSON object, got {args.decision_params}")
+        name = args.decision or normalize_ref(load_recipe_file(Path(args.run_dir)).decision)["name"]
+        from ensemble_core.manager import get_registry
+        problems = get_registry().get("decision", name, field="--decision").bind(dparams)
+        if problems:
+            raise RecipeError([f"--decision-params: {p}" for p in problems])
+        decision = {"name": name, "params": dparams}
+    metrics, paths = recompute(args.run_dir, voter=voter, data_dir=args.data_dir, quiet=args.quiet,
+                               decision=decision, decision_file=args.decision_file)
     if not args.quiet:
-        for key in ("submission", "metrics", "report"):
+        for key in ("submission", "decision", "metrics", "report"):
             if key in paths:
                 print(f"{key}: {paths[key]}")
     return 0

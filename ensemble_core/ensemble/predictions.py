@@ -80,6 +80,12 @@ def load_member(out_dir: str | Path, member: MemberSpec, n_classes: int) -> Memb
                 f"{run_dir / name}: probs has shape {probs.shape} for {len(arrays['image_id'])} image ids; task "
                 f"{member.task_name!r} needs ({len(arrays['image_id'])}, {n_classes}). Delete {run_dir / DONE_FILE} "
                 f"and rerun to retrain this member")
+        bad = ~np.isfinite(probs).all(axis=1)
+        if bad.any():
+            raise PredictionCacheError(
+                f"{run_dir / name}: {int(bad.sum())} of {len(probs)} row(s) of probs hold NaN / infinite values (e.g. "
+                f"image {arrays['image_id'][bad][0]!r}); these predictions are corrupt. Delete {run_dir / DONE_FILE} "
+                f"and rerun to retrain this member")
     return MemberPredictions(member, run_dir, oof["image_id"].astype(str), oof["probs"].astype(np.float64),
                              oof["truth"].astype(np.int64),
                              None if ev is None else ev["image_id"].astype(str),

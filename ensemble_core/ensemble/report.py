@@ -57,6 +57,7 @@ def task_summary(tv: TaskVote) -> dict[str, Any]:
         "oof_macro_f1": macro_f1(truth, pred, tv.task.num_original_classes),
         "oof_accuracy": accuracy(truth, pred),
         "filled_uniform": tv.filled_uniform,
+        "learned": tv.voter.describe() if callable(getattr(tv.voter, "describe", None)) else None,
     }
 
 
@@ -112,6 +113,10 @@ def render_report(metrics: Mapping[str, Any], context: Mapping[str, Any]) -> str
     lines += [f"- data: `{context.get('data_dir')}`" + (f" ({context['data_note']})" if context.get("data_note") else ""),
               f"- preset: `{context.get('preset') or 'n/a'}`; weights: {weights_origin(context.get('members', []))}",
               f"- voter: `{metrics['voter']['name']}`" + (f" {metrics['voter']['params']}" if metrics['voter']['params'] else ""),
+              f"- decision: `{metrics['decision']['applied']}`" + (
+                  f" (requested `{metrics['decision']['requested']['name']}`)"
+                  if metrics['decision']['applied'] != metrics['decision']['requested']['name'] else "")
+              if metrics.get("decision") else "- decision: `argmax`",
               f"- members: {len(metrics['members'])} ({context.get('member_status', 'from cache')})"]
     if context.get("submission"):
         lines.append(f"- submission: `{context['submission']}` ({metrics.get('eval', {}).get('n_images', 0)} eval images)")
@@ -146,8 +151,17 @@ def render_report(metrics: Mapping[str, Any], context: Mapping[str, Any]) -> str
     if context.get("confusion_png"):
         lines += ["", "## Confusion matrix (out of fold)", "", f"![confusion matrix]({context['confusion_png']})"]
     per_class = oof["per_class_f1"]
-    lines += ["", "## Per-class F1 (out of fold)", "", "| class | F1 |", "|---|---|"]
+    lines += ["", "## Per-class F1 (out of fold, arg-max)", "", "| class | F1 |", "|---|---|"]
     lines += [f"| {i} {name} | {_fmt(v)} |" for i, (name, v) in enumerate(per_class.items())]
+    if metrics.get("decision"):
+        from ensemble_core.ensemble.decision import render_decision
+        lines += [""] + render_decision(metrics["decision"])
+    learned = {name: t["learned"] for name, t in metrics["tasks"].items() if t.get("learned")}
+    if learned:
+        lines += ["", "## What the voter learned (cross-fitted by person)", ""]
+        for name, info in learned.items():
+            shown = {k: v for k, v in info.items() if k not in ("coef", "intercept")}
+            lines.append(f"- {name}: `{shown}`")
     if metrics.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in metrics["notes"]]
     return "\n".join(lines) + "\n"
