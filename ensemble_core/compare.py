@@ -73,6 +73,11 @@ def not_a_run(path: Path) -> str | None:
     return None
 
 
+def decision_crossfit(metrics: Mapping[str, Any]) -> float | None:
+    value = (metrics.get("decision") or {}).get("crossfit_macro_f1")
+    return None if value is None else float(value)
+
+
 def _ref_text(ref: Any) -> str:
     if ref is None:
         return "argmax"
@@ -135,6 +140,15 @@ def read_run(path: Path, answers: Path | None = None) -> RunRow:
     devices = sorted({str(s["device"]) for s in summaries if s.get("device")})
     seconds, how = _wall_time(info, summaries)
     decision = metrics.get("decision", recipe.get("decision"))
+    oof_f1 = oof.get("macro_f1")
+    if isinstance(decision, Mapping) and "requested" in decision:   # the decision record a run writes
+        fitted = decision["requested"]
+        if decision.get("kept_argmax"):
+            decision = f"{_ref_text(fitted)} -> kept argmax" if _ref_text(fitted) != "argmax" else "argmax"
+        else:
+            decision = fitted
+            if decision.get("name") != "argmax" and decision_crossfit(metrics) is not None:
+                oof_f1 = decision_crossfit(metrics)   # the honest figure of an applied rule is cross-fitted
     eval_f1, note = eval_score(path, answers)
     values = {
         "run": path.name or str(path),
@@ -145,7 +159,7 @@ def read_run(path: Path, answers: Path | None = None) -> RunRow:
         "backbones": ", ".join(backbones),
         "voter": _ref_text(metrics.get("voter") or recipe.get("voter")),
         "decision": _ref_text(decision),
-        "oof_macro_f1": oof.get("macro_f1"),
+        "oof_macro_f1": oof_f1,
         "oof_accuracy": oof.get("accuracy"),
         "oof_images": oof.get("n_images"),
         "mask_acc": factor.get("mask"), "gender_acc": factor.get("gender"), "age_acc": factor.get("age"),

@@ -89,3 +89,22 @@ def test_compare_per_class_values_match_metrics(two_runs):
     for row in result["rows"]:
         assert list(row.per_class_f1) == class_names()
         assert np.isfinite(list(row.per_class_f1.values())).all()
+
+
+def test_compare_shows_the_applied_decision_and_its_cross_fitted_figure(two_runs, tmp_path, capsys):
+    import json
+    rows = {}
+    for name, kept in (("applied", False), ("kept", True)):
+        copy = tmp_path / name
+        shutil.copytree(two_runs / "adamw", copy)
+        metrics = json.loads((copy / "metrics.json").read_text())
+        metrics["decision"] = {"requested": {"name": "prior_power", "params": {}}, "kept_argmax": kept,
+                               "crossfit_macro_f1": 0.4321, "argmax_macro_f1": 0.4}
+        (copy / "metrics.json").write_text(json.dumps(metrics))
+        rows[name] = metrics["oof"]["macro_f1"]
+    assert main(["compare", str(tmp_path / "applied"), str(tmp_path / "kept"), "--out", str(tmp_path / "o")]) == 0
+    frame = pd.read_csv(tmp_path / "o" / "compare.csv").set_index("run")
+    assert frame.loc["applied", "decision"] == "prior_power"
+    assert frame.loc["applied", "oof_macro_f1"] == pytest.approx(0.4321)      # the cross-fitted figure
+    assert frame.loc["kept", "decision"] == "prior_power -> kept argmax"
+    assert frame.loc["kept", "oof_macro_f1"] == pytest.approx(rows["kept"])   # arg-max's own figure
