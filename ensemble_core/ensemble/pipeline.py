@@ -408,6 +408,26 @@ def recompute(run_dir: str | Path, voter: Any = None, data_dir: str | Path | Non
     return metrics, paths
 
 
+def cli_ref(parser: argparse.ArgumentParser, kind: str, name: str | None, params_json: str | None,
+            run_dir: str) -> dict | None:
+    """``--voter`` / ``--decision`` with its ``--*-params`` JSON as a checked ``{name, params}`` (None: neither
+    given, the run's own is used); the name defaults to the run's recipe."""
+    if not name and not params_json:
+        return None
+    try:
+        params = json.loads(params_json) if params_json else {}
+    except ValueError as exc:
+        parser.error(f"--{kind}-params is not JSON: {exc}")
+    if not isinstance(params, dict):
+        parser.error(f"--{kind}-params must be a JSON object, got {params_json}")
+    name = name or normalize_ref(getattr(load_recipe_file(Path(run_dir)), kind))["name"]
+    from ensemble_core.manager import get_registry
+    problems = get_registry().get(kind, name, field=f"--{kind}").bind(params)
+    if problems:
+        raise RecipeError([f"--{kind}-params: {p}" for p in problems])
+    return {"name": name, "params": params}
+
+
 def cli_ensemble(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ensemble-core ensemble",
                                      description="Recompute the ensemble, submission.csv, metrics.json and report.md "
@@ -426,36 +446,10 @@ def cli_ensemble(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="data folder (default: the one the run used)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    voter = None
-    if args.voter or args.voter_params:
-        try:
-            params = json.loads(args.voter_params) if args.voter_params else {}
-        except ValueError as exc:
-            parser.error(f"--voter-params is not JSON: {exc}")
-        if not isinstance(params, dict):
-            parser.error(f"--voter-params must be a JSON object, got {args.voter_params}")
-        name = args.voter or normalize_ref(load_recipe_file(Path(args.run_dir)).voter)["name"]
-        from ensemble_core.manager import get_registry
-        problems = get_registry().get("voter", name, field="--voter").bind(params)
-        if problems:
-            raise RecipeError([f"--voter-params: {p}" for p in problems])
-        voter = {"name": name, "params": params}
-    decision = None
     if args.decision_file and (args.decision or args.decision_params):
         parser.error("--decision-file applies a fitted decision as it is; drop --decision / --decision-params")
-    if args.decision or args.decision_params:
-        try:
-            dparams = json.loads(args.decision_params) if args.decision_params else {}
-        except ValueError as exc:
-            parser.error(f"--decision-params is not JSON: {exc}")
-        if not isinstance(dparams, dict):
-            parser.error(f"--decision-params must be a JSON object, got {args.decision_params}")
-        name = args.decision or normalize_ref(load_recipe_file(Path(args.run_dir)).decision)["name"]
-        from ensemble_core.manager import get_registry
-        problems = get_registry().get("decision", name, field="--decision").bind(dparams)
-        if problems:
-            raise RecipeError([f"--decision-params: {p}" for p in problems])
-        decision = {"name": name, "params": dparams}
+    voter = cli_ref(parser, "voter", args.voter, args.voter_params, args.run_dir)
+    decision = cli_ref(parser, "decision", args.decision, args.decision_params, args.run_dir)
     metrics, paths = recompute(args.run_dir, voter=voter, data_dir=args.data_dir, quiet=args.quiet,
                                decision=decision, decision_file=args.decision_file)
     if not args.quiet:
