@@ -46,6 +46,26 @@ class StoppedAtOnce(KeyboardInterrupt):
         super().__init__(f"second {self.signal_name}: stopping without a checkpoint")
 
 
+_epoch_listeners: list = []
+
+
+@contextlib.contextmanager
+def epoch_listener(callback) -> Iterator[None]:
+    """While inside, ``callback()`` runs in this process after every epoch a member finishes (its line is in
+    metrics.jsonl), before the next epoch starts: e.g. a tuner that reports the epoch and may
+    :func:`request_stop`. Members in other processes are not seen (poll their files instead)."""
+    _epoch_listeners.append(callback)
+    try:
+        yield
+    finally:
+        _epoch_listeners.remove(callback)
+
+
+def epoch_finished() -> None:
+    for callback in list(_epoch_listeners):
+        callback()
+
+
 def request_stop(reason: str = "stop requested") -> None:
     if not _stop.is_set():
         _reason[:] = [reason]

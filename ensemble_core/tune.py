@@ -305,15 +305,22 @@ class EpochReporter:
         self.reported: set[int] = set()
         self.pruned_at: int | None = None
         self._done = threading.Event()
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._listening = None
 
     def __enter__(self):
+        from ensemble_core.stopping import epoch_listener
+        # members in this process report synchronously after each epoch; the thread covers worker processes
+        self._listening = epoch_listener(self.poll)
+        self._listening.__enter__()
         self._thread.start()
         return self
 
     def __exit__(self, *exc):
         self._done.set()
         self._thread.join(5)
+        self._listening.__exit__(None, None, None)
         self.poll()
 
     def _loop(self) -> None:
@@ -321,6 +328,10 @@ class EpochReporter:
             self.poll()
 
     def poll(self) -> None:
+        with self._lock:
+            self._poll()
+
+    def _poll(self) -> None:
         if self.pruned_at is not None:
             return
         for i, name in enumerate(self.run_names):

@@ -20,7 +20,7 @@ import torch
 
 from ensemble_core.errors import TrainingError
 from ensemble_core.recipe import MemberSpec
-from ensemble_core.stopping import MemberStopped, stop_requested
+from ensemble_core.stopping import MemberStopped, epoch_finished, stop_requested
 from ensemble_core.train import components as C
 from ensemble_core.atomic import atomic_write_json, atomic_write_text, remove_stale_temp_files
 from ensemble_core.train.checkpoint import load_checkpoint, save_checkpoint
@@ -239,6 +239,7 @@ class MemberTrainer:
             p.bad_epochs += 1
         record["best_macro_f1"], record["best_epoch"] = p.best_metric, p.best_epoch
         self.metrics.append(record)
+        epoch_finished()   # in-process listeners (a tuner's pruner) see the epoch before the next one starts
         tb.scalars({"loss/train": record["train_loss"], "loss/val": val_loss, "lr": lr,
                     "val/macro_f1": sc["macro_f1"], "val/accuracy": sc["accuracy"],
                     "speed/images_per_s": stats["images_per_s"], "per_class_f1": sc["per_class_f1"]}, epoch)
