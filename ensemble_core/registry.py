@@ -52,6 +52,29 @@ def import_object(path: str) -> Any:
     return obj
 
 
+class LazyFactory:
+    """A factory object named after what it builds (``TimmOptimizer('lion')``), for components resolved
+    from another library by name. ``make_signature()``, when a subclass defines it, gives the parameters
+    a recipe may set; it runs on first use only, so listing components imports nothing heavy."""
+
+    def __init__(self, label: str):
+        self.__qualname__ = f"{type(self).__name__}({label!r})"
+        self.__module__ = type(self).__module__
+        self._signature: inspect.Signature | None = None
+
+    def __repr__(self) -> str:
+        return self.__qualname__
+
+    def make_signature(self) -> inspect.Signature:
+        return inspect.signature(self.__call__)   # the bound method: its parameters without self
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        if self._signature is None:
+            self._signature = self.make_signature()
+        return self._signature
+
+
 @dataclass(frozen=True)
 class ComponentSpec:
     """One registered component.

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 from ensemble_core.errors import TrainingError
 from ensemble_core.hookspecs import hookimpl
-from ensemble_core.registry import ComponentSpec
+from ensemble_core.registry import ComponentSpec, LazyFactory
 
 # component name -> (timm model name, description)
 CURATED: dict[str, tuple[str, str]] = {
@@ -52,16 +52,12 @@ PROBE_HOST = ("huggingface.co", 443)
 PROBE_TIMEOUT_S = 3.0
 
 
-class TimmBackbone:
+class TimmBackbone(LazyFactory):
     """Factory for one timm model: ``TimmBackbone("resnet18")(num_classes, pretrained=..., ...)``."""
 
     def __init__(self, model_name: str):
+        super().__init__(model_name)
         self.model_name = model_name
-        self.__qualname__ = f"TimmBackbone({model_name!r})"
-        self.__module__ = __name__
-
-    def __repr__(self) -> str:
-        return self.__qualname__
 
     def __call__(self, num_classes: int, pretrained: bool = False, pretrained_path: str | None = None,
                  drop_rate: float = 0.0, drop_path_rate: float | None = None, in_chans: int = 3):

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from typing import Any, Mapping
 
 from ensemble_core.hookspecs import hookimpl
-from ensemble_core.registry import ComponentSpec
+from ensemble_core.registry import ComponentSpec, LazyFactory
 
 # timm.optim.list_optimizers(with_description=True) of timm 1.0.31, less the names whose class lives in
 # an optional package (bitsandbytes, apex: those still resolve on demand when the package is there) and
@@ -132,26 +132,18 @@ NOT_RECIPE_ARGS = ("params", "self", "model_or_params", "opt", "param_group_fn",
                    "fallback_no_weight_decay")
 
 
-class TimmOptimizer:
+class TimmOptimizer(LazyFactory):
     """Factory for one timm optimizer: ``TimmOptimizer("lion")(parameters, lr=1e-4, ...)``.
 
     ``inspect.signature`` of it is the real parameter list (imports timm on first use)."""
 
     def __init__(self, opt_name: str, defaults: Mapping[str, Any] | None = None):
+        super().__init__(opt_name)
         self.opt_name = opt_name
         self.defaults = dict(defaults or {})
-        self.__qualname__ = f"TimmOptimizer({opt_name!r})"
-        self.__module__ = __name__
-        self._signature: inspect.Signature | None = None
 
-    def __repr__(self) -> str:
-        return self.__qualname__
-
-    @property
-    def __signature__(self) -> inspect.Signature:
-        if self._signature is None:
-            self._signature = optimizer_signature(self.opt_name, self.defaults)
-        return self._signature
+    def make_signature(self) -> inspect.Signature:
+        return optimizer_signature(self.opt_name, self.defaults)
 
     def __call__(self, parameters, **params):
         from timm.optim import create_optimizer_v2

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 from ensemble_core.errors import TrainingError
 from ensemble_core.hookspecs import hookimpl
-from ensemble_core.registry import ComponentSpec
+from ensemble_core.registry import ComponentSpec, LazyFactory
 
 # the schedules of timm.scheduler.create_scheduler_v2 (timm 1.0.31); registered as timm_<name>
 TIMM_SCHEDULERS: dict[str, str] = {
@@ -83,29 +83,21 @@ def _check_interval(name: str, interval: str) -> None:
         raise TrainingError(f"scheduler {name!r}: interval must be 'epoch' or 'step', got {interval!r}")
 
 
-class TimmScheduler:
+class TimmScheduler(LazyFactory):
     """Factory for one ``create_scheduler_v2`` schedule; its signature is timm's (imports timm on first use)."""
 
     def __init__(self, sched: str):
+        super().__init__(sched)
         self.sched = sched
-        self.__qualname__ = f"TimmScheduler({sched!r})"
-        self.__module__ = __name__
-        self._signature: inspect.Signature | None = None
 
-    def __repr__(self) -> str:
-        return self.__qualname__
+    def make_signature(self) -> inspect.Signature:
+        from timm.scheduler import create_scheduler_v2
 
-    @property
-    def __signature__(self) -> inspect.Signature:
-        if self._signature is None:
-            from timm.scheduler import create_scheduler_v2
-
-            P = inspect.Parameter
-            own = [p.replace(kind=P.KEYWORD_ONLY) for n, p in inspect.signature(create_scheduler_v2).parameters.items()
-                   if n not in ENGINE_SET]
-            head = [P(n, P.POSITIONAL_OR_KEYWORD) for n in ("optimizer", "epochs", "steps_per_epoch")]
-            self._signature = inspect.Signature(head + own + [P("interval", P.KEYWORD_ONLY, default="epoch")])
-        return self._signature
+        P = inspect.Parameter
+        own = [p.replace(kind=P.KEYWORD_ONLY) for n, p in inspect.signature(create_scheduler_v2).parameters.items()
+               if n not in ENGINE_SET]
+        head = [P(n, P.POSITIONAL_OR_KEYWORD) for n in ("optimizer", "epochs", "steps_per_epoch")]
+        return inspect.Signature(head + own + [P("interval", P.KEYWORD_ONLY, default="epoch")])
 
     def __call__(self, optimizer, epochs: int, steps_per_epoch: int, interval: str = "epoch", **params):
         from timm.scheduler import create_scheduler_v2
