@@ -306,6 +306,22 @@ def test_bad_eval_image_gets_the_fallback_row_with_skip_bad_files(damage, demo_d
     assert json.loads((again.out_dir / RUN_FILE).read_text())["eval_fallback"] is None
 
 
+def test_an_eval_image_that_goes_bad_after_its_members_finished_gets_the_fallback(demo_dir, tmp_path):
+    data = copy_demo(demo_dir, tmp_path)
+    executor = TruthExecutor(demo_dir / "eval" / "answers.csv")
+    out = tmp_path / "run"
+    run_recipe(truth_recipe(), data_dir=data, out_dir=out, quiet=True, executor=executor)
+    victim_id = pd.read_csv(data / "eval" / "info.csv")["ImageID"].iloc[5]
+    (data / "eval" / "images" / victim_id).write_bytes(b"")
+    more = truth_recipe()
+    more["tasks"][0]["backbones"] = ["test_resnet", "test_efficientnet"]   # old members kept, new ones trained
+    result = run_recipe(more, data_dir=data, out_dir=out, quiet=True, executor=executor, skip_bad_files=True)
+    assert result.skipped == 2 and result.trained == 2
+    assert result.metrics["eval_fallback"]["image_ids"] == [victim_id]
+    sub = pd.read_csv(result.submission)
+    assert int(sub.loc[sub["ImageID"] == victim_id, "ans"].iloc[0]) == result.metrics["eval_fallback"]["class"]
+
+
 def test_skip_bad_files_leaves_out_a_bad_training_image_end_to_end(demo_dir, tmp_path):
     data = copy_demo(demo_dir, tmp_path)
     victim = sorted((data / "train" / "images").rglob("mask2.*"))[0]

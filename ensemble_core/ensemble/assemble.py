@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from ensemble_core.ensemble.combine import combine, require_coverage
-from ensemble_core.ensemble.predictions import MemberPredictions, PredictionCacheError, load_member, stack
+from ensemble_core.ensemble.predictions import (MemberPredictions, PredictionCacheError, drop_eval_ids, load_member,
+                                                stack)
 from ensemble_core.ensemble.voting import Voter
 from ensemble_core.errors import EnsembleCoreError
 from ensemble_core.labels import Task
@@ -181,7 +182,8 @@ def build_ensemble(recipe: Recipe, out_dir: str | Path, dataset, voter: Any = No
     votes: dict[str, TaskVote] = {}
     for name, members in groups.items():
         task = tasks[name]
-        preds = [load_member(out_dir, m, task.num_original_classes) for m in members]
+        skipped = list(getattr(dataset, "eval_skipped", None) or [])
+        preds = [drop_eval_ids(load_member(out_dir, m, task.num_original_classes), skipped) for m in members]
         votes[name] = vote_task(name, task, preds, build_voter(voter_ref, registry), train_df, eval_ids)
     notes = []
     oof_parts, by_design = {}, {}

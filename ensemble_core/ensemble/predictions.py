@@ -11,7 +11,7 @@ a member has no prediction, which is what voters take.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -113,6 +113,15 @@ def align(ids: np.ndarray, probs: np.ndarray, universe: np.ndarray, where: str,
         raise PredictionCacheError(f"{where}: no prediction for {len(missing)} of {len(universe)} images (e.g. "
                                    f"{universe[missing[:3]].tolist()}); delete the member's DONE and rerun")
     return out
+
+
+def drop_eval_ids(pred: MemberPredictions, ids: Sequence[str]) -> MemberPredictions:
+    """``pred`` without its eval predictions of ``ids``: eval images this run left out (``--skip_bad_files``)
+    that a member finished before they went bad still holds; they get the fallback class like the others."""
+    if pred.eval_ids is None or not len(ids):
+        return pred
+    keep = ~np.isin(pred.eval_ids, np.asarray(ids, dtype=str))
+    return replace(pred, eval_ids=pred.eval_ids[keep], eval_probs=pred.eval_probs[keep])
 
 
 def stack(preds: Sequence[MemberPredictions], universe: np.ndarray, which: str) -> np.ndarray:
