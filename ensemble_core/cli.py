@@ -19,7 +19,7 @@ import importlib
 import sys
 from typing import Callable, Sequence
 
-from ensemble_core.errors import EnsembleCoreError, os_error_message
+from ensemble_core.errors import EnsembleCoreError, error_line
 from ensemble_core.registry import KINDS, kind_from_plural, plural
 
 # Commands implemented in other modules: name -> "module:function(argv) -> int"
@@ -161,26 +161,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(argv)
+    except (EnsembleCoreError, OSError) as exc:  # OSError: read-only folder, full disk, no permission
+        print(f"error: {error_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] in EXTERNAL_COMMANDS:
-        target = EXTERNAL_COMMANDS[argv[0]][0]
-        try:
-            return int(_external(target)(argv[1:]) or 0)
-        except EnsembleCoreError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        except OSError as exc:  # read-only folder, full disk, no permission: the path and the fix
-            print(f"error: {os_error_message(exc)}", file=sys.stderr)
-            return 1
+        return int(_external(EXTERNAL_COMMANDS[argv[0]][0])(argv[1:]) or 0)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    try:
-        return args.func(args)
-    except EnsembleCoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"error: {os_error_message(exc)}", file=sys.stderr)
-        return 1
+    return args.func(args)

@@ -48,6 +48,11 @@ class TrainingError(EnsembleCoreError):
     """Training a member failed in a way the user must fix (non-finite loss, missing weights)."""
 
 
+def error_line(exc: BaseException) -> str:
+    """What every command-line entry point prints (after ``error: ``) for an error the user must fix."""
+    return os_error_message(exc) if isinstance(exc, OSError) else str(exc)
+
+
 def os_error_message(exc: OSError) -> str:
     """One line for an operating-system failure (read-only folder, full disk, missing permission): the
     path, what happened and the fix; what the command-line entry points print instead of a traceback."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ensemble_core.ensemble.presets import Preset, gpu_available, resolve_preset
-from ensemble_core.errors import EnsembleCoreError, OverrideError, os_error_message
+from ensemble_core.errors import EnsembleCoreError, OverrideError, error_line
 from ensemble_core.recipe import TOP_LEVEL, Recipe, coerce_override, parse_bool, validate
 from ensemble_core.stopping import RunInterrupted
 
@@ -123,8 +123,7 @@ def launch(name: str, build: RecipeBuilder, data_dir: str | Path | None = None, 
 
 def exit_with_message(exc: BaseException) -> None:
     """What a command-line entry point does with an error the user must fix: one line, exit status 1."""
-    text = os_error_message(exc) if isinstance(exc, OSError) else str(exc)
-    print(f"error: {text}", file=sys.stderr, flush=True)
+    print(f"error: {error_line(exc)}", file=sys.stderr, flush=True)
     raise SystemExit(1) from exc
 
 

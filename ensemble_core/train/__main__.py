@@ -40,8 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         data = json.loads(Path(args.job).read_text())
     except OSError as exc:
-        from ensemble_core.errors import os_error_message
-        print(f"error: {os_error_message(exc)}", file=sys.stderr)
+        from ensemble_core.errors import error_line
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 1
     except ValueError as exc:
         print(f"error: job file {args.job}: not JSON ({exc}); write it with write_job()", file=sys.stderr)
