@@ -64,8 +64,8 @@ def main(argv=None) -> int:
     from ensemble_core.data.layout import load_dataset
     from ensemble_core.ensemble.assemble import build_ensemble
     from ensemble_core.ensemble.decision import decide, eval_answers
-    from ensemble_core.ensemble.metrics import macro_f1
-    from ensemble_core.ensemble.pipeline import load_recipe_file, read_run_info, resolve_data_dir
+    from ensemble_core.metrics import macro_f1
+    from ensemble_core.pipeline import load_recipe_file, read_run_info, resolve_data_dir
     from ensemble_core.manager import get_registry
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

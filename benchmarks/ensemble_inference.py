@@ -60,8 +60,8 @@ def run_benchmark(run_dir: Path, workers: int, eval_batch_size: int | None, devi
 
     from ensemble_core.data.images import ImageCache
     from ensemble_core.data.layout import load_dataset
-    from ensemble_core.ensemble.pipeline import load_recipe_file, read_run_info, resolve_data_dir
-    from ensemble_core.ensemble.predictions import member_dir
+    from ensemble_core.pipeline import load_recipe_file, read_run_info, resolve_data_dir
+    from ensemble_core.runfolder import EVAL_FILE, member_dir
     from ensemble_core.manager import get_registry
     from ensemble_core.train.components import choose_device
     from ensemble_core.train.loop import infer
@@ -90,7 +90,7 @@ def run_benchmark(run_dir: Path, workers: int, eval_batch_size: int | None, devi
     for m in members:
         cache = caches[None if m.load_size is None else tuple(m.load_size)]
         rows = cache.rows_of(paths)
-        task, model, precision, views, batch = build_member_predictor(m, member_dir(run_dir, m), registry, device,
+        task, model, precision, views, batch = build_member_predictor(m, member_dir(run_dir, m.run_name), registry, device,
                                                                       eval_batch_size)
         loader = eval_loader(m, cache, rows, registry, batch, workers, device.type == "cuda")
         warm = eval_loader(m, cache, rows[:batch], registry, batch, 0, False)
@@ -103,7 +103,7 @@ def run_benchmark(run_dir: Path, workers: int, eval_batch_size: int | None, devi
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
-        cached = np.load(member_dir(run_dir, m) / "eval.npz", allow_pickle=False)
+        cached = np.load(member_dir(run_dir, m.run_name) / EVAL_FILE, allow_pickle=False)
         order = {i: k for k, i in enumerate(cached["image_id"].astype(str))}
         ref = cached["probs"][[order[i] for i in dataset.eval["image_id"].astype(str)]]
         diff = float(np.abs(ref - probs).max())

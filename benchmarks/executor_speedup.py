@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def run_once(build, data: Path, out: Path, executor: dict) -> dict:
-    from ensemble_core.ensemble.pipeline import run_recipe
+    from ensemble_core.pipeline import run_recipe
 
     load_before = os.getloadavg()[0]
     start = time.perf_counter()

@@ -45,7 +45,7 @@ def main() -> None:
 
     import ensemble_core_plugins.backbones as backbones
     from bench_setup import demo_data, given_data, load_recipe_module
-    from ensemble_core.ensemble.pipeline import run_recipe
+    from ensemble_core.pipeline import run_recipe
     from results_log import append_results
 
     work = Path(tempfile.mkdtemp(prefix="fail-fast-"))

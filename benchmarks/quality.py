@@ -45,7 +45,7 @@ def eval_scores(submission: Path | None, data_dir: Path, out_dir: Path) -> dict[
     answers = data_dir / "eval" / "answers.csv"
     if submission is None or not answers.is_file():
         return None
-    from ensemble_core.scoring import score
+    from ensemble_core.ensemble.scoring import score
     return score(submission, answers, out_dir)
 
 
@@ -81,8 +81,8 @@ def _f(x) -> str:
 
 def run_quality(recipe_path: str, data_dir: Path | None, out_dir: Path, preset: str | None,
                 overrides: dict[str, Any], tiny: bool, quiet: bool) -> dict[str, Any]:
-    from ensemble_core.ensemble.pipeline import run_recipe
-    from ensemble_core.ensemble.presets import resolve_preset
+    from ensemble_core.pipeline import run_recipe
+    from ensemble_core.presets import resolve_preset
     from ensemble_core.recipe import Recipe
 
     module = load_recipe_module(recipe_path)

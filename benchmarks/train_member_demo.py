@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def chance_macro_f1(truth: np.ndarray, n_classes: int, repeats: int = 200) -> float:
-    from ensemble_core.ensemble.metrics import macro_f1
+    from ensemble_core.metrics import macro_f1
     rng = np.random.default_rng(0)
     return float(np.mean([macro_f1(truth, rng.permutation(truth), n_classes) for _ in range(repeats)]))
 
@@ -45,7 +45,7 @@ def main() -> None:
 
     from ensemble_core.data.demo import make_demo
     from ensemble_core.data.layout import load_dataset
-    from ensemble_core.ensemble.metrics import macro_f1
+    from ensemble_core.metrics import macro_f1
     from ensemble_core.labels import N_CLASSES
     from ensemble_core.recipe import Recipe
     from ensemble_core.train import train_member

@@ -25,8 +25,8 @@ from ensemble_core.registry import KINDS, kind_from_plural, plural
 # Commands implemented in other modules: name -> "module:function(argv) -> int"
 EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "check-data": ("ensemble_core.data.check:cli_main", "preflight scan of a data set (exit 1 on problems)"),
-    "score": ("ensemble_core.scoring:cli_main", "score a submission against answers"),
-    "ensemble": ("ensemble_core.ensemble.pipeline:cli_ensemble",
+    "score": ("ensemble_core.ensemble.scoring:cli_main", "score a submission against answers"),
+    "ensemble": ("ensemble_core.pipeline:cli_ensemble",
                  "recompute ensemble + submission of RUN_DIR from cached member predictions"),
     "compare": ("ensemble_core.compare:cli_main", "compare finished run folders side by side"),
     "tune": ("ensemble_core.tune:cli_main", "sweep recipe fields with Optuna into one resumable study"),

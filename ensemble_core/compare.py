@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ensemble_core.errors import DataError, EnsembleCoreError
+from ensemble_core.runfolder import (METRICS_FILE, RECIPE_FILE, RUN_FILE, SUBMISSION_FILE, SUMMARY_FILE,
+                                     members_dir)
 
 COLUMNS = ("run", "recipe", "preset", "members", "backbones", "voter", "decision", "oof_macro_f1",
            "oof_accuracy", "mask_acc", "gender_acc", "age_acc", "eval_macro_f1", "wall_time", "device")
@@ -66,9 +68,9 @@ def not_a_run(path: Path) -> str | None:
         return "does not exist"
     if not path.is_dir():
         return "is not a folder"
-    if not (path / "recipe.json").is_file():
+    if not (path / RECIPE_FILE).is_file():
         return "is not a run folder (no recipe.json)"
-    if not (path / "metrics.json").is_file():
+    if not (path / METRICS_FILE).is_file():
         return "has no metrics.json (the run has not finished; rerun its command)"
     return None
 
@@ -92,7 +94,7 @@ def _ref_text(ref: Any) -> str:
 
 def _member_summaries(path: Path) -> list[dict]:
     out = []
-    for summary in sorted((path / "members").glob("*/summary.json")):
+    for summary in sorted(members_dir(path).glob(f"*/{SUMMARY_FILE}")):
         try:
             out.append(_read_json(summary))
         except ValueError:
@@ -110,9 +112,9 @@ def _wall_time(run_info: Mapping[str, Any], summaries: list[dict]) -> tuple[floa
 def eval_score(path: Path, answers: Path | None) -> tuple[float | None, str | None]:
     if answers is None:
         return None, None
-    from ensemble_core import scoring
+    from ensemble_core.ensemble import scoring
 
-    sub_path = path / "submission.csv"
+    sub_path = path / SUBMISSION_FILE
     if not sub_path.is_file():
         return None, f"{path}: no submission.csv, so no eval macro F1"
     try:
@@ -126,9 +128,9 @@ def eval_score(path: Path, answers: Path | None) -> tuple[float | None, str | No
 
 def read_run(path: Path, answers: Path | None = None) -> RunRow:
     """One row; raises ValueError when the folder's files cannot be read."""
-    metrics = _read_json(path / "metrics.json")
-    recipe = _read_json(path / "recipe.json")
-    info = _read_json(path / "run.json") if (path / "run.json").is_file() else {}
+    metrics = _read_json(path / METRICS_FILE)
+    recipe = _read_json(path / RECIPE_FILE)
+    info = _read_json(path / RUN_FILE) if (path / RUN_FILE).is_file() else {}
     oof = metrics.get("oof") or {}
     factor = oof.get("factor_accuracy") or {}
     statuses = list((info.get("members") or {}).values())
@@ -249,7 +251,7 @@ def compare(run_dirs: Sequence[str | Path], answers: str | Path | None = None, o
     """Compare run folders; returns ``{"rows", "skipped", "markdown", "files"}``."""
     answers_path = Path(answers) if answers is not None else None
     if answers_path is not None:
-        from ensemble_core.scoring import read_answers
+        from ensemble_core.ensemble.scoring import read_answers
         read_answers(answers_path, "answers")  # a bad answers file is the user's to fix, before anything
     rows, skipped = [], []
     for path in expand([str(p) for p in run_dirs]):

@@ -15,7 +15,6 @@ from typing import Iterator
 
 from ensemble_core.errors import EnsembleCoreError
 
-STOP_FILE = ".stop-requested"   # written by a parallel executor into <out_dir>/members/
 
 _stop = threading.Event()
 _reason: list[str] = []
@@ -119,11 +118,6 @@ def graceful_signals() -> Iterator[None]:
 
 
 # ---------------------------------------------------------------- stop files (parent -> workers)
-def stop_file_for(run_dir: str | Path) -> Path:
-    """The stop file shared by the members of one run: ``<out_dir>/members/.stop-requested``."""
-    return Path(run_dir).parent / STOP_FILE
-
-
 def write_stop_file(path: Path, reason: str) -> None:
     from ensemble_core.atomic import atomic_write_text
     atomic_write_text(path, reason + "\n")

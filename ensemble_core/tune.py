@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ensemble_core.errors import EnsembleCoreError, RecipeError
+from ensemble_core.runfolder import EPOCHS_FILE, STOP_FILE, member_dir, members_dir
 
 TRIALS_DIR = "trials"
 RESULTS_DIR = "tune"
@@ -65,7 +66,7 @@ def load_recipe(path: str | Path, preset: str | None = None) -> tuple[dict, str 
     if path.suffix == ".py":
         import importlib.util
 
-        from ensemble_core.ensemble.presets import resolve_preset
+        from ensemble_core.presets import resolve_preset
         spec = importlib.util.spec_from_file_location(f"ensemble_core_tune_recipe_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -335,7 +336,7 @@ class EpochReporter:
         if self.pruned_at is not None:
             return
         for i, name in enumerate(self.run_names):
-            path = self.run_dir / "members" / name / "metrics.jsonl"
+            path = member_dir(self.run_dir, name) / EPOCHS_FILE
             if not path.is_file():
                 continue
             for line in path.read_text().splitlines():
@@ -356,7 +357,7 @@ class EpochReporter:
     def _stop(self) -> None:
         from ensemble_core.stopping import request_stop, write_stop_file
         request_stop("pruned by the tuner")
-        write_stop_file(self.run_dir / "members" / ".stop-requested", "pruned by the tuner")
+        write_stop_file(members_dir(self.run_dir) / STOP_FILE, "pruned by the tuner")
 
 
 # ---------------------------------------------------------------- the command
@@ -371,7 +372,7 @@ def tune(recipe_path: str | Path, space: str | Path, trials: int, out_dir: str |
         import optuna
     except ImportError as exc:
         raise TuneError('tune needs Optuna: pip install -e ".[tune]"') from exc
-    from ensemble_core.ensemble.pipeline import run_recipe
+    from ensemble_core.pipeline import run_recipe
     from ensemble_core.recipe import Recipe, validate
     from ensemble_core.stopping import RunInterrupted, clear_stop
 
@@ -412,7 +413,7 @@ def tune(recipe_path: str | Path, space: str | Path, trials: int, out_dir: str |
         study.set_user_attr("space", {d.field: dict(d.spec) for d in dims})
         study.set_user_attr("recipe", base["name"])
     if data_dir is None:
-        from ensemble_core.ensemble.launch import DEMO_NOTE, demo_data
+        from ensemble_core.launch import DEMO_NOTE, demo_data
         data_dir, data_note = demo_data(), DEMO_NOTE
         say(f"[tune] no data_dir given: using demo data in {data_dir}")
     else:
@@ -446,7 +447,7 @@ def tune(recipe_path: str | Path, space: str | Path, trials: int, out_dir: str |
         except RunInterrupted:
             if reporter is not None and reporter.pruned_at is not None:
                 clear_stop()
-                (run_dir / "members" / ".stop-requested").unlink(missing_ok=True)
+                (members_dir(run_dir) / STOP_FILE).unlink(missing_ok=True)
                 say(f"[tune] trial {trial.number} pruned at step {reporter.pruned_at}")
                 raise optuna.TrialPruned()
             raise

@@ -13,9 +13,9 @@ def ensemble_register_executors():
     return [
         ComponentSpec("local", "executor", "ensemble_core.executors:LocalExecutor",
                       "train members one after the other in this process (skips members whose DONE exists)"),
-        ComponentSpec("process", "executor", "ensemble_core.executor_process:ProcessExecutor",
+        ComponentSpec("process", "executor", "ensemble_core.executors.process:ProcessExecutor",
                       "a pool of spawned worker processes, one per GPU (CUDA_VISIBLE_DEVICES) or per CPU slot"),
-        ComponentSpec("ray", "executor", "ensemble_core.executor_ray:RayExecutor",
+        ComponentSpec("ray", "executor", "ensemble_core.executors.ray:RayExecutor",
                       "one Ray task per member with its CPU/GPU request; local Ray or --ray_address "
                       "(needs the ray extra)"),
     ]

@@ -34,8 +34,8 @@ backbone on 48x48 images.
 """
 from __future__ import annotations
 
-from ensemble_core.ensemble.launch import recipe_commands
-from ensemble_core.ensemble.presets import Preset, recipe_header
+from ensemble_core.launch import recipe_commands
+from ensemble_core.presets import Preset, recipe_header
 
 NAME = "best"
 AGE_60_PLUS_CLASSES = [2, 5, 8, 11, 14, 17]   # every 18-class id whose age is 60+

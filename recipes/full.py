@@ -11,12 +11,12 @@ shuffle splits each, soft vote per task, 18 classes = mask x gender x (age model
 - gender / age_male / age_female: tf_efficientnet_b3_ns, RandomBrightnessContrast, HueSaturationValue,
   CLAHE, the same crop, 0.3 cross-entropy + 0.7 F1 loss, Adam(lr=1e-5, weight_decay=1e-5),
   CosineAnnealingWarmRestarts(eta_min=1e-7); ages relabelled 60+ from 58 (men) and 57 (women).
-Settings SEED.md leaves open are listed in ensemble_core.ensemble.presets.SEED_CHOICES.
+Settings SEED.md leaves open are listed in ensemble_core.presets.SEED_CHOICES.
 """
 from __future__ import annotations
 
-from ensemble_core.ensemble.launch import recipe_commands
-from ensemble_core.ensemble.presets import CE_PLUS_F1, Preset, SEED_AGE_THRESHOLDS, recipe_header
+from ensemble_core.launch import recipe_commands
+from ensemble_core.presets import CE_PLUS_F1, Preset, SEED_AGE_THRESHOLDS, recipe_header
 
 NAME = "full"
 

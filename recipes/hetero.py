@@ -11,8 +11,8 @@ small preset: resnet10t, mobilenetv3_small_050, test_convnext from scratch.
 """
 from __future__ import annotations
 
-from ensemble_core.ensemble.launch import recipe_commands
-from ensemble_core.ensemble.presets import CE_PLUS_F1, Preset, recipe_header
+from ensemble_core.launch import recipe_commands
+from ensemble_core.presets import CE_PLUS_F1, Preset, recipe_header
 
 NAME = "hetero"
 AGE_60_PLUS_CLASSES = [2, 5, 8, 11, 14, 17]   # every 18-class id whose age is 60+

@@ -8,8 +8,8 @@ Its probabilities are the product of the three heads, so it votes and combines l
 """
 from __future__ import annotations
 
-from ensemble_core.ensemble.launch import recipe_commands
-from ensemble_core.ensemble.presets import CE_PLUS_F1, Preset, recipe_header
+from ensemble_core.launch import recipe_commands
+from ensemble_core.presets import CE_PLUS_F1, Preset, recipe_header
 
 NAME = "multihead"
 

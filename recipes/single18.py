@@ -7,8 +7,8 @@ Adam lr 1e-5) and its per-gender 60+ thresholds (men 58, women 57).
 """
 from __future__ import annotations
 
-from ensemble_core.ensemble.launch import recipe_commands
-from ensemble_core.ensemble.presets import CE_PLUS_F1, Preset, recipe_header
+from ensemble_core.launch import recipe_commands
+from ensemble_core.presets import CE_PLUS_F1, Preset, recipe_header
 
 NAME = "single18"
 

@@ -1,6 +1,8 @@
 """Helpers for the pipeline tests: an executor that writes the true labels as predictions (no training)."""
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import pickle
 from pathlib import Path
 
@@ -8,10 +10,25 @@ import numpy as np
 import pandas as pd
 
 from ensemble_core.data.layout import AGE_CLASS_YEARS, load_dataset
-from ensemble_core.executors import DONE_FILE, MemberResult
+from ensemble_core.executors import MemberResult
+from ensemble_core.runfolder import DONE_FILE
 from ensemble_core.labels import decode_class
 from ensemble_core.manager import get_registry
+from ensemble_core.presets import SMALL
 from ensemble_core.recipe import MemberSpec
+
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = dataclasses.replace(SMALL, name="tiny", load_size=(32, 24), crop=(24, 22), epochs=1, batch_size=16,
+                           backbones={"mask": "test_resnet", "factor": "test_resnet", "second": "test_efficientnet",
+                                      "third": "test_convnext"})
+
+
+def load_recipe_module(name: str):
+    spec = importlib.util.spec_from_file_location(f"recipe_{name}", REPO / "recipes" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def labels_frame(label18: np.ndarray, ids) -> pd.DataFrame:

@@ -16,7 +16,7 @@ pytest.importorskip("torch")
 
 @pytest.fixture(scope="module")
 def two_runs(demo_dir, tmp_path_factory):
-    from ensemble_core.ensemble.pipeline import run_recipe
+    from ensemble_core.pipeline import run_recipe
     root = tmp_path_factory.mktemp("runs")
     run_recipe(tiny_recipe(), data_dir=demo_dir, out_dir=root / "adamw", quiet=True, preset="tiny")
     run_recipe(tiny_recipe(**{"defaults.optimizer": {"name": "lion", "params": {"lr": 3e-4}},

@@ -16,12 +16,14 @@ from ensemble_core.data.layout import load_dataset
 from ensemble_core.ensemble.assemble import VotingError
 from ensemble_core.ensemble.decision import (DecisionError, build_decision, confidence_temperature, crossfit,
                                              decide, log_probs, mean_confidence, person_folds)
-from ensemble_core.ensemble.metrics import macro_f1
-from ensemble_core.ensemble.pipeline import SUBMISSION_FILE, run_recipe
+from ensemble_core.metrics import macro_f1
+from ensemble_core.pipeline import run_recipe
+from ensemble_core.runfolder import SUBMISSION_FILE
 from ensemble_core.ensemble.predictions import PredictionCacheError
 from ensemble_core.ensemble.selection import GreedySelectionVote, StackingVote
 from ensemble_core.ensemble.voting import SoftVote
-from ensemble_core.executors import DONE_FILE, MemberResult
+from ensemble_core.executors import MemberResult
+from ensemble_core.runfolder import DONE_FILE
 from ensemble_core.manager import build_catalog, get_registry
 from ensemble_core.recipe import MemberSpec, validate
 from ensemble_core.registry import ComponentSpec

@@ -15,12 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ensemble_core.ensemble.pipeline import SUBMISSION_FILE, run_recipe
+from ensemble_core.pipeline import run_recipe
+from ensemble_core.runfolder import SUBMISSION_FILE
 from ensemble_core.errors import TrainingError
-from ensemble_core.executors import DONE_FILE, ERROR_FILE, MemberJob, run_member_attempts
-from ensemble_core.stopping import STOP_FILE
+from ensemble_core.executors import MemberJob, run_member_attempts
+from ensemble_core.runfolder import DONE_FILE, ERROR_FILE
+from ensemble_core.runfolder import STOP_FILE
 from helpers_proc import SUBPROCESS_DEADLINE_S, WAIT_DEADLINE_S
-from test_pipeline import TINY, load_recipe_module
+from helpers_pipeline import TINY, load_recipe_module
 
 REPO = Path(__file__).resolve().parents[1]
 SPLITS = 2
@@ -84,7 +86,7 @@ def test_process_executor_writes_the_same_submission_as_local(local_run, demo_di
 
 
 def test_process_executor_plans_one_worker_per_gpu_or_core(monkeypatch):
-    from ensemble_core.executor_process import ProcessExecutor
+    from ensemble_core.executors.process import ProcessExecutor
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5")
     workers, slots = ProcessExecutor().plan(n_jobs=12)
@@ -96,8 +98,8 @@ def test_process_executor_plans_one_worker_per_gpu_or_core(monkeypatch):
 
 def test_executor_params_are_checked_with_the_fix():
     from ensemble_core.errors import EnsembleCoreError
-    from ensemble_core.executor_process import ProcessExecutor
-    from ensemble_core.executor_ray import RayExecutor
+    from ensemble_core.executors.process import ProcessExecutor
+    from ensemble_core.executors.ray import RayExecutor
 
     with pytest.raises(EnsembleCoreError, match="workers must be a whole number >= 1"):
         ProcessExecutor(workers=0)
@@ -108,7 +110,7 @@ def test_executor_params_are_checked_with_the_fix():
 
 
 def test_command_line_executor_flags_become_one_executor_reference():
-    from ensemble_core.ensemble.launch import executor_choice
+    from ensemble_core.launch import executor_choice
     from ensemble_core.errors import EnsembleCoreError
 
     ref, rest = executor_choice("process", {"executor.params.workers": 2, "defaults.epochs": 3})
@@ -128,7 +130,7 @@ def test_a_member_that_raises_is_retried_then_its_error_log_holds_every_attempt(
 
 @pytest.mark.slow
 def test_process_executor_retries_in_the_worker_and_reports(demo_dir, tmp_path):
-    from ensemble_core.executor_process import ProcessExecutor
+    from ensemble_core.executors.process import ProcessExecutor
 
     job = broken_job(tmp_path, demo_dir)
     [result] = ProcessExecutor(workers=1, retries=1).run([job])
@@ -154,8 +156,8 @@ class MemberThatKillsItsWorkerOnce(dict):
 
 @pytest.mark.slow
 def test_process_executor_replaces_a_dead_worker_and_the_member_finishes(demo_dir, tmp_path):
-    from ensemble_core.ensemble.pipeline import plan_jobs
-    from ensemble_core.executor_process import ProcessExecutor
+    from ensemble_core.pipeline import plan_jobs
+    from ensemble_core.executors.process import ProcessExecutor
     from ensemble_core.recipe import Recipe
 
     recipe = Recipe.from_dict(tiny_recipe())
@@ -174,7 +176,7 @@ def test_process_executor_replaces_a_dead_worker_and_the_member_finishes(demo_di
 
 @pytest.mark.slow
 def test_process_executor_reports_a_dead_worker_when_retries_are_spent(tmp_path, demo_dir):
-    from ensemble_core.executor_process import ProcessExecutor
+    from ensemble_core.executors.process import ProcessExecutor
 
     job = broken_job(tmp_path, demo_dir)
     job = dataclasses.replace(job, member=MemberThatKillsItsWorkerOnce(job.member, tmp_path / "killed"))
@@ -255,8 +257,8 @@ def test_without_retries_a_member_fails_once(demo_dir, tmp_path):
 DRIVER = textwrap.dedent("""
     import dataclasses, sys
     sys.path.insert(0, {tests!r})
-    from test_pipeline import TINY, load_recipe_module
-    from ensemble_core.ensemble.launch import launch
+    from helpers_pipeline import TINY, load_recipe_module
+    from ensemble_core.launch import launch
 
     preset = dataclasses.replace(TINY, epochs={epochs})
     def build(p):
@@ -375,7 +377,7 @@ def test_ray_executor_writes_the_same_submission_as_local(ray_session, local_run
 
 @pytest.mark.slow
 def test_ray_executor_retries_then_reports(ray_session, demo_dir, tmp_path):
-    from ensemble_core.executor_ray import RayExecutor
+    from ensemble_core.executors.ray import RayExecutor
 
     job = broken_job(tmp_path, demo_dir)
     [result] = RayExecutor(retries=1).run([job])

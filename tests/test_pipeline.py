@@ -2,8 +2,6 @@
 every recipe structure checked with an executor that writes the true labels as predictions."""
 from __future__ import annotations
 
-import dataclasses
-import importlib.util
 import json
 import pickle
 from pathlib import Path
@@ -15,23 +13,10 @@ import pytest
 from ensemble_core.cli import main as cli_main
 from ensemble_core.ensemble.combine import CoverageError
 from ensemble_core.errors import RecipeError
-from ensemble_core.ensemble.pipeline import SUBMISSION_FILE, run_recipe
-from ensemble_core.ensemble.presets import SMALL
+from ensemble_core.pipeline import run_recipe
+from ensemble_core.runfolder import SUBMISSION_FILE
 from ensemble_core.executors import MemberJob, MemberResult
-from helpers_pipeline import TruthExecutor
-
-REPO = Path(__file__).resolve().parents[1]
-TINY = dataclasses.replace(SMALL, name="tiny", load_size=(32, 24), crop=(24, 22), epochs=1, batch_size=16,
-                           backbones={"mask": "test_resnet", "factor": "test_resnet", "second": "test_efficientnet",
-                                      "third": "test_convnext"})
-
-
-def load_recipe_module(name: str):
-    spec = importlib.util.spec_from_file_location(f"recipe_{name}", REPO / "recipes" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from helpers_pipeline import TINY, TruthExecutor, load_recipe_module
 
 def answers(demo_dir: Path) -> pd.DataFrame:
     return pd.read_csv(demo_dir / "eval" / "answers.csv")
@@ -144,7 +129,8 @@ def test_member_job_round_trips_through_pickle(tmp_path):
 
 
 def test_run_member_job_reports_a_failure_with_its_traceback_file(tmp_path):
-    from ensemble_core.executors import ERROR_FILE, run_member_job
+    from ensemble_core.executors import run_member_job
+    from ensemble_core.runfolder import ERROR_FILE
 
     job = MemberJob(member={"recipe": "r"}, data_dir=str(tmp_path), train_rows=np.arange(2), val_rows=np.arange(2, 3),
                     run_dir=str(tmp_path / "m"))

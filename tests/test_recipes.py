@@ -11,9 +11,9 @@ import pytest
 
 from helpers_proc import SUBPROCESS_DEADLINE_S
 
-from ensemble_core.ensemble import presets
-from ensemble_core.ensemble.launch import warn_if_gpu_preset_on_cpu
-from ensemble_core.ensemble.presets import PRESET_NAMES, resolve_preset
+from ensemble_core import presets
+from ensemble_core.launch import warn_if_gpu_preset_on_cpu
+from ensemble_core.presets import PRESET_NAMES, resolve_preset
 from ensemble_core.errors import RecipeError
 from ensemble_core.recipe import Recipe, validate
 
@@ -73,7 +73,7 @@ def test_auto_preset_follows_the_gpu(monkeypatch):
 
 
 def test_seed_preset_on_cpu_warns(monkeypatch, capsys):
-    monkeypatch.setattr("ensemble_core.ensemble.launch.gpu_available", lambda: False)
+    monkeypatch.setattr("ensemble_core.launch.gpu_available", lambda: False)
     warn_if_gpu_preset_on_cpu(resolve_preset("seed"))
     assert "sized for a GPU" in capsys.readouterr().err
     warn_if_gpu_preset_on_cpu(resolve_preset("small"))

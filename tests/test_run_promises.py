@@ -10,12 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ensemble_core.ensemble.pipeline import SPLITS_FILE, SUBMISSION_FILE, run_recipe
+from ensemble_core.pipeline import run_recipe
+from ensemble_core.runfolder import SPLITS_FILE, SUBMISSION_FILE
 from ensemble_core.errors import DataError
-from ensemble_core.executors import ERROR_FILE, MemberJob, run_member_attempts
+from ensemble_core.executors import MemberJob, run_member_attempts
+from ensemble_core.runfolder import ERROR_FILE
 from helpers_data import copy_demo, first_jpeg
 from helpers_train import tiny_member
-from test_pipeline import TINY, TruthExecutor, load_recipe_module
+from helpers_pipeline import TINY, TruthExecutor, load_recipe_module
 
 
 def folder_digest(root: Path) -> dict[str, str]:
@@ -76,7 +78,7 @@ def test_run_recipe_skip_bad_files_leaves_out_exactly_the_bad_image(demo_dir, tm
 
 # ---------------------------------------------------------------- a run folder refuses a different split
 def test_a_run_folder_refuses_a_different_split_and_keeps_its_members(demo_dir, tmp_path, capsys):
-    from ensemble_core.ensemble.launch import launch, recipe_data
+    from ensemble_core.launch import launch, recipe_data
     build = load_recipe_module("single18").build
     out = tmp_path / "run"
     run_recipe(recipe_data(build, TINY), data_dir=demo_dir, out_dir=out, quiet=True,

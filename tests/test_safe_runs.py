@@ -20,10 +20,12 @@ import torch
 from ensemble_core.atomic import atomic_write, atomic_write_text, remove_stale_temp_files
 from ensemble_core.data.check import image_problem
 from ensemble_core.errors import DataError, OverrideError, TrainingError
-from ensemble_core.ensemble.launch import parse_bool, recipe_commands
-from ensemble_core.ensemble.pipeline import RUN_FILE, SUBMISSION_FILE, run_recipe
+from ensemble_core.launch import parse_bool, recipe_commands
+from ensemble_core.pipeline import run_recipe
+from ensemble_core.runfolder import RUN_FILE, SUBMISSION_FILE
 from ensemble_core.ensemble.predictions import PredictionCacheError, load_member
-from ensemble_core.executors import ERROR_FILE, MemberJob, run_member_attempts
+from ensemble_core.executors import MemberJob, run_member_attempts
+from ensemble_core.runfolder import ERROR_FILE
 from ensemble_core.recipe import Recipe
 from ensemble_core.train import train_member
 from ensemble_core.train.checkpoint import load_checkpoint
@@ -178,8 +180,8 @@ def test_boolean_recipe_and_executor_values_are_strict(flags, expected, demo_dir
 
 
 def test_boolean_words_reach_the_recipe_and_the_executor(demo_dir, tmp_path):
-    from ensemble_core.ensemble.launch import recipe_data
-    from ensemble_core.ensemble.pipeline import make_executor
+    from ensemble_core.launch import recipe_data
+    from ensemble_core.pipeline import make_executor
     from ensemble_core.manager import get_registry
 
     data = recipe_data(lambda preset: truth_recipe(), None, **{"defaults.compile": "No",

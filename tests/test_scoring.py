@@ -5,7 +5,7 @@ import pytest
 from ensemble_core.cli import main as cli
 from ensemble_core.errors import DataError
 from ensemble_core.labels import class_id
-from ensemble_core.scoring import cli_main, score
+from ensemble_core.ensemble.scoring import cli_main, score
 
 
 def write(path, ids, ans):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ensemble_core.executors import DONE_FILE
+from ensemble_core.runfolder import DONE_FILE
 from helpers_proc import SUBPROCESS_DEADLINE_S, WAIT_DEADLINE_S
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ DRIVER = textwrap.dedent("""
     import torch
     from test_pipeline import TINY, load_recipe_module
     from ensemble_core import ComponentSpec, hookimpl
-    from ensemble_core.ensemble.launch import launch
+    from ensemble_core.launch import launch
     from ensemble_core.manager import build_catalog, get_registry, set_catalog
     from ensemble_core.stopping import stop_requested
 

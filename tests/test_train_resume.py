@@ -56,7 +56,7 @@ def assert_same_outputs(resumed: dict, uninterrupted: dict) -> None:
 
 @pytest.mark.slow
 def test_sigkill_mid_member_then_rerun_gives_what_an_uninterrupted_run_gives(demo_dir, tmp_path):
-    from ensemble_core.train.__main__ import write_job
+    from ensemble_core.executors.__main__ import write_job
     ds = load_demo(demo_dir)
     train_rows, val_rows = person_split(ds.train)
     member = tiny_member("mask", epochs=EPOCHS, **RANDOM_FIELDS)
@@ -66,7 +66,7 @@ def test_sigkill_mid_member_then_rerun_gives_what_an_uninterrupted_run_gives(dem
         run_dir = tmp_path / where / "members" / member.run_name
         job = write_job(tmp_path / f"{where}.json", member.to_dict(), str(demo_dir), train_rows, val_rows,
                         str(run_dir))
-        return [sys.executable, "-m", "ensemble_core.train", str(job), "--quiet", "--device", "cpu"], run_dir
+        return [sys.executable, "-m", "ensemble_core.executors", str(job), "--quiet", "--device", "cpu"], run_dir
 
     cmd, run_dir = command("killed")
     last = run_dir / "checkpoints" / "last.pt"

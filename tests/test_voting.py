@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from ensemble_core.ensemble.metrics import confusion, macro_f1
+from ensemble_core.metrics import confusion, macro_f1
 from ensemble_core.ensemble.voting import GeometricMean, HardVote, SoftVote, Voter, WeightedSoftVote
 from ensemble_core.manager import get_registry
 

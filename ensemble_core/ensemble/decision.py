@@ -45,11 +45,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ensemble_core.ensemble.metrics import confusion, f1_per_class, macro_f1
+from ensemble_core.metrics import confusion, f1_per_class, macro_f1
 from ensemble_core.errors import EnsembleCoreError
 from ensemble_core.labels import N_CLASSES, class_names, decode_class
 
-DECISION_FILE = "decision.json"
 LOG_EPS = 1e-7
 COMMON_PARAMS = ("force", "match_confidence", "cv_folds")
 BOOTSTRAP_SUPPORT = 0.9      # share of person-bootstrap replicates in which the cross-fitted rule must beat arg-max
@@ -533,7 +532,7 @@ def eval_answers(data_dir: str | Path, eval_ids: np.ndarray | None) -> np.ndarra
     path = Path(data_dir) / ANSWERS_FILE
     if eval_ids is None or not path.is_file():
         return None
-    from ensemble_core.scoring import read_answers
+    from ensemble_core.ensemble.scoring import read_answers
     ans = read_answers(path, "answers").set_index("ImageID")["ans"]
     ids = np.asarray(eval_ids).astype(str)
     if set(ans.index) != set(ids.tolist()):

@@ -18,11 +18,8 @@ from typing import Sequence
 import numpy as np
 
 from ensemble_core.errors import EnsembleCoreError
-from ensemble_core.executors import DONE_FILE
+from ensemble_core.runfolder import DONE_FILE, EVAL_FILE, OOF_FILE, member_dir
 from ensemble_core.recipe import MemberSpec
-
-MEMBERS_DIR = "members"
-
 
 class PredictionCacheError(EnsembleCoreError):
     """A member's cached predictions are missing or do not fit the data."""
@@ -43,10 +40,6 @@ class MemberPredictions:
         return self.run_dir.name
 
 
-def member_dir(out_dir: str | Path, member: MemberSpec) -> Path:
-    return Path(out_dir) / MEMBERS_DIR / member.run_name
-
-
 def _read_npz(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -64,14 +57,14 @@ def _read_npz(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
 
 def load_member(out_dir: str | Path, member: MemberSpec, n_classes: int) -> MemberPredictions:
     """Read one finished member's predictions; ``n_classes`` is its task's number of original classes."""
-    run_dir = member_dir(out_dir, member)
+    run_dir = member_dir(out_dir, member.run_name)
     if not (run_dir / DONE_FILE).is_file():
         raise PredictionCacheError(f"member {member.run_name} is not finished ({run_dir / DONE_FILE} missing); "
                                    f"run the recipe again to train it")
-    oof = _read_npz(run_dir / "oof.npz", ("image_id", "probs", "truth"))
-    eval_path = run_dir / "eval.npz"
+    oof = _read_npz(run_dir / OOF_FILE, ("image_id", "probs", "truth"))
+    eval_path = run_dir / EVAL_FILE
     ev = _read_npz(eval_path, ("image_id", "probs")) if eval_path.is_file() else None
-    for name, arrays in (("oof.npz", oof), ("eval.npz", ev)):
+    for name, arrays in ((OOF_FILE, oof), (EVAL_FILE, ev)):
         if arrays is None:
             continue
         probs = arrays["probs"]
@@ -129,12 +122,12 @@ def stack(preds: Sequence[MemberPredictions], universe: np.ndarray, which: str) 
     rows = []
     for p in preds:
         if which == "oof":
-            rows.append(align(p.oof_ids, p.oof_probs, universe, str(p.run_dir / "oof.npz")))
+            rows.append(align(p.oof_ids, p.oof_probs, universe, str(p.run_dir / OOF_FILE)))
         elif which == "eval":
             if p.eval_ids is None:
-                raise PredictionCacheError(f"{p.run_dir / 'eval.npz'} is missing, but the data set has eval "
+                raise PredictionCacheError(f"{p.run_dir / EVAL_FILE} is missing, but the data set has eval "
                                            f"images; delete {p.run_dir / DONE_FILE} and rerun to predict them")
-            rows.append(align(p.eval_ids, p.eval_probs, universe, str(p.run_dir / "eval.npz"), require_all=True))
+            rows.append(align(p.eval_ids, p.eval_probs, universe, str(p.run_dir / EVAL_FILE), require_all=True))
         else:
             raise ValueError(f"which must be 'oof' or 'eval', got {which!r}")
     return np.stack(rows)

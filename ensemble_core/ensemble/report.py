@@ -14,10 +14,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from ensemble_core.ensemble.assemble import Ensemble, TaskVote
-from ensemble_core.ensemble.metrics import accuracy, confusion, f1_per_class, macro_f1, macro_f1_from_confusion
+from ensemble_core.metrics import accuracy, confusion, f1_per_class, macro_f1, macro_f1_from_confusion
 from ensemble_core.atomic import atomic_write_json, atomic_write_text
+from ensemble_core.runfolder import CONFUSION_FILE, METRICS_FILE, REPORT_FILE
 from ensemble_core.labels import N_CLASSES, class_names, decode_class
-from ensemble_core.scoring import plot_confusion
+from ensemble_core.metrics import plot_confusion
 
 SEED_REFERENCE = {
     "macro_f1": 0.7372,
@@ -171,8 +172,8 @@ def write_outputs(out_dir: str | Path, metrics: Mapping[str, Any], context: dict
     """``metrics.json``, ``confusion.png`` and ``report.md`` in ``out_dir``."""
 
     out_dir = Path(out_dir)
-    paths = {"metrics": out_dir / "metrics.json", "report": out_dir / "report.md",
-             "confusion": out_dir / "confusion.png"}
+    paths = {"metrics": out_dir / METRICS_FILE, "report": out_dir / REPORT_FILE,
+             "confusion": out_dir / CONFUSION_FILE}
     atomic_write_json(paths["metrics"], metrics)
     if metrics["oof"]["n_images"]:
         plot_confusion(np.array(metrics["oof"]["confusion"]), paths["confusion"],

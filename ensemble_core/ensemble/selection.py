@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ensemble_core.ensemble.metrics import macro_f1
+from ensemble_core.metrics import macro_f1
 from ensemble_core.ensemble.voting import available, check_probs, weighted_mean
 
 LOG_EPS = 1e-7

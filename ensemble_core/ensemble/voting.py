@@ -18,7 +18,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from ensemble_core.ensemble.metrics import macro_f1
+from ensemble_core.metrics import macro_f1
 
 
 @runtime_checkable

@@ -2,7 +2,7 @@
 
 ``train_member(member, dataset, (train_rows, val_rows), run_dir)`` writes into
 ``run_dir`` itself (the executor passes ``<out_dir>/members/<member.run_name>``);
-see :mod:`ensemble_core.train.runfolder` for the files. A folder with ``DONE``
+see :mod:`ensemble_core.runfolder` for the files. A folder with ``DONE``
 is skipped; a folder with ``checkpoints/last.pt`` resumes after that epoch.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ensemble_core.train.checkpoint import load_checkpoint, save_checkpoint
 from ensemble_core.train.inputs import MemberLoaders, select_samples
 from ensemble_core.train.loop import NonFiniteGuard, infer, train_one_epoch
 from ensemble_core.train.predict import original_class_names, probs_from_views, score, write_predictions
-from ensemble_core.train.runfolder import RunFolder
+from ensemble_core.runfolder import RunFolder
 from ensemble_core.train.runlog import MetricsLog, TensorBoardLog
 from ensemble_core.train.seeding import epoch_order, rng_state, seed_everything, set_rng_state
 

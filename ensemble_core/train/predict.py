@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ensemble_core.ensemble.metrics import accuracy, confusion, f1_per_class, macro_f1_from_confusion
+from ensemble_core.metrics import accuracy, confusion, f1_per_class, macro_f1_from_confusion
 from ensemble_core.labels import AGE_NAMES, GENDER_NAMES, MASK_NAMES, N_CLASSES, Task, class_names
 from ensemble_core.atomic import atomic_write_stream
 

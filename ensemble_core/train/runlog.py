@@ -8,6 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ensemble_core.atomic import atomic_write_text
+from ensemble_core.metrics import confusion_figure
 
 
 class MetricsLog:
@@ -40,31 +41,6 @@ class MetricsLog:
         with open(self.path, "a") as fh:
             fh.write(json.dumps(record) + "\n")
             fh.flush()
-
-
-def confusion_figure(cm: np.ndarray, class_names: Sequence[str], title: str):
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    n = len(class_names)
-    size = max(3.0, 0.45 * n + 1.5)
-    fig, ax = plt.subplots(figsize=(size, size))
-    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(n), class_names, rotation=90, fontsize=7)
-    ax.set_yticks(range(n), class_names, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
-    if n <= 20:
-        for i in range(n):
-            for j in range(n):
-                if cm[i, j]:
-                    ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=6,
-                            color="white" if norm[i, j] > 0.5 else "black")
-    fig.tight_layout()
-    return fig
 
 
 class TensorBoardLog:

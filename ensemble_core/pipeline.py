@@ -1,6 +1,6 @@
 """Run a recipe end to end: members -> votes -> 18 classes -> ``submission.csv`` + ``metrics.json`` + ``report.md``.
 
-    from ensemble_core.ensemble.pipeline import run_recipe
+    from ensemble_core.pipeline import run_recipe
     result = run_recipe(recipe_dict, data_dir="/data/mask", out_dir="runs/full")
 
 Output folder::
@@ -34,16 +34,12 @@ import numpy as np
 from ensemble_core.atomic import atomic_write_json, atomic_write_stream, remove_stale_temp_files
 from ensemble_core.data.layout import SKIP_FLAG
 from ensemble_core.errors import DataError, EnsembleCoreError, RecipeError, TrainingError
-from ensemble_core.executors import DONE_FILE, ERROR_FILE, Executor, MemberJob, MemberResult
+from ensemble_core.executors import Executor, MemberJob, MemberResult
+from ensemble_core.runfolder import (DATA_CHECK_FILE, DECISION_FILE, DONE_FILE, ENSEMBLE_EVAL_FILE, ERROR_FILE,
+                                     RECIPE_FILE, RUN_FILE, SPLITS_FILE, SUBMISSION_FILE, member_dir, members_dir)
 from ensemble_core.recipe import Recipe, normalize_ref, parse_bool, validate
 from ensemble_core.stopping import RunInterrupted, signal_exit_status
 
-RECIPE_FILE = "recipe.json"
-RUN_FILE = "run.json"
-SPLITS_FILE = "splits.json"
-DATA_CHECK_FILE = "data_check.json"
-SUBMISSION_FILE = "submission.csv"
-ENSEMBLE_EVAL_FILE = "ensemble_eval.npz"
 
 
 @dataclass
@@ -143,7 +139,6 @@ def duplicate_member_problems(recipe: Recipe) -> list[str]:
 
 def plan_jobs(recipe: Recipe, data_dir: Path, splits, out_dir: Path, exclude: Sequence[str],
               options: Mapping[str, Any]) -> list[MemberJob]:
-    from ensemble_core.ensemble.predictions import member_dir
 
     jobs = []
     for member in recipe.plan():
@@ -152,7 +147,7 @@ def plan_jobs(recipe: Recipe, data_dir: Path, splits, out_dir: Path, exclude: Se
                                f"splitter made {len(splits)}"])
         train_rows, val_rows = splits[member.split_index]
         jobs.append(MemberJob(member=member.to_dict(), data_dir=str(data_dir), train_rows=np.asarray(train_rows),
-                              val_rows=np.asarray(val_rows), run_dir=str(member_dir(out_dir, member)),
+                              val_rows=np.asarray(val_rows), run_dir=str(member_dir(out_dir, member.run_name)),
                               exclude=tuple(sorted(exclude)), options=dict(options)))
     return jobs
 
@@ -208,7 +203,7 @@ def write_ensemble(recipe: Recipe, out_dir: Path, dataset, data_dir: Path, voter
     recipe's; ``decision_file`` applies a ``decision.json`` fitted before on this same run instead.
     Everything is computed (and every check made) before the first file is written. Returns (metrics, paths)."""
     from ensemble_core.ensemble.assemble import build_ensemble
-    from ensemble_core.ensemble.decision import (DECISION_FILE, decide, decision_metrics, eval_answers,
+    from ensemble_core.ensemble.decision import (decide, decision_metrics, eval_answers,
                                                  read_decision_file, run_identity)
     from ensemble_core.ensemble.report import ensemble_metrics, write_outputs
     from ensemble_core.ensemble.submission import write_submission
@@ -313,7 +308,6 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
     from ensemble_core.data.splits import plan_splits
     from ensemble_core.ensemble.assemble import build_task, group_members
     from ensemble_core.ensemble.combine import require_coverage
-    from ensemble_core.ensemble.predictions import MEMBERS_DIR, member_dir
     from ensemble_core.manager import get_registry
 
     start = time.perf_counter()
@@ -332,7 +326,7 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
         raise EnsembleCoreError(f"out_dir {out_dir} is a file, not a folder; pass a folder for the run's outputs")
     data_dir = resolve_data_dir(data_dir, out_dir)
     previous = read_run_info(out_dir)
-    all_done = all((member_dir(out_dir, m) / DONE_FILE).is_file() for m in members)
+    all_done = all((member_dir(out_dir, m.run_name) / DONE_FILE).is_file() for m in members)
     report = None
     if all_done and previous.get("data_dir") == str(data_dir):
         exclude = set(previous.get("exclude", []))   # nothing to train: the data check already ran
@@ -348,7 +342,7 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
     # ---- checks passed: write
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(out_dir)
-    remove_stale_temp_files(out_dir / MEMBERS_DIR, recursive=True)
+    remove_stale_temp_files(members_dir(out_dir), recursive=True)
     if not (out_dir / RECIPE_FILE).is_file():
         recipe.save(out_dir / RECIPE_FILE)   # a new folder; a finished one keeps its recipe until this run ends
     if report is not None:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ensemble_core.errors import DataError
 from ensemble_core.labels import N_CLASSES, class_names, decode_class
+from ensemble_core.metrics import plot_confusion
 
 COLUMNS = ("ImageID", "ans")
 
@@ -80,37 +81,6 @@ def metrics(pred: np.ndarray, truth: np.ndarray) -> dict:
         "per_class_f1": {name: float(v) for name, v in zip(class_names(), per_class)},
         "confusion": confusion_matrix(truth, pred, labels=labels).tolist(),
     }
-
-
-def plot_confusion(cm, path: str | Path, title: str = "confusion matrix") -> Path:
-    """Row-normalised 18-class confusion matrix as a PNG, written atomically."""
-    from ensemble_core.atomic import atomic_write
-
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    cm = np.asarray(cm)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        norm = np.where(cm.sum(axis=1, keepdims=True) > 0, cm / np.maximum(cm.sum(axis=1, keepdims=True), 1), 0)
-    fig, ax = plt.subplots(figsize=(10, 9))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    names = class_names()
-    ax.set_xticks(range(N_CLASSES), labels=[f"{i} {n}" for i, n in enumerate(names)], rotation=90, fontsize=7)
-    ax.set_yticks(range(N_CLASSES), labels=[f"{i} {n}" for i, n in enumerate(names)], fontsize=7)
-    for i in range(N_CLASSES):
-        for j in range(N_CLASSES):
-            if cm[i, j]:
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6,
-                        color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class (row-normalised colour, counts written)")
-    ax.set_title(title)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return Path(path)
 
 
 def score(submission_csv: str | Path, answers_csv: str | Path, out_dir: str | Path | None = None) -> dict:

@@ -14,9 +14,9 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Hashable, Iterable, Sequence
 
-from ensemble_core.executors import ERROR_FILE, MemberJob, MemberResult, run_member_attempts, write_error_log
-from ensemble_core.stopping import (stop_file_for, stop_reason, stop_requested, watch_stop_file,
-                                    write_stop_file)
+from ensemble_core.executors.job import MemberJob, MemberResult, run_member_attempts, write_error_log
+from ensemble_core.runfolder import ERROR_FILE, stop_file_for
+from ensemble_core.stopping import stop_reason, stop_requested, watch_stop_file, write_stop_file
 
 
 def run_member_in_worker(job: MemberJob, retries: int, stop_file: str | None) -> MemberResult:

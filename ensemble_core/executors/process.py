@@ -18,8 +18,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Sequence
 
 from ensemble_core.errors import EnsembleCoreError
-from ensemble_core.executor_parallel import (clear_stop_file, collect, default_cpu_count, run_member_in_worker)
-from ensemble_core.executors import DEFAULT_RETRIES, MemberJob, MemberResult, check_retries
+from ensemble_core.executors.parallel import (clear_stop_file, collect, default_cpu_count, run_member_in_worker)
+from ensemble_core.executors.job import DEFAULT_RETRIES, MemberJob, MemberResult, check_retries
 
 
 def visible_gpus() -> list[str]:
@@ -128,7 +128,7 @@ class ProcessExecutor:
         clear_stop_file(jobs)
         workers, slots = self.plan(len(todo))
         pools = WorkerPools(min(workers, len(todo)), slots)
-        from ensemble_core.stopping import stop_file_for
+        from ensemble_core.runfolder import stop_file_for
         stop_file = str(stop_file_for(jobs[0].run_dir))
         owner: dict[Future, int] = {}            # future -> index into todo
         generation = [0] * len(todo)             # pool generation each member was last submitted to

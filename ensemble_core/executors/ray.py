@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ensemble_core.errors import EnsembleCoreError
-from ensemble_core.executor_parallel import clear_stop_file, collect, run_member_in_worker
-from ensemble_core.executors import DEFAULT_RETRIES, MemberJob, MemberResult, check_retries
+from ensemble_core.executors.parallel import clear_stop_file, collect, run_member_in_worker
+from ensemble_core.executors.job import DEFAULT_RETRIES, MemberJob, MemberResult, check_retries
 
 INSTALL_HINT = 'pip install -e ".[ray]"  (or: pip install "ray>=2.9")'
 
@@ -91,7 +91,7 @@ class RayExecutor:
         if not todo:
             return results
         ray = import_ray()
-        from ensemble_core.stopping import stop_file_for
+        from ensemble_core.runfolder import stop_file_for
 
         clear_stop_file(jobs)
         stop_file = str(stop_file_for(jobs[0].run_dir))

@@ -1,4 +1,4 @@
-"""Train one member from a job file: ``python -m ensemble_core.train JOB.json [--device cpu] [--quiet]``.
+"""Train one member from a job file: ``python -m ensemble_core.executors JOB.json [--device cpu] [--quiet]``.
 
 ``JOB.json`` holds the fields of :class:`ensemble_core.executors.MemberJob`: ``member``
 (``MemberSpec.to_dict()``), ``data_dir``, ``train_rows``, ``val_rows``, ``run_dir`` and optionally
@@ -27,7 +27,7 @@ def write_job(path: str | Path, member: dict, data_dir: str, train_rows, val_row
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ensemble_core.train", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ensemble_core.executors", description=__doc__.split("\n\n")[0])
     parser.add_argument("job", help="JSON job file (MemberJob fields)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when available)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import numpy as np
 
-    from ensemble_core.executors import MemberJob, run_member_job
+    from ensemble_core.executors.job import MemberJob, run_member_job
 
     try:
         data = json.loads(Path(args.job).read_text())

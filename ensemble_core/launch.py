@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ensemble_core.ensemble.presets import Preset, gpu_available, resolve_preset
+from ensemble_core.presets import Preset, gpu_available, resolve_preset
 from ensemble_core.errors import EnsembleCoreError, OverrideError, error_line
 from ensemble_core.recipe import TOP_LEVEL, Recipe, coerce_override, parse_bool, validate
 from ensemble_core.stopping import RunInterrupted
@@ -107,7 +107,7 @@ def launch(name: str, build: RecipeBuilder, data_dir: str | Path | None = None, 
     """Run recipe ``name`` end to end; returns paths and headline figures (fire prints them).
 
     Errors the user must fix (:class:`EnsembleCoreError`) are printed as one message and exit with
-    status 1; call :func:`ensemble_core.ensemble.pipeline.run_recipe` to get the exception instead.
+    status 1; call :func:`ensemble_core.pipeline.run_recipe` to get the exception instead.
     """
     try:
         return _launch(name, build, data_dir, out_dir, preset, executor, quiet, skip_bad_files, overrides)
@@ -136,7 +136,7 @@ def stopped_at_once_message(exc: BaseException, out_dir: str | Path | None, name
 
 def _launch(name: str, build: RecipeBuilder, data_dir, out_dir, preset, executor, quiet: bool,
             skip_bad_files: bool, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    from ensemble_core.ensemble.pipeline import run_recipe
+    from ensemble_core.pipeline import run_recipe
 
     start = time.perf_counter()
     quiet, skip_bad_files = parse_bool("quiet", quiet), parse_bool("skip_bad_files", skip_bad_files)
@@ -176,7 +176,7 @@ def _round(x: float | None) -> float | None:
 
 def usage(name: str, summary: str) -> str:
     """What ``fire recipes/<name>.py run --help`` prints (fire would otherwise take --help as a recipe field)."""
-    from ensemble_core.ensemble.presets import PRESET_NAMES
+    from ensemble_core.presets import PRESET_NAMES
     return (f"{summary}\n\nUsage: fire recipes/{name}.py run [--data_dir DIR] [--out_dir DIR (default runs/{name})]\n"
             f"        [--preset {'|'.join(PRESET_NAMES)}] [--executor local|process|ray] [--ray_address ADDR]\n"
             f"        [--decision argmax|class_offsets|prior_power|factor_offsets]\n"
