@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     results = []
     start = time.perf_counter()
     for voter in args.voters.split(","):
-        ens = build_ensemble(recipe, run, dataset, voter=voter, registry=registry)
+        ens = build_ensemble(recipe, recipe.plan(), run, dataset, registry, voter=voter)
         answers = eval_answers(data_dir, ens.eval_ids)
         rows = ens.oof_rows
         tv = next(iter(ens.tasks.values()))

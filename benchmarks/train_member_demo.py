@@ -69,7 +69,7 @@ def main() -> None:
                                           "optimizer": {"name": "adamw", "params": {"lr": args.lr}},
                                           "scheduler": "cosine", "threads": args.threads or 1}]}).plan()[0]
     start_wall, start_cpu = time.perf_counter(), time.process_time()
-    summary = train_member(member, ds, split, work / "members" / member.run_name, quiet=True)
+    summary = train_member(member, ds, split, work / "members" / member.run_name, quiet=True, registry=get_registry())
     wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
 
     oof = np.load(work / "members" / member.run_name / "oof.npz", allow_pickle=False)

@@ -174,7 +174,7 @@ def library_loop(model_name: str, dataset, cache, train_rows, val_rows, cfg, aug
                    "threads": cfg.threads}]}).plan()[0]
     with tempfile.TemporaryDirectory(prefix="speed-") as run_dir:
         trainer = MemberTrainer(member, dataset, (train_rows, val_rows), Path(run_dir), device=cfg.device,
-                                quiet=True, image_cache=cache)
+                                quiet=True, image_cache=cache, registry=get_registry())
         total = cfg.warmup + cfg.steps
         loader = trainer.loaders.train_loader(step_order(len(trainer.loaders.train_set), cfg.batch_size, total))
         timer = StepTimer(cfg.warmup, total, trainer.device.type == "cuda")

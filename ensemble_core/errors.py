@@ -36,6 +36,10 @@ class RecipeError(EnsembleCoreError):
         super().__init__(f"{head} ({len(self.problems)} problem(s)):\n{body}")
 
 
+class ComponentParamsError(EnsembleCoreError):
+    """A component reference whose parameters do not fit its factory (unknown or missing parameters)."""
+
+
 class OverrideError(EnsembleCoreError):
     """A command-line flag or dotted override that does not fit (unknown flag, bad path, bad value)."""
 

@@ -37,7 +37,8 @@ from ensemble_core.errors import DataError, EnsembleCoreError, RecipeError, Trai
 from ensemble_core.executors import Executor, MemberJob, MemberResult
 from ensemble_core.runfolder import (DATA_CHECK_FILE, DECISION_FILE, DONE_FILE, ENSEMBLE_EVAL_FILE, ERROR_FILE,
                                      RECIPE_FILE, RUN_FILE, SPLITS_FILE, SUBMISSION_FILE, member_dir, members_dir)
-from ensemble_core.recipe import Recipe, normalize_ref, parse_bool, validate
+from ensemble_core.recipe import Member, Recipe, parse_bool, validate
+from ensemble_core.registry import normalize_ref
 from ensemble_core.stopping import RunInterrupted, signal_exit_status
 
 
@@ -109,23 +110,19 @@ def make_executor(executor: Any, recipe: Recipe, registry) -> Executor:
         return executor
     ref = normalize_ref(executor if executor is not None else recipe.executor)
     spec = registry.get("executor", ref["name"], field="executor")
-    problems = spec.bind(ref["params"])
-    if problems:
-        raise RecipeError([f"executor.params: {p}" for p in problems])
     defaults = {p.name: p.default for p in spec.parameters()}
     params = {k: parse_bool(f"executor.params.{k}", v) if isinstance(defaults.get(k), bool) else v
               for k, v in ref["params"].items()}   # fire leaves --executor.params.X=false a string
-    return spec.build(**params)
+    return registry.build("executor", {"name": ref["name"], "params": params}, field="executor")
 
 
-def duplicate_member_problems(recipe: Recipe) -> list[str]:
-    """Task entries that plan identical members (same task, backbone, settings and split): they would share
-    one run folder and count twice in the vote."""
+def duplicate_member_problems(entries: Sequence[Sequence[Member]]) -> list[str]:
+    """Task entries (their planned members, :meth:`Recipe.plan_entry`) that plan identical members (same
+    task, backbone, settings and split): they would share one run folder and count twice in the vote."""
     owner: dict[str, int] = {}
     problems = []
-    for i in range(len(recipe.tasks)):
-        single = Recipe.from_dict({**recipe.to_dict(), "tasks": [recipe.tasks[i]]})
-        for member in single.plan():
+    for i, planned in enumerate(entries):
+        for member in planned:
             if member.run_name in owner:
                 j = owner[member.run_name]
                 where = f"tasks[{i}] lists one backbone twice and" if j == i else f"tasks[{j}] and tasks[{i}]"
@@ -137,16 +134,16 @@ def duplicate_member_problems(recipe: Recipe) -> list[str]:
     return problems
 
 
-def plan_jobs(recipe: Recipe, data_dir: Path, splits, out_dir: Path, exclude: Sequence[str],
+def plan_jobs(members: Sequence[Member], data_dir: Path, splits, out_dir: Path, exclude: Sequence[str],
               options: Mapping[str, Any]) -> list[MemberJob]:
-
+    """One job per planned member: the typed :class:`Member`, its split's rows and its run folder."""
     jobs = []
-    for member in recipe.plan():
+    for member in members:
         if member.split_index >= len(splits):
             raise RecipeError([f"split: member {member.run_name} needs split {member.split_index} but the "
                                f"splitter made {len(splits)}"])
         train_rows, val_rows = splits[member.split_index]
-        jobs.append(MemberJob(member=member.to_dict(), data_dir=str(data_dir), train_rows=np.asarray(train_rows),
+        jobs.append(MemberJob(member=member, data_dir=str(data_dir), train_rows=np.asarray(train_rows),
                               val_rows=np.asarray(val_rows), run_dir=str(member_dir(out_dir, member.run_name)),
                               exclude=tuple(sorted(exclude)), options=dict(options)))
     return jobs
@@ -155,6 +152,7 @@ def plan_jobs(recipe: Recipe, data_dir: Path, splits, out_dir: Path, exclude: Se
 def run_members(runner: Executor, jobs: list[MemberJob]) -> list[MemberResult]:
     """``runner.run(jobs)`` where the first SIGINT / SIGTERM asks the running members to save a last
     checkpoint and return (a second one stops at once); raises :class:`RunInterrupted` after a stop."""
+    from ensemble_core.data.images import release_dataset_images
     from ensemble_core.stopping import clear_stop, graceful_signals, stop_reason
 
     clear_stop()
@@ -164,6 +162,7 @@ def run_members(runner: Executor, jobs: list[MemberJob]) -> list[MemberResult]:
         reason = stop_reason()
     finally:
         clear_stop()
+        release_dataset_images()   # the members' shared decoded images (data layer) are not needed any more
     stopped = [r for r in results if r.status == "stopped"]
     if reason or stopped:
         raise RunInterrupted(interrupted_message(results, jobs, reason), signal_exit_status(reason))
@@ -195,8 +194,9 @@ def check_results(results: list[MemberResult], jobs: list[MemberJob]) -> None:
 
 
 # ---------------------------------------------------------------- ensemble outputs
-def write_ensemble(recipe: Recipe, out_dir: Path, dataset, data_dir: Path, voter: Any = None,
-                   context: Mapping[str, Any] | None = None, registry=None, decision: Any = None,
+def write_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: Path, dataset, data_dir: Path, registry,
+                   voter: Any = None,
+                   context: Mapping[str, Any] | None = None, decision: Any = None,
                    decision_file: str | Path | None = None) -> tuple[dict, dict[str, Path]]:
     """Vote + combine cached predictions, fit the decision on out-of-fold predictions, write submission,
     ``decision.json``, metrics and report. ``decision`` (a name or ``{name, params}``) replaces the
@@ -208,8 +208,8 @@ def write_ensemble(recipe: Recipe, out_dir: Path, dataset, data_dir: Path, voter
     from ensemble_core.ensemble.report import ensemble_metrics, write_outputs
     from ensemble_core.ensemble.submission import write_submission
 
-    ens = build_ensemble(recipe, out_dir, dataset, voter=voter, registry=registry)
-    identity = run_identity(recipe, ens.voter_ref)
+    ens = build_ensemble(recipe, members, out_dir, dataset, registry, voter=voter)
+    identity = run_identity(recipe, members, ens.voter_ref)
     stored = read_decision_file(decision_file, identity) if decision_file is not None else None
     train_df = dataset.train.reset_index(drop=True)
     persons = train_df["person"].astype(str).to_numpy()
@@ -247,7 +247,7 @@ def write_ensemble(recipe: Recipe, out_dir: Path, dataset, data_dir: Path, voter
     else:
         metrics.setdefault("notes", []).append(f"{data_dir} has no eval images: no submission written")
     paths["decision"] = atomic_write_json(out_dir / DECISION_FILE, outcome.record(identity))
-    ctx = {"recipe": recipe.name, "data_dir": str(data_dir), "members": [m.to_dict() for m in recipe.plan()],
+    ctx = {"recipe": recipe.name, "data_dir": str(data_dir), "members": [m.to_dict() for m in members],
            "submission": submission.name if submission else None, **(context or {})}
     paths.update(write_outputs(out_dir, metrics, ctx))
     return metrics, paths
@@ -295,30 +295,34 @@ def summary_line(metrics: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------- the whole run
 def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None = None,
                out_dir: str | Path = "runs/recipe", executor: Any = None, quiet: bool = False,
-               skip_bad_files: bool = False, preset: str | None = None, data_note: str | None = None) -> RunResult:
+               skip_bad_files: bool = False, preset: str | None = None, data_note: str | None = None,
+               registry=None) -> RunResult:
     """Validate, check data, split, train (or skip) every member, vote, combine, write the outputs.
 
     ``data_dir`` may be omitted when ``out_dir`` is a previous run (its data folder is reused).
     ``executor`` replaces the recipe's: a name, ``{name, params}``, or an object with ``run(jobs)``.
     ``skip_bad_files`` leaves out images / people that fail the data check instead of stopping.
-    ``preset`` and ``data_note`` only label the report.
+    ``preset`` and ``data_note`` only label the report. ``registry``: the components to build from (default:
+    this process's plugin catalog, :func:`ensemble_core.manager.get_registry`); it is passed down explicitly.
     """
     from ensemble_core.data.check import check_data, screen, write_check_report
     from ensemble_core.data.layout import load_dataset
     from ensemble_core.data.splits import plan_splits
-    from ensemble_core.ensemble.assemble import build_task, group_members
+    from ensemble_core.ensemble.assemble import group_members
     from ensemble_core.ensemble.combine import require_coverage
     from ensemble_core.manager import get_registry
+    from ensemble_core.tasks import build_task
 
     start = time.perf_counter()
     # ---- everything is checked before the first byte goes into out_dir: a refused run leaves it as it was
-    registry = get_registry()
+    registry = registry if registry is not None else get_registry()
     recipe = validate(recipe, registry=registry)
-    duplicates = duplicate_member_problems(recipe)
+    entries = [recipe.plan_entry(i) for i in range(len(recipe.tasks))]   # planned once, passed down as it is
+    duplicates = duplicate_member_problems(entries)
     if duplicates:
         raise RecipeError(duplicates)
-    members = recipe.plan()
-    require_coverage({name: build_task(ms[0].task, registry) for name, ms in group_members(members).items()},
+    members = [m for planned in entries for m in planned]
+    require_coverage({name: build_task(registry, ms[0].task) for name, ms in group_members(members).items()},
                      f"recipe {recipe.name!r} tasks")
     runner = make_executor(executor, recipe, registry)
     out_dir = Path(out_dir).expanduser().resolve()
@@ -336,8 +340,9 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
         report = check_data(data_dir)
         exclude = screen(report, skip_bad_files, data_dir)
     dataset = load_dataset(data_dir, exclude=exclude)
-    splits, save_splits = plan_splits(dataset.train, recipe.split, recipe.seed, out_dir / SPLITS_FILE, registry)
-    jobs = plan_jobs(recipe, data_dir, splits, out_dir, exclude, {"quiet": quiet})
+    splits, save_splits = plan_splits(dataset.train, recipe.split, recipe.seed, out_dir / SPLITS_FILE,
+                                           registry=registry)
+    jobs = plan_jobs(members, data_dir, splits, out_dir, exclude, {"quiet": quiet})
 
     # ---- checks passed: write
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -367,7 +372,7 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
               f"{sum(r.status == 'skipped' for r in results)} reused from cache")
     write_run_info(out_dir, {**previous, **info, "members": {r.run_name: r.status for r in results}})
 
-    metrics, paths = write_ensemble(recipe, out_dir, dataset, data_dir, registry=registry,
+    metrics, paths = write_ensemble(recipe, members, out_dir, dataset, data_dir, registry,
                                     context={"preset": preset, "data_note": data_note, "member_status": status})
     if metrics.get("eval_fallback"):
         write_run_info(out_dir, {**previous, **info, "members": {r.run_name: r.status for r in results},
@@ -383,16 +388,18 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
 # ---------------------------------------------------------------- `python -m ensemble_core ensemble`
 def recompute(run_dir: str | Path, voter: Any = None, data_dir: str | Path | None = None,
               quiet: bool = False, decision: Any = None,
-              decision_file: str | Path | None = None) -> tuple[dict, dict[str, Path]]:
+              decision_file: str | Path | None = None, registry=None) -> tuple[dict, dict[str, Path]]:
     """Rebuild the ensemble outputs of a finished run from its cached member predictions (no training)."""
     from ensemble_core.data.layout import load_dataset
+    from ensemble_core.manager import get_registry
 
     out_dir = Path(run_dir).expanduser().resolve()
     recipe = load_recipe_file(out_dir)
     info = read_run_info(out_dir)
     data_dir = resolve_data_dir(data_dir, out_dir)
     dataset = load_dataset(data_dir, exclude=info.get("exclude", []))
-    metrics, paths = write_ensemble(recipe, out_dir, dataset, data_dir, voter=voter, decision=decision,
+    metrics, paths = write_ensemble(recipe, recipe.plan(), out_dir, dataset, data_dir,
+                                    registry if registry is not None else get_registry(), voter=voter, decision=decision,
                                     decision_file=decision_file,
                                     context={"preset": info.get("preset"), "data_note": info.get("data_note"),
                                              "member_status": "all from cache (`ensemble` command)"})

@@ -17,7 +17,7 @@
 :func:`validate` resolves every component name and binds every parameter
 against its factory's signature before any model exists, and reports every
 problem at once with its field path. :meth:`Recipe.plan` expands the recipe into
-:class:`MemberSpec` objects (task x backbone x split).
+:class:`Member` objects (task x backbone x split).
 """
 from __future__ import annotations
 
@@ -26,10 +26,12 @@ import difflib
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any, Mapping
 
 from ensemble_core.errors import OverrideError, RecipeError, UnknownComponentError
+from ensemble_core.registry import normalize_ref
 
 RECIPE_VERSION = 1
 
@@ -95,38 +97,87 @@ TASK_ONLY_FIELDS = ("backbones",)
 REQUIRED_MEMBER = ("task", "backbone")
 
 
-def normalize_ref(value: Any) -> dict[str, Any] | None:
-    """``"name"`` or ``{"name": ..., "params": {...}}`` -> ``{"name": ..., "params": {...}}``."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return {"name": value, "params": {}}
-    if isinstance(value, Mapping) and "name" in value:
-        return {"name": value["name"], "params": dict(value.get("params") or {})}
-    raise TypeError(f"expected a component name or {{name:, params:}}, got {value!r}")
+def _default(name: str) -> Any:
+    """A member field's default, component references normalised as :meth:`Recipe.plan` normalises them."""
+    value = copy.deepcopy(MEMBER_DEFAULTS[name])
+    if name in COMPONENT_FIELDS:
+        value = [normalize_ref(v) for v in value or []] if COMPONENT_FIELDS[name][1] else normalize_ref(value)
+    return value
+
+
+def _field(name: str) -> Any:
+    return field(default_factory=lambda: _default(name))
 
 
 @dataclass(frozen=True)
-class MemberSpec:
-    """One ensemble member, fully resolved: every field set, every ref normalised."""
+class Member:
+    """One ensemble member, fully resolved: every field explicit and set, every component reference
+    normalised to ``{name, params}``. Planned once per run (:meth:`Recipe.plan`) and passed as it is
+    down to the trainer; plain data, so it pickles for process and Ray workers, and :meth:`to_dict` /
+    :meth:`from_dict` give the JSON of job files and ``config.json``."""
 
     recipe: str
     task: dict
     backbone: dict
     split_index: int
     seed: int
-    fields: dict = field(default_factory=dict)
+    label_transform: dict | None = _field("label_transform")
+    preprocess: list = _field("preprocess")
+    augmentations: list = _field("augmentations")
+    batch_augmentation: dict | None = _field("batch_augmentation")
+    loss: dict = _field("loss")
+    optimizer: dict = _field("optimizer")
+    scheduler: dict | None = _field("scheduler")
+    tta: list = _field("tta")
+    image_size: list = _field("image_size")
+    load_size: list | None = _field("load_size")
+    epochs: int = _field("epochs")
+    batch_size: int = _field("batch_size")
+    grad_clip: float | None = _field("grad_clip")
+    ema_decay: float | None = _field("ema_decay")
+    early_stopping_patience: int | None = _field("early_stopping_patience")
+    num_workers: int = _field("num_workers")
+    amp: str = _field("amp")
+    channels_last: Any = _field("channels_last")
+    compile: bool = _field("compile")
+    max_nonfinite_steps: int = _field("max_nonfinite_steps")
+    eval_batch_size: int | None = _field("eval_batch_size")
+    threads: int = _field("threads")
+    augment_on: str = _field("augment_on")
+    eval_image_size: list | None = _field("eval_image_size")
+
+    IDENTITY = ("recipe", "task", "backbone", "split_index", "seed")
 
     @property
     def task_name(self) -> str:
         return self.task["name"]
 
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The member fields (everything but its identity), as a new dict."""
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in dataclass_fields(self)
+                if f.name not in self.IDENTITY}
+
     def to_dict(self) -> dict[str, Any]:
-        return copy.deepcopy(asdict(self))
+        """``{recipe, task, backbone, split_index, seed, fields: {...}}``: the JSON of job files and
+        ``config.json``, and what the run folder's name hashes."""
+        data = {k: copy.deepcopy(getattr(self, k)) for k in self.IDENTITY}
+        data["fields"] = self.fields
+        return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "MemberSpec":
-        return cls(**copy.deepcopy(dict(data)))
+    def from_dict(cls, data: Mapping[str, Any]) -> "Member":
+        """The inverse of :meth:`to_dict` (a :class:`Member` is returned as it is); a field missing from an
+        older run's dict takes its default."""
+        if isinstance(data, Member):
+            return data
+        data = copy.deepcopy(dict(data))
+        fields = data.pop("fields", None) or {}
+        unknown = sorted(set(fields) - set(MEMBER_DEFAULTS)) + sorted(set(data) - set(cls.IDENTITY))
+        if unknown:
+            raise RecipeError([f"member: unknown field(s) {', '.join(map(repr, unknown))}; this ensemble_core knows "
+                               f"{', '.join(cls.IDENTITY)} and the member fields {', '.join(MEMBER_DEFAULTS)}"])
+        return cls(**data, **fields)
 
     def config_hash(self) -> str:
         data = self.to_dict()
@@ -141,11 +192,12 @@ class MemberSpec:
         bb = self.backbone["name"].replace("/", "_").replace(".", "_")
         return f"{self.task_name}-{bb}-s{self.split_index}-{self.config_hash()}"
 
-    def __getattr__(self, item: str) -> Any:
-        fields = object.__getattribute__(self, "fields")
-        if item in fields:
-            return fields[item]
-        raise AttributeError(item)
+
+_MEMBER_FIELDS = [f.name for f in dataclass_fields(Member) if f.name not in Member.IDENTITY]
+if _MEMBER_FIELDS != [k for k in MEMBER_DEFAULTS if k not in ("task", "backbone")]:   # one list of member fields
+    raise AssertionError(f"Member's fields {_MEMBER_FIELDS} and MEMBER_DEFAULTS {list(MEMBER_DEFAULTS)} differ")
+
+MemberSpec = Member   # the name before members were typed (plugins and notebooks may still use it)
 
 
 @dataclass
@@ -227,21 +279,24 @@ class Recipe:
         ref = normalize_ref(self.split)
         return int(ref["params"].get("n_splits", 3 if ref["name"] == "shuffle" else 5))
 
-    def plan(self) -> list[MemberSpec]:
+    def plan(self) -> list[Member]:
+        """Every member of the recipe: task entry x backbone x split, in that order."""
+        return [m for i in range(len(self.tasks)) for m in self.plan_entry(i)]
+
+    def plan_entry(self, i: int) -> list[Member]:
+        """The members of task entry ``i`` (backbone x split)."""
         members = []
-        for i in range(len(self.tasks)):
-            fields = self.member_fields(i)
-            task = normalize_ref(fields.pop("task"))
-            fields.pop("backbone", None)
-            for key, (_, is_list) in COMPONENT_FIELDS.items():
-                if key in fields:
-                    fields[key] = ([normalize_ref(v) for v in (fields[key] or [])] if is_list
-                                   else normalize_ref(fields[key]))
-            for bb in self.backbones(i):
-                for split in range(self.n_splits()):
-                    members.append(MemberSpec(recipe=self.name, task=task, backbone=normalize_ref(bb),
-                                              split_index=split, seed=int(self.seed) + split,
-                                              fields=copy.deepcopy(fields)))
+        fields = self.member_fields(i)
+        task = normalize_ref(fields.pop("task"))
+        fields.pop("backbone", None)
+        for key, (_, is_list) in COMPONENT_FIELDS.items():
+            if key in fields:
+                fields[key] = ([normalize_ref(v) for v in (fields[key] or [])] if is_list
+                               else normalize_ref(fields[key]))
+        for bb in self.backbones(i):
+            for split in range(self.n_splits()):
+                members.append(Member(recipe=self.name, task=task, backbone=normalize_ref(bb),
+                                      split_index=split, seed=int(self.seed) + split, **copy.deepcopy(fields)))
         return members
 
 

@@ -13,7 +13,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
-from ensemble_core.errors import DuplicateComponentError, UnknownComponentError
+from ensemble_core.errors import ComponentParamsError, DuplicateComponentError, UnknownComponentError
 
 KINDS: tuple[str, ...] = (
     "backbone", "augmentation", "batch_augmentation", "loss", "optimizer", "scheduler",
@@ -27,6 +27,22 @@ ENGINE_ARGS: Mapping[str, tuple[str, ...]] = {
     "optimizer": ("parameters",),
     "scheduler": ("optimizer", "epochs", "steps_per_epoch"),
 }
+
+
+# Keyword arguments the engine injects when a factory declares them (never bound from a recipe):
+# ``registry`` lets a composite component (a weighted sum of losses) build its parts from the same registry.
+INJECTED_ARGS: tuple[str, ...] = ("registry",)
+
+
+def normalize_ref(value: Any) -> dict[str, Any] | None:
+    """``"name"`` or ``{"name": ..., "params": {...}}`` -> ``{"name": ..., "params": {...}}``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return {"name": value, "params": {}}
+    if isinstance(value, Mapping) and "name" in value:
+        return {"name": value["name"], "params": dict(value.get("params") or {})}
+    raise TypeError(f"expected a component name or {{name:, params:}}, got {value!r}")
 
 
 def plural(kind: str) -> str:
@@ -111,7 +127,7 @@ class ComponentSpec:
 
     def parameters(self) -> list[inspect.Parameter]:
         """Recipe-settable parameters (engine-supplied leading arguments removed)."""
-        skip = set(ENGINE_ARGS.get(self.kind, ()))
+        skip = set(ENGINE_ARGS.get(self.kind, ())) | set(INJECTED_ARGS)
         return [p for p in self.signature().parameters.values()
                 if p.name not in skip and p.kind not in (p.VAR_POSITIONAL,)]
 
@@ -211,8 +227,30 @@ class Registry:
     def get(self, kind: str, name: str, field: str | None = None) -> ComponentSpec:
         return self[kind].get(name, field)
 
-    def build(self, kind: str, name: str, *engine_args: Any, **params: Any) -> Any:
-        return self.get(kind, name).build(*engine_args, **params)
+    def build(self, kind: str, ref: Any, *engine_args: Any, field: str | None = None, **params: Any) -> Any:
+        """The one way a recipe reference becomes an object, used by every call site.
+
+        ``ref`` is a component name or ``{"name": ..., "params": {...}}``; keyword ``params`` are added to
+        its params. ``engine_args`` are the leading arguments the engine supplies for the kind
+        (:data:`ENGINE_ARGS`); a factory that declares ``registry`` gets this registry (to build the
+        parts of a composite component). ``field`` names the recipe field in error messages. Parameters
+        that do not fit the factory raise :class:`ComponentParamsError` naming the field and the fix.
+        """
+        try:
+            ref = normalize_ref(ref)
+        except TypeError as exc:
+            raise ComponentParamsError(f"{field or kind}: {exc}") from None
+        if ref is None:
+            raise ComponentParamsError(f"{field or kind}: no {kind} given; name one (`python -m ensemble_core "
+                                       f"list {plural(kind)}`)")
+        spec = self.get(kind, ref["name"], field=field)
+        merged = {**ref["params"], **params}
+        problems = spec.bind(merged)
+        if problems:
+            raise ComponentParamsError(f"{field or kind}: " + "; ".join(problems))
+        if any(p.name == "registry" for p in spec.signature().parameters.values()):
+            merged["registry"] = self
+        return spec.build(*engine_args, **merged)
 
     def kinds(self) -> tuple[str, ...]:
         return KINDS

@@ -8,10 +8,11 @@ transform), ``truth`` and ``probs`` are over the task's *original* classes, and
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ensemble_core.registry import normalize_ref
 from ensemble_core.labels import (N_AGE, N_CLASSES, N_GENDER, N_MASK, AgeClasses, Head, LabelTransform, Task,
                                   age_to_class, class_id, factor_log18, softmax)
 
@@ -319,3 +320,14 @@ def age_bins5(edges: Sequence[int] = (20, 29, 45, 57), merge: Sequence[int] = (0
 
 def age3() -> LabelTransform:
     return AgeClasses()
+
+
+def build_task(registry, task: Any, label_transform: Any = None) -> Task:
+    """The one builder of a :class:`Task` from recipe references: ``task`` (a name or ``{name, params}``) and,
+    when given, the ``label_transform`` the member trains with. The ensemble builds tasks without a label
+    transform: predictions are over each task's original classes (``Task.probs``)."""
+    ref = normalize_ref(task)
+    params = dict(ref["params"])
+    if label_transform is not None:
+        params["label_transform"] = registry.build("label_transform", label_transform, field="label_transform")
+    return registry.build("task", {"name": ref["name"], "params": params}, field="task")

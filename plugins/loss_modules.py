@@ -82,13 +82,11 @@ class WeightedSum(nn.Module):
         return total
 
 
-def build_weighted_sum(terms: Sequence[Mapping[str, Any] | str], registry=None) -> WeightedSum:
+def build_weighted_sum(terms: Sequence[Mapping[str, Any] | str], registry) -> WeightedSum:
+    """``registry`` is injected by ``Registry.build`` (the registry the sum itself came from)."""
     from ensemble_core.errors import TrainingError
-    from ensemble_core.recipe import normalize_ref
+    from ensemble_core.registry import normalize_ref
 
-    if registry is None:
-        from ensemble_core.manager import get_registry
-        registry = get_registry()
     if not terms:
         raise TrainingError("loss weighted_sum: params.terms is empty; give e.g. "
                             "[{name: cross_entropy, weight: 0.3}, {name: soft_f1, weight: 0.7}]")
@@ -98,7 +96,7 @@ def build_weighted_sum(terms: Sequence[Mapping[str, Any] | str], registry=None) 
         ref = normalize_ref({k: v for k, v in term.items() if k != "weight"} if isinstance(term, Mapping) else term)
         if ref["name"] == "weighted_sum":
             raise TrainingError(f"loss weighted_sum: terms[{i}] is itself weighted_sum; list its terms directly")
-        losses.append(registry.get("loss", ref["name"], field=f"terms[{i}].name").build(**ref["params"]))
+        losses.append(registry.build("loss", ref, field=f"loss.params.terms[{i}]"))
         weights.append(weight)
         names.append(ref["name"])
     return WeightedSum(losses, weights, names)

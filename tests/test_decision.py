@@ -50,7 +50,7 @@ def synthetic(n=4000, signal=3.0, bias=-1.0, seed=0, informative=True):
 # ---------------------------------------------------------------- decisions on known answers
 def test_class_offsets_recover_the_bias_of_a_biased_informative_member():
     p, y, persons = synthetic()
-    out = decide("class_offsets", p, y, persons, p[:500])
+    out = decide("class_offsets", p, y, persons, p[:500], registry=get_registry())
     assert out.applied == "class_offsets" and not out.kept_argmax
     offsets = np.array(list(out.fitted["class_offsets"].values()))
     young = np.setdiff1d(np.arange(18), OLD)
@@ -62,7 +62,7 @@ def test_class_offsets_recover_the_bias_of_a_biased_informative_member():
 
 def test_factor_offsets_find_the_60_plus_bias_with_11_parameters():
     p, y, persons = synthetic()
-    out = decide("factor_offsets", p, y, persons, None)
+    out = decide("factor_offsets", p, y, persons, None, registry=get_registry())
     assert out.applied == "factor_offsets"
     f = out.fitted["factor_offsets"]
     for g in ("male", "female"):
@@ -80,7 +80,7 @@ def test_prior_power_corrects_a_member_that_follows_the_prior_too_much():
     z[np.arange(n), y] += 2.5
     z += 1.0 * np.log(prior)            # over-weights the prior, macro F1 wants it removed
     p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    out = decide("prior_power", p, y, np.arange(n) // 5, None)
+    out = decide("prior_power", p, y, np.arange(n) // 5, None, registry=get_registry())
     assert out.applied == "prior_power"
     assert out.fitted["alpha"] > 0.3
 
@@ -88,7 +88,7 @@ def test_prior_power_corrects_a_member_that_follows_the_prior_too_much():
 @pytest.mark.parametrize("name", ["class_offsets", "prior_power", "factor_offsets"])
 def test_an_uninformative_member_keeps_argmax(name):
     p, y, persons = synthetic(informative=False, seed=10)
-    out = decide(name, p, y, persons, p[:300])
+    out = decide(name, p, y, persons, p[:300], registry=get_registry())
     assert out.kept_argmax and out.applied == "argmax"
     assert "kept arg-max" in out.reason
     assert (out.eval_pred == p[:300].argmax(axis=1)).all()
@@ -96,13 +96,13 @@ def test_an_uninformative_member_keeps_argmax(name):
 
 def test_force_applies_a_rule_whose_estimate_is_not_better():
     p, y, persons = synthetic(informative=False, seed=10)
-    out = decide({"name": "class_offsets", "params": {"force": True}}, p, y, persons, p[:300])
+    out = decide({"name": "class_offsets", "params": {"force": True}}, p, y, persons, p[:300], registry=get_registry())
     assert out.applied == "class_offsets" and "force" in out.reason
 
 
 def test_argmax_is_todays_behaviour():
     p, y, persons = synthetic(seed=1)
-    out = decide("argmax", p, y, persons, p[:100])
+    out = decide("argmax", p, y, persons, p[:100], registry=get_registry())
     assert out.applied == "argmax" and out.crossfit_oof_f1 is None
     assert (out.eval_pred == p[:100].argmax(axis=1)).all()
 
@@ -356,8 +356,8 @@ def test_classes_absent_from_the_oof_truth_are_named():
     p, y, persons = synthetic(seed=6)
     keep = ~np.isin(y, [2, 17])
     with pytest.raises(DecisionError, match=r"class\(es\) 2 mask/male/60\+, 17 normal/female/60\+ never occur"):
-        decide("class_offsets", p[keep], y[keep], persons[keep], None)
-    assert decide("argmax", p[keep], y[keep], persons[keep], None).applied == "argmax"
+        decide("class_offsets", p[keep], y[keep], persons[keep], None, registry=get_registry())
+    assert decide("argmax", p[keep], y[keep], persons[keep], None, registry=get_registry()).applied == "argmax"
 
 
 def test_a_single_member_cannot_be_stacked_or_selected(demo_dir, tmp_path):
@@ -373,7 +373,7 @@ def test_no_oof_rows_at_all_is_a_clear_error():
     p, y, persons = synthetic(n=100)
     p[:] = np.nan
     with pytest.raises(DecisionError, match="no training image has an out-of-fold prediction"):
-        decide("class_offsets", p, y, persons, None)
+        decide("class_offsets", p, y, persons, None, registry=get_registry())
 
 
 # ---------------------------------------------------------------- recipe field and flags

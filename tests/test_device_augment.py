@@ -130,7 +130,7 @@ def test_a_member_trains_with_device_augmentation_and_records_it(demo_dir, tmp_p
     plain = tiny_member("mask")
     assert member.config_hash() != plain.config_hash()
     assert tiny_member("mask", augment_on="workers").config_hash() == plain.config_hash()   # default: same name
-    summary = train_member(member, ds, person_split(ds.train), tmp_path / member.run_name, quiet=True)
+    summary = train_member(member, ds, person_split(ds.train), tmp_path / member.run_name, quiet=True, registry=get_registry())
     assert summary["status"] == "trained" and summary["epochs_run"] == 1
     assert (tmp_path / member.run_name / "oof.npz").is_file()
 
@@ -172,7 +172,7 @@ def test_member_prediction_averages_every_view(demo_dir, tmp_path):
 
     ds = load_demo(demo_dir)
     member = tiny_member("gender", tta=["shifts"])
-    summary = train_member(member, ds, person_split(ds.train), tmp_path / member.run_name, quiet=True)
+    summary = train_member(member, ds, person_split(ds.train), tmp_path / member.run_name, quiet=True, registry=get_registry())
     assert len(summary["tta"]) == 9
     with np.load(tmp_path / member.run_name / "oof.npz", allow_pickle=False) as oof:
         np.testing.assert_allclose(oof["probs"].sum(axis=1), 1.0, atol=1e-5)

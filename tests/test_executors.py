@@ -162,15 +162,15 @@ def test_process_executor_replaces_a_dead_worker_and_the_member_finishes(demo_di
 
     recipe = Recipe.from_dict(tiny_recipe())
     splits = [(np.arange(0, 100), np.arange(100, 140))]
-    [job] = plan_jobs(Recipe.from_dict({**recipe.to_dict(), "split": {"name": "shuffle", "params": {"n_splits": 1}}}),
+    [job] = plan_jobs(Recipe.from_dict({**recipe.to_dict(), "split": {"name": "shuffle", "params": {"n_splits": 1}}}).plan(),
                       demo_dir, splits, tmp_path, (), {"quiet": True})
     marker = tmp_path / "killed"
-    job = dataclasses.replace(job, member=MemberThatKillsItsWorkerOnce(job.member, marker))
+    job = dataclasses.replace(job, member=MemberThatKillsItsWorkerOnce(job.member.to_dict(), marker))
     [result] = ProcessExecutor(workers=1, retries=1).run([job])
     assert marker.is_file(), "the worker was never killed; the test proves nothing"
     assert result.status == "trained", result.error
     assert (Path(job.run_dir) / DONE_FILE).is_file()
-    [again] = ProcessExecutor(workers=1, retries=0).run([dataclasses.replace(job, member=dict(job.member))])
+    [again] = ProcessExecutor(workers=1, retries=0).run([dataclasses.replace(job, member=job.member.to_dict())])
     assert again.status == "skipped"
 
 
@@ -345,12 +345,12 @@ def test_a_stop_mid_epoch_saves_that_step_and_the_rerun_continues_there(demo_dir
 
     monkeypatch.setattr(member_module, "stop_requested", stop_after_three_steps)
     with pytest.raises(MemberStopped, match="in epoch 1 after step 3"):
-        train_member(member, ds, split, run_dir, quiet=True)
+        train_member(member, ds, split, run_dir, quiet=True, registry=get_registry())
     ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     assert ckpt["epoch"] == -1 and {k: ckpt["partial"][k] for k in ("epoch", "step")} == {"epoch": 0, "step": 3}
     assert ckpt["partial"]["n_finite"] == 3 * 8 and ckpt["partial"]["loss_sum"] > 0   # the epoch's running loss
     monkeypatch.setattr(member_module, "stop_requested", lambda: False)
-    summary = train_member(member, ds, split, run_dir, quiet=True)
+    summary = train_member(member, ds, split, run_dir, quiet=True, registry=get_registry())
     assert summary["resumed_from_epoch"] == 0 and summary["resumed_from_step"] == 3 and summary["epochs_run"] == 2
 
 

@@ -72,13 +72,16 @@ def test_memmap_cache_reused_and_picklable(demo_dir, tmp_path):
         ImageCache(paths, mode="memmap")
 
 
-class FakeRegistry:
-    """Only what build_transforms needs: get('augmentation', name).build(**params)."""
+def FakeRegistry():
+    """Only what build_transforms needs: a registry holding two albumentations transforms."""
+    import albumentations as A
 
-    def get(self, kind, name, field=None):
-        import albumentations as A
-        factories = {"HorizontalFlip": A.HorizontalFlip, "CenterCrop": A.CenterCrop}
-        return ComponentSpec(name, kind, factories[name])
+    from ensemble_core.registry import Registry
+
+    registry = Registry()
+    for name, factory in (("HorizontalFlip", A.HorizontalFlip), ("CenterCrop", A.CenterCrop)):
+        registry.add(ComponentSpec(name, "augmentation", factory))
+    return registry
 
 
 def test_build_transforms_train_vs_eval(demo_dir):

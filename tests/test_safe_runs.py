@@ -67,7 +67,7 @@ def test_planted_checkpoint_is_refused_and_runs_nothing(demo_dir, tmp_path):
     (run_dir / "checkpoints").mkdir(parents=True)
     torch.save({"model": Planted(marker), "epoch": 0}, run_dir / "checkpoints" / "last.pt")
     with pytest.raises(TrainingError) as info:
-        train_member(member, ds, person_split(ds.train), run_dir, quiet=True)
+        train_member(member, ds, person_split(ds.train), run_dir, quiet=True, registry=get_registry())
     message = str(info.value)
     assert str(run_dir / "checkpoints" / "last.pt") in message and "Delete it to retrain" in message
     assert "\n" not in message and "objects beyond tensors" in message and "trust" not in message
@@ -81,7 +81,7 @@ def test_a_real_checkpoint_loads_safely_with_its_rng_state(demo_dir, tmp_path):
     ds = load_demo(demo_dir)
     member = tiny_member("gender")
     run_dir = tmp_path / member.run_name
-    train_member(member, ds, person_split(ds.train), run_dir, quiet=True)
+    train_member(member, ds, person_split(ds.train), run_dir, quiet=True, registry=get_registry())
     state = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)   # no allowlist needed
     assert state["epoch"] == 0 and isinstance(state["rng"]["numpy"][1], torch.Tensor)
 
@@ -454,10 +454,10 @@ def test_threads_are_part_of_the_member_and_recorded(demo_dir, tmp_path):
     assert MemberSpec.from_dict(legacy).config_hash() == one.config_hash()   # old run folders keep their names
     ds = load_demo(demo_dir)
     before = torch.get_num_threads()
-    train_member(two, ds, person_split(ds.train), tmp_path / two.run_name, quiet=True)
+    train_member(two, ds, person_split(ds.train), tmp_path / two.run_name, quiet=True, registry=get_registry())
     config = json.loads((tmp_path / two.run_name / "config.json").read_text())
     assert config["member"]["fields"]["threads"] == 2 and config["torch_threads"] == 2
-    train_member(one, ds, person_split(ds.train), tmp_path / one.run_name, quiet=True)
+    train_member(one, ds, person_split(ds.train), tmp_path / one.run_name, quiet=True, registry=get_registry())
     assert json.loads((tmp_path / one.run_name / "config.json").read_text())["torch_threads"] == 1
     assert torch.get_num_threads() == before        # the caller's process keeps its own setting
 

@@ -3,6 +3,8 @@ import json
 import numpy as np
 import pytest
 
+from ensemble_core.manager import get_registry
+
 from ensemble_core.data.layout import load_dataset
 from ensemble_core.data.splits import KFoldSplitter, ShuffleSplitter, make_splits, strata
 from ensemble_core.errors import DataError, UnknownComponentError
@@ -26,7 +28,7 @@ def assert_person_level(train, splits):
 
 def test_shuffle_person_level_and_stratified(train, tmp_path):
     splits = make_splits(train, {"name": "shuffle", "params": {"n_splits": 3, "val_fraction": 0.2}}, 7,
-                         tmp_path / "splits.json")
+                         tmp_path / "splits.json", registry=get_registry())
     assert len(splits) == 3
     assert_person_level(train, splits)
     n_people = train["person"].nunique()
@@ -37,7 +39,7 @@ def test_shuffle_person_level_and_stratified(train, tmp_path):
 
 
 def test_kfold_every_person_validated_once(train):
-    splits = make_splits(train, {"name": "kfold", "params": {"n_splits": 4}}, 0, None)
+    splits = make_splits(train, {"name": "kfold", "params": {"n_splits": 4}}, 0, None, registry=get_registry())
     assert len(splits) == 4
     assert_person_level(train, splits)
     val_people = [p for _, va in splits for p in persons_of(train, va)]
@@ -66,37 +68,37 @@ def test_same_seed_same_splits_and_stratum_fractions(train):
 
 def test_manifest_is_reused(train, tmp_path):
     path = tmp_path / "splits.json"
-    first = make_splits(train, "shuffle", 1, path)
+    first = make_splits(train, "shuffle", 1, path, registry=get_registry())
     data = json.loads(path.read_text())
     assert data["splitter"] == {"name": "shuffle", "params": {}} and len(data["splits"]) == 3
     assert data["fingerprint"]
     # edit the manifest: a rerun must follow the file, not recompute
     data["splits"] = data["splits"][:1]
     path.write_text(json.dumps(data))
-    again = make_splits(train, "shuffle", 1, path)
+    again = make_splits(train, "shuffle", 1, path, registry=get_registry())
     assert len(again) == 1 and np.array_equal(again[0][1], first[0][1])
 
 
 def test_manifest_mismatch_raises_clear_error(train, tmp_path):
     path = tmp_path / "splits.json"
-    make_splits(train, "shuffle", 1, path)
+    make_splits(train, "shuffle", 1, path, registry=get_registry())
     fewer = train[train["person"] != train["person"].iloc[0]].reset_index(drop=True)
     with pytest.raises(DataError, match=r"made from different data.*Delete .*splits\.json"):
-        make_splits(fewer, "shuffle", 1, path)
+        make_splits(fewer, "shuffle", 1, path, registry=get_registry())
     with pytest.raises(DataError, match=r"seed 1.*seed 2"):
-        make_splits(train, "shuffle", 2, path)
+        make_splits(train, "shuffle", 2, path, registry=get_registry())
 
 
 def test_dropping_one_image_keeps_the_manifest_valid(train, tmp_path):
     path = tmp_path / "splits.json"
-    make_splits(train, "shuffle", 1, path)
+    make_splits(train, "shuffle", 1, path, registry=get_registry())
     fewer = train.drop(index=[3]).reset_index(drop=True)
-    assert_person_level(fewer, make_splits(fewer, "shuffle", 1, path))
+    assert_person_level(fewer, make_splits(fewer, "shuffle", 1, path, registry=get_registry()))
 
 
 def test_unknown_splitter_suggests(train):
     with pytest.raises(UnknownComponentError, match="kfold"):
-        make_splits(train, "kfolds", 0, None)
+        make_splits(train, "kfolds", 0, None, registry=get_registry())
 
 
 def test_bad_params_named():

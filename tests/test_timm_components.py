@@ -104,7 +104,7 @@ def timm_run(demo_dir, tmp_path_factory):
                          scheduler={"name": "timm_cosine",
                                     "params": {"warmup_epochs": 1, "warmup_lr": 1e-5, "interval": "step"}})
     run_dir = tmp_path_factory.mktemp("runs") / member.run_name
-    summary = train_member(member, ds, person_split(ds.train), run_dir, quiet=True)
+    summary = train_member(member, ds, person_split(ds.train), run_dir, quiet=True, registry=get_registry())
     return run_dir, summary
 
 

@@ -147,6 +147,6 @@ def test_same_seed_trains_identically(demo, tmp_path):
     losses = []
     for i in range(2):
         run_dir = tmp_path / str(i) / member.run_name
-        train_member(member, ds, split, run_dir, quiet=True)
+        train_member(member, ds, split, run_dir, quiet=True, registry=get_registry())
         losses.append(json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])["train_loss"])
     assert losses[0] == losses[1]

@@ -25,7 +25,7 @@ def mask_run(demo, tmp_path_factory):
     ds, split = demo
     member = tiny_member("mask", epochs=2, batch_size=8)   # batch 8: predictions are not all one class
     run_dir = tmp_path_factory.mktemp("runs") / member.run_name
-    summary = train_member(member, ds, split, run_dir, quiet=True)
+    summary = train_member(member, ds, split, run_dir, quiet=True, registry=get_registry())
     return member, run_dir, summary
 
 
@@ -77,7 +77,7 @@ def test_a_member_with_done_is_skipped(mask_run, demo):
     ds, split = demo
     member, run_dir, _ = mask_run
     before = (run_dir / "checkpoints" / "last.pt").stat().st_mtime_ns
-    again = train_member(member, ds, split, run_dir, quiet=True)
+    again = train_member(member, ds, split, run_dir, quiet=True, registry=get_registry())
     assert again["status"] == "skipped"
     assert (run_dir / "checkpoints" / "last.pt").stat().st_mtime_ns == before
 
@@ -204,7 +204,7 @@ def test_batch_augmentation_on_a_multihead_task_is_refused(demo, tmp_path):
     ds, split = demo
     member = tiny_member("multihead", batch_augmentation="cutmix")
     with pytest.raises(TrainingError, match="single-head"):
-        train_member(member, ds, split, tmp_path / member.run_name, quiet=True)
+        train_member(member, ds, split, tmp_path / member.run_name, quiet=True, registry=get_registry())
 
 
 def test_partial_checkpoint_is_never_loaded(mask_run, demo, tmp_path):
@@ -219,12 +219,12 @@ def test_partial_checkpoint_is_never_loaded(mask_run, demo, tmp_path):
     shutil.copytree(run_dir, copy)
     (copy / "DONE").unlink()
     (copy / "checkpoints" / "last.pt.tmp").write_bytes(b"half a checkpoint")
-    summary = train_member(member, ds, split, copy, quiet=True)  # last.pt is after the final epoch
+    summary = train_member(member, ds, split, copy, quiet=True, registry=get_registry())  # last.pt is after the final epoch
     assert summary["resumed_from_epoch"] == 2 and not (copy / "checkpoints" / "last.pt.tmp").exists()
     (copy / "DONE").unlink()
     (copy / "checkpoints" / "last.pt").write_bytes(b"\x80garbage")
     with pytest.raises(TrainingError, match="Delete it"):
-        train_member(member, ds, split, copy, quiet=True)
+        train_member(member, ds, split, copy, quiet=True, registry=get_registry())
 
 
 def test_a_run_folder_refuses_another_member(mask_run, demo, tmp_path):
@@ -238,7 +238,7 @@ def test_a_run_folder_refuses_another_member(mask_run, demo, tmp_path):
     shutil.copytree(run_dir, copy)
     (copy / "DONE").unlink()
     with pytest.raises(TrainingError, match="config_hash"):
-        train_member(tiny_member("mask", epochs=3), ds, split, copy, quiet=True)
+        train_member(tiny_member("mask", epochs=3), ds, split, copy, quiet=True, registry=get_registry())
 
 
 def test_a_run_folder_refuses_another_split_and_is_left_as_it_was(mask_run, demo, tmp_path):
@@ -256,7 +256,7 @@ def test_a_run_folder_refuses_another_split_and_is_left_as_it_was(mask_run, demo
     state = tree_state(copy)
     other = (train_rows[1:], np.concatenate([val_rows, train_rows[:1]]))      # one row moved to validation
     with pytest.raises(TrainingError) as err:
-        train_member(member, ds, other, copy, quiet=True)
+        train_member(member, ds, other, copy, quiet=True, registry=get_registry())
     message = str(err.value)
     assert message.startswith(f"{copy / 'config.json'}: this run folder was started with split_hash ")
     assert "resumes only the same member and split" in message
@@ -278,7 +278,7 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(demo, tm
 
     monkeypatch.setattr(MemberTrainer, "validate", validate)
     member = tiny_member("gender", epochs=6, early_stopping_patience=2)
-    summary = train_member(member, ds, split, tmp_path / member.run_name, quiet=True)
+    summary = train_member(member, ds, split, tmp_path / member.run_name, quiet=True, registry=get_registry())
     # epoch 2 improves (the count restarts), epochs 3 and 4 do not: stop before epoch 5 (the 0.9)
     assert summary["epochs_run"] == 5 and summary["stopped_early"] is True
     assert summary["best_epoch"] == 2 and summary["best_val_macro_f1"] == 0.6
@@ -301,5 +301,5 @@ def test_a_shared_image_cache_of_the_train_table_is_reused(demo, tmp_path, monke
 
     monkeypatch.setattr(inputs, "image_cache", counting)
     member = tiny_member("gender")
-    train_member(member, ds, split, tmp_path / member.run_name, quiet=True, image_cache=shared)
+    train_member(member, ds, split, tmp_path / member.run_name, quiet=True, image_cache=shared, registry=get_registry())
     assert built == [len(ds.eval)]

@@ -125,11 +125,11 @@ def test_a_stop_mid_epoch_then_resume_gives_what_an_uninterrupted_run_gives(demo
     stopped = tmp_path / "stopped" / member.run_name
     monkeypatch.setattr(member_module, "stop_requested", stop_after_five_steps)
     with pytest.raises(MemberStopped, match="in epoch 1 after step 5"):
-        train_member(member, ds, split, stopped, quiet=True)
+        train_member(member, ds, split, stopped, quiet=True, registry=get_registry())
     monkeypatch.setattr(member_module, "stop_requested", lambda: False)
-    summary = train_member(member, ds, split, stopped, quiet=True)
+    summary = train_member(member, ds, split, stopped, quiet=True, registry=get_registry())
     assert summary["resumed_from_epoch"] == 0 and summary["resumed_from_step"] == 5
 
     uninterrupted = tmp_path / "uninterrupted" / member.run_name
-    train_member(member, ds, split, uninterrupted, quiet=True)
+    train_member(member, ds, split, uninterrupted, quiet=True, registry=get_registry())
     assert_same_outputs(member_outputs(stopped), member_outputs(uninterrupted))

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from helpers_train import load_demo, person_split, single_torch_thread, tiny_member  # noqa: F401
+from ensemble_core.manager import get_registry
 from ensemble_core.errors import TrainingError
 from ensemble_core.train.components import choose_precision
 
@@ -32,9 +33,9 @@ def test_cpu_trainer_does_not_pin_and_compile_wraps_the_model(demo_dir, tmp_path
     from ensemble_core.train.member import MemberTrainer
     ds = load_demo(demo_dir)
     trainer = MemberTrainer(tiny_member("mask", compile=True), ds, person_split(ds.train), tmp_path / "m",
-                            device="cpu", quiet=True)
+                            device="cpu", quiet=True, registry=get_registry())
     assert not trainer.loaders.pin_memory and not trainer.loaders.val_loader().pin_memory
     assert trainer.forward_model is not trainer.model
     assert type(trainer.forward_model).__name__ == "OptimizedModule"
-    plain = MemberTrainer(tiny_member("mask"), ds, person_split(ds.train), tmp_path / "p", device="cpu", quiet=True)
+    plain = MemberTrainer(tiny_member("mask"), ds, person_split(ds.train), tmp_path / "p", device="cpu", quiet=True, registry=get_registry())
     assert plain.forward_model is plain.model

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ensemble_core.recipe import normalize_ref
+from ensemble_core.registry import normalize_ref
 
 AUGMENT_ON = ("workers", "device")
 
@@ -26,7 +26,7 @@ def split_augmentations(refs: Sequence[Any] | None, registry) -> tuple[list[dict
 
 def build_device_augment(refs: Sequence[dict], registry):
     """The :class:`DeviceAugment` for ``refs`` (each must have a device form)."""
-    modules = [registry.build("device_augmentation", ref["name"], **ref["params"]) for ref in refs]
+    modules = [registry.build("device_augmentation", ref, field="augmentations") for ref in refs]
     return DeviceAugment(modules)
 
 

@@ -94,6 +94,48 @@ def image_cache(paths: Sequence[str | Path], load_size: Sequence[int] | None = N
     return ImageCache(paths, load_size=load_size, mode="memmap", cache_dir=folder)
 
 
+# One decoded set of a data set's images per process (see dataset_images); kept until released.
+_SHARED: dict[tuple, "ImageCache"] = {}
+
+
+def _content_key(paths: Sequence[str], load_size: Sequence[int]) -> tuple:
+    """What decides a decoded set's content: every file's path, size and modification time, and the load size."""
+    h = hashlib.sha1()
+    for p in paths:
+        try:
+            st = os.stat(p)
+            h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{p}\0missing\n".encode())
+    return h.hexdigest(), (int(load_size[0]), int(load_size[1]))
+
+
+def dataset_images(dataset: Any, load_size: Sequence[int] | None) -> "ImageCache | None":
+    """Every image of ``dataset`` (train and eval tables) decoded once at ``load_size``, shared by every member
+    trained in this process (and, with ``$ENSEMBLE_CORE_IMAGE_CACHE``, memory-mapped across processes).
+
+    The data layer owns it: one set per process, keyed by what decides its content (:func:`_content_key`), so a
+    changed file or another load size decodes again. None when ``load_size`` is None (images of unknown or
+    mixed size: each member loads its own). :func:`release_dataset_images` frees it at the end of a run.
+    """
+    if load_size is None:
+        return None
+    frames = [dataset.train] + ([dataset.eval] if getattr(dataset, "eval", None) is not None else [])
+    paths = list(dict.fromkeys(str(p) for frame in frames for p in frame["path"]))
+    if not paths:
+        return None
+    key = _content_key(paths, load_size)
+    if key not in _SHARED:
+        _SHARED.clear()   # keep one decoded set in memory at a time
+        _SHARED[key] = image_cache(paths, load_size=load_size)
+    return _SHARED[key]
+
+
+def release_dataset_images() -> None:
+    """Forget the process's shared decoded images (their memory is freed once no member holds them)."""
+    _SHARED.clear()
+
+
 class ImageCache:
     """Every image of ``paths`` decoded once into a ``(N, H, W, 3)`` uint8 array.
 
@@ -260,16 +302,10 @@ def build_transforms(preprocess_specs: Sequence[Any] | None, augmentation_specs:
     import albumentations as A
     from albumentations.pytorch import ToTensorV2
 
-    from ensemble_core.recipe import normalize_ref
-
-    if registry is None:
-        from ensemble_core.manager import get_registry
-        registry = get_registry()
     steps = []
     specs = list(preprocess_specs or []) + (list(augmentation_specs or []) if train else [])
     for spec in specs:
-        ref = normalize_ref(spec)
-        steps.append(registry.get("augmentation", ref["name"]).build(**ref["params"]))
+        steps.append(registry.build("augmentation", spec, field="augmentations"))
     h, w = int(image_size[0]), int(image_size[1])
     steps.append(A.Resize(h, w))
     if normalize:

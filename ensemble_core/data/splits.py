@@ -96,29 +96,25 @@ def _ref(splitter_ref: Any) -> dict:
     return normalize_ref(splitter_ref)
 
 
-def build_splitter(splitter_ref: Any, registry=None):
-    if registry is None:
-        from ensemble_core.manager import get_registry
-        registry = get_registry()
-    ref = _ref(splitter_ref)
-    return registry.get("splitter", ref["name"], field="split").build(**ref["params"])
+def build_splitter(splitter_ref: Any, registry):
+    return registry.build("splitter", splitter_ref, field="split")
 
 
-def make_splits(train_df: pd.DataFrame, splitter_ref: Any, seed: int, manifest_path: str | Path | None = None,
-                registry=None) -> list[tuple[np.ndarray, np.ndarray]]:
+def make_splits(train_df: pd.DataFrame, splitter_ref: Any, seed: int, manifest_path: str | Path | None = None, *,
+                registry) -> list[tuple[np.ndarray, np.ndarray]]:
     """Person-level splits as ``[(train_rows, val_rows), ...]`` (row positions in ``train_df``).
 
     With ``manifest_path`` the splits (person ids) are saved as JSON on first use
     and read back afterwards; a manifest made from other data, another splitter
     or another seed raises :class:`DataError`.
     """
-    splits, save = plan_splits(train_df, splitter_ref, seed, manifest_path, registry)
+    splits, save = plan_splits(train_df, splitter_ref, seed, manifest_path, registry=registry)
     save()
     return splits
 
 
-def plan_splits(train_df: pd.DataFrame, splitter_ref: Any, seed: int, manifest_path: str | Path | None = None,
-                registry=None) -> tuple[list[tuple[np.ndarray, np.ndarray]], Callable[[], None]]:
+def plan_splits(train_df: pd.DataFrame, splitter_ref: Any, seed: int, manifest_path: str | Path | None = None, *,
+                registry) -> tuple[list[tuple[np.ndarray, np.ndarray]], Callable[[], None]]:
     """:func:`make_splits` without writing: the splits and a function that writes the manifest when it is
     new (a no-op when the manifest was read back), so a run can check everything before it writes."""
     persons = persons_table(train_df)

@@ -17,7 +17,7 @@ import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -27,7 +27,9 @@ from ensemble_core.ensemble.predictions import (MemberPredictions, PredictionCac
 from ensemble_core.ensemble.voting import Voter
 from ensemble_core.errors import EnsembleCoreError
 from ensemble_core.labels import Task
-from ensemble_core.recipe import MemberSpec, Recipe, normalize_ref
+from ensemble_core.recipe import Member, Recipe
+from ensemble_core.registry import normalize_ref
+from ensemble_core.tasks import build_task
 
 
 class VotingError(EnsembleCoreError):
@@ -71,21 +73,15 @@ class Ensemble:
         return None if self.eval18 is None else self.eval18.argmax(axis=1)
 
 
-def build_task(ref: Any, registry) -> Task:
-    ref = normalize_ref(ref)
-    return registry.get("task", ref["name"], field="tasks[].task").build(**ref["params"])
-
-
-def group_members(members: list[MemberSpec]) -> dict[str, list[MemberSpec]]:
-    groups: dict[str, list[MemberSpec]] = {}
+def group_members(members: list[Member]) -> dict[str, list[Member]]:
+    groups: dict[str, list[Member]] = {}
     for m in members:
         groups.setdefault(m.task_name, []).append(m)
     return groups
 
 
 def build_voter(voter_ref: Any, registry) -> Voter:
-    ref = normalize_ref(voter_ref)
-    return registry.get("voter", ref["name"], field="voter").build(**ref["params"])
+    return registry.build("voter", voter_ref, field="voter")
 
 
 def _check_truth(pred: MemberPredictions, truth: np.ndarray, train_ids: np.ndarray) -> None:
@@ -162,17 +158,15 @@ def vote_task(name: str, task: Task, preds: list[MemberPredictions], voter: Vote
     return TaskVote(name, task, preds, voter, train_ids, rows, truth, oof, ev, groups)
 
 
-def build_ensemble(recipe: Recipe, out_dir: str | Path, dataset, voter: Any = None, registry=None) -> Ensemble:
-    """Vote and combine the cached predictions of ``recipe``'s members in ``out_dir``.
+def build_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: str | Path, dataset, registry,
+                   voter: Any = None) -> Ensemble:
+    """Vote and combine the cached predictions of ``recipe``'s planned ``members`` in ``out_dir``.
 
     ``voter`` (a name or ``{name, params}``) replaces the recipe's voter.
     """
-    if registry is None:
-        from ensemble_core.manager import get_registry
-        registry = get_registry()
     voter_ref = normalize_ref(voter if voter is not None else recipe.voter)
-    groups = group_members(recipe.plan())
-    tasks = {name: build_task(ms[0].task, registry) for name, ms in groups.items()}
+    groups = group_members(list(members))
+    tasks = {name: build_task(registry, ms[0].task) for name, ms in groups.items()}
     require_coverage(tasks, f"recipe {recipe.name!r} tasks")
     train_df = dataset.train.reset_index(drop=True)
     train_ids = train_df["image_id"].astype(str).to_numpy()

@@ -47,6 +47,7 @@ import numpy as np
 
 from ensemble_core.metrics import confusion, f1_per_class, macro_f1
 from ensemble_core.errors import EnsembleCoreError
+from ensemble_core.registry import normalize_ref
 from ensemble_core.labels import N_CLASSES, class_names, decode_class
 
 LOG_EPS = 1e-7
@@ -309,25 +310,16 @@ def paired_support(targets: np.ndarray, pred_rule: np.ndarray, pred_base: np.nda
     return wins / max(int(replicates), 1)
 
 
-def build_decision(ref: Any, registry=None):
-    from ensemble_core.recipe import normalize_ref
-    if registry is None:
-        from ensemble_core.manager import get_registry
-        registry = get_registry()
+def build_decision(ref: Any, registry):
     ref = normalize_ref(ref if ref is not None else "argmax")
-    spec = registry.get("decision", ref["name"], field="decision")
-    problems = spec.bind(ref["params"])
-    if problems:
-        from ensemble_core.errors import RecipeError
-        raise RecipeError([f"decision.params: {p}" for p in problems])
     try:
-        return spec.build(**ref["params"])
+        return registry.build("decision", ref, field="decision")
     except ValueError as exc:
         raise DecisionError(f"decision {ref['name']!r}: {exc}") from exc
 
 
 def crossfit(ref: Any, log_p: np.ndarray, targets: np.ndarray, persons: np.ndarray, n_folds: int,
-             registry=None, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+             registry, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Cross-fitted predictions of rule ``ref``: (pred (N,), fold (N,), fitted params per fold).
 
     A fold's rows are predicted by a rule fitted only on the other folds' rows (other people)."""
@@ -349,9 +341,9 @@ def recipe_hash(recipe_dict: Mapping[str, Any]) -> str:
     return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def run_identity(recipe, voter_ref: Mapping[str, Any]) -> dict[str, Any]:
+def run_identity(recipe, members, voter_ref: Mapping[str, Any]) -> dict[str, Any]:
     return {"recipe": recipe.name, "recipe_hash": recipe_hash(recipe.to_dict()), "voter": dict(voter_ref),
-            "members": sorted(m.run_name for m in recipe.plan())}
+            "members": sorted(m.run_name for m in members)}
 
 
 def read_decision_file(path: str | Path, identity: Mapping[str, Any]) -> dict[str, Any]:
@@ -443,13 +435,11 @@ def check_finite(probs: np.ndarray | None, ids: np.ndarray | None, what: str) ->
 
 
 def decide(ref: Any, oof18: np.ndarray, truth18: np.ndarray, persons: np.ndarray, eval18: np.ndarray | None,
-           eval_ids: np.ndarray | None = None, registry=None, stored: Mapping[str, Any] | None = None,
+           eval_ids: np.ndarray | None = None, *, registry, stored: Mapping[str, Any] | None = None,
            stored_path: str | None = None, seed: int = 0) -> DecisionOutcome:
     """Fit rule ``ref`` on the OOF rows (finite rows of ``oof18``), estimate it by cross-fitting, apply to eval.
 
     ``stored`` (a checked ``decision.json``) applies its fitted parameters instead of fitting."""
-    from ensemble_core.recipe import normalize_ref
-
     ref = normalize_ref(stored["decision"] if stored is not None else (ref if ref is not None else "argmax"))
     check_finite(eval18, eval_ids, "eval")
     rows = np.isfinite(oof18).all(axis=1)

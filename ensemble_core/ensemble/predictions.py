@@ -19,7 +19,7 @@ import numpy as np
 
 from ensemble_core.errors import EnsembleCoreError
 from ensemble_core.runfolder import DONE_FILE, EVAL_FILE, OOF_FILE, member_dir
-from ensemble_core.recipe import MemberSpec
+from ensemble_core.recipe import Member
 
 class PredictionCacheError(EnsembleCoreError):
     """A member's cached predictions are missing or do not fit the data."""
@@ -27,7 +27,7 @@ class PredictionCacheError(EnsembleCoreError):
 
 @dataclass
 class MemberPredictions:
-    member: MemberSpec
+    member: Member
     run_dir: Path
     oof_ids: np.ndarray
     oof_probs: np.ndarray
@@ -55,7 +55,7 @@ def _read_npz(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
                                    f"to retrain this member") from exc
 
 
-def load_member(out_dir: str | Path, member: MemberSpec, n_classes: int) -> MemberPredictions:
+def load_member(out_dir: str | Path, member: Member, n_classes: int) -> MemberPredictions:
     """Read one finished member's predictions; ``n_classes`` is its task's number of original classes."""
     run_dir = member_dir(out_dir, member.run_name)
     if not (run_dir / DONE_FILE).is_file():

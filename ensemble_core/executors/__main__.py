@@ -1,7 +1,7 @@
 """Train one member from a job file: ``python -m ensemble_core.executors JOB.json [--device cpu] [--quiet]``.
 
 ``JOB.json`` holds the fields of :class:`ensemble_core.executors.MemberJob`: ``member``
-(``MemberSpec.to_dict()``), ``data_dir``, ``train_rows``, ``val_rows``, ``run_dir`` and optionally
+(``Member.to_dict()``), ``data_dir``, ``train_rows``, ``val_rows``, ``run_dir`` and optionally
 ``exclude`` and ``options``. Exit status 0 when the member is done (trained or skipped), 1 when it failed.
 A killed run started again with the same job resumes from its last checkpoint.
 """

@@ -40,7 +40,7 @@ DEFAULT_RETRIES = 1          # a member that raises gets one more attempt (from 
 class MemberJob:
     """One member to train: plain data, picklable, independent of the process that made it."""
 
-    member: dict                 # MemberSpec.to_dict()
+    member: Any                  # the planned recipe.Member (a job file holds its to_dict())
     data_dir: str
     train_rows: np.ndarray       # row indices into the train table of load_dataset(data_dir, exclude)
     val_rows: np.ndarray
@@ -80,12 +80,13 @@ def load_job_dataset(job: MemberJob):
     return load_dataset(job.data_dir, exclude=job.exclude)
 
 
-def run_member_job(job: MemberJob, dataset: Any = None, image_cache: Any = None) -> MemberResult:
+def run_member_job(job: MemberJob, registry: Any = None, dataset: Any = None) -> MemberResult:
     """Train one member (or skip it when ``DONE`` exists); never raises for a failing member.
 
-    ``dataset`` and ``image_cache`` (decoded images) may be passed by an
-    in-process executor that already loaded them; a worker process leaves
-    them ``None`` and the member loads what it needs.
+    ``registry``: the components to build from; an in-process executor passes the run's, a worker process
+    passes None and uses its own process's plugin catalog (built-ins + entry points, as the parent's).
+    ``dataset`` may be passed by an in-process executor that already loaded it; a worker leaves it None.
+    Decoded images are the data layer's business (shared within a process, see ``data.images``).
     """
     if job.is_done():
         return MemberResult(job.run_name, job.run_dir, "skipped")
@@ -96,13 +97,16 @@ def run_member_job(job: MemberJob, dataset: Any = None, image_cache: Any = None)
         pass  # a stale error.log we cannot remove must not stop the member
     start = time.perf_counter()
     try:
-        from ensemble_core.recipe import MemberSpec
+        from ensemble_core.manager import get_registry
+        from ensemble_core.recipe import Member
         from ensemble_core.train import train_member
 
+        if registry is None:
+            registry = get_registry()
         if dataset is None:
             dataset = load_job_dataset(job)
         split = (np.asarray(job.train_rows, dtype=np.int64), np.asarray(job.val_rows, dtype=np.int64))
-        train_member(MemberSpec.from_dict(job.member), dataset, split, Path(job.run_dir), image_cache=image_cache,
+        train_member(Member.from_dict(job.member), dataset, split, Path(job.run_dir), registry=registry,
                      **job.options)
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -145,8 +149,8 @@ def is_retryable(result: MemberResult) -> bool:
     return result.status == "failed" and result.details is not None and not result.user_error
 
 
-def run_member_attempts(job: MemberJob, retries: int = DEFAULT_RETRIES, dataset: Any = None,
-                        image_cache: Any = None) -> MemberResult:
+def run_member_attempts(job: MemberJob, retries: int = DEFAULT_RETRIES, registry: Any = None,
+                        dataset: Any = None) -> MemberResult:
     """:func:`run_member_job` up to ``1 + retries`` times; never raises for a failing member.
 
     Each retry resumes from the member's last checkpoint. After the last failed attempt the member's
@@ -155,7 +159,7 @@ def run_member_attempts(job: MemberJob, retries: int = DEFAULT_RETRIES, dataset:
     logs: list[str] = []
     seconds = 0.0
     for attempt in range(1, retries + 2):
-        result = run_member_job(job, dataset, image_cache)
+        result = run_member_job(job, registry, dataset)
         seconds += result.seconds
         result.seconds, result.attempts = seconds, (attempt if result.status != "skipped" else 0)
         if result.status != "failed":

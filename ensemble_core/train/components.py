@@ -1,4 +1,4 @@
-"""Build what one member needs from its :class:`MemberSpec` and the registry: task, model, losses,
+"""Build what one member needs from its :class:`Member` and the registry: task, model, losses,
 optimizer, scheduler, batch augmentation, TTAs, and the device / precision settings."""
 from __future__ import annotations
 
@@ -10,29 +10,18 @@ from torch import nn
 
 from ensemble_core.errors import TrainingError
 from ensemble_core.labels import Task
-from ensemble_core.recipe import normalize_ref
+from ensemble_core import tasks
+from ensemble_core.registry import normalize_ref
 from ensemble_core.train.schedule import ScheduledLR
 
 
-def build_ref(registry, kind: str, ref: Any, *engine_args: Any, field: str | None = None) -> Any:
-    ref = normalize_ref(ref)
-    spec = registry.get(kind, ref["name"], field=field)
-    problems = spec.bind(ref["params"])
-    if problems:
-        raise TrainingError(f"{field or kind}: " + "; ".join(problems))
-    return spec.build(*engine_args, **ref["params"])
-
-
 def build_task(member, registry) -> Task:
-    transform = member.fields.get("label_transform")
-    params = dict(member.task.get("params") or {})
-    if transform is not None:
-        params["label_transform"] = build_ref(registry, "label_transform", transform, field="label_transform")
-    return build_ref(registry, "task", {"name": member.task["name"], "params": params}, field="task")
+    """The member's task with its label transform (what it trains on)."""
+    return tasks.build_task(registry, member.task, member.label_transform)
 
 
 def build_model(member, task: Task, registry) -> nn.Module:
-    return build_ref(registry, "backbone", member.backbone, task.num_outputs, field="backbone")
+    return registry.build("backbone", member.backbone, task.num_outputs, field="backbone")
 
 
 class HeadLosses(nn.Module):
@@ -56,9 +45,9 @@ class HeadLosses(nn.Module):
 def build_loss(member, task: Task, registry) -> nn.Module:
     heads = task.heads
     if len(heads) == 1:
-        return build_ref(registry, "loss", member.loss, field="loss")
+        return registry.build("loss", member.loss, field="loss")
     head_losses = dict(getattr(task, "head_losses", None) or {})
-    losses = [build_ref(registry, "loss", head_losses.get(h.name, member.loss),
+    losses = [registry.build("loss", head_losses.get(h.name, member.loss),
                         field=f"task.params.head_losses.{h.name}" if h.name in head_losses else "loss")
               for h in heads]
     return HeadLosses(losses, task.head_slices(), [h.name for h in heads])
@@ -66,13 +55,13 @@ def build_loss(member, task: Task, registry) -> nn.Module:
 
 def build_optimizer(member, model: nn.Module, registry) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
-    return build_ref(registry, "optimizer", member.optimizer, params, field="optimizer")
+    return registry.build("optimizer", member.optimizer, params, field="optimizer")
 
 
 def build_scheduler(member, optimizer, steps_per_epoch: int, registry) -> ScheduledLR | None:
     if member.scheduler is None:
         return None
-    out = build_ref(registry, "scheduler", member.scheduler, optimizer, int(member.epochs), int(steps_per_epoch),
+    out = registry.build("scheduler", member.scheduler, optimizer, int(member.epochs), int(steps_per_epoch),
                     field="scheduler")
     if not isinstance(out, ScheduledLR):
         name = normalize_ref(member.scheduler)["name"]
@@ -88,7 +77,7 @@ def build_batch_augmentation(member, task: Task, registry) -> Callable | None:
         raise TrainingError(f"batch_augmentation {normalize_ref(member.batch_augmentation)['name']!r}: works on "
                             f"single-head tasks only; task {task.name!r} has heads "
                             f"{[h.name for h in task.heads]}. Remove batch_augmentation for this task.")
-    return build_ref(registry, "batch_augmentation", member.batch_augmentation, task.num_outputs,
+    return registry.build("batch_augmentation", member.batch_augmentation, task.num_outputs,
                      field="batch_augmentation")
 
 
@@ -96,7 +85,7 @@ def build_ttas(member, registry) -> list[Callable]:
     """One callable per test-time view; a TTA with several views (``views``, e.g. ``shifts``) gives each."""
     views: list[Callable] = []
     for i, ref in enumerate(member.tta or []):
-        tta = build_ref(registry, "tta", ref, field=f"tta[{i}]")
+        tta = registry.build("tta", ref, field=f"tta[{i}]")
         views.extend(getattr(tta, "views", None) or [tta])
     return views
 

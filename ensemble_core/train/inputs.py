@@ -119,13 +119,13 @@ class MemberLoaders:
         self.pin_memory = pin_memory
         self.seed = seed
         self._val_loader: DataLoader | None = None
-        on_device = member.fields.get("augment_on", "workers") == "device"
+        on_device = member.augment_on == "device"
         worker_augs, device_augs = (split_augmentations(member.augmentations, registry) if on_device
                                     else (member.augmentations, []))
         self.device_augment = build_device_augment(device_augs, registry) if on_device else None
         train_tf = build_transforms(member.preprocess, worker_augs, member.image_size, registry, train=True,
                                     normalize=not on_device)
-        eval_size = member.fields.get("eval_image_size") or member.image_size   # train low, test high
+        eval_size = member.eval_image_size or member.image_size   # train low, test high
         eval_tf = build_transforms(member.preprocess, [], eval_size, registry, train=False)
         if hasattr(train_tf, "set_random_seed"):
             train_tf.set_random_seed(seed)

@@ -18,8 +18,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ensemble_core.data.images import dataset_images
 from ensemble_core.errors import TrainingError
-from ensemble_core.recipe import MemberSpec
+from ensemble_core.recipe import Member
 from ensemble_core.stopping import MemberStopped, epoch_finished, stop_requested
 from ensemble_core.train import components as C
 from ensemble_core.atomic import atomic_write_json, atomic_write_text, remove_stale_temp_files
@@ -62,11 +63,8 @@ def weights_finite(model: torch.nn.Module) -> bool:
 class MemberTrainer:
     """Holds the built components of one member; :meth:`run` does the work."""
 
-    def __init__(self, member: MemberSpec, dataset: Any, split, run_dir: Path, registry=None, device=None,
+    def __init__(self, member: Member, dataset: Any, split, run_dir: Path, registry, device=None,
                  quiet: bool = False, image_cache=None):
-        if registry is None:
-            from ensemble_core.manager import get_registry
-            registry = get_registry()
         self.member, self.registry, self.quiet = member, registry, quiet
         self.run = RunFolder(run_dir)
         self.split = split
@@ -76,6 +74,8 @@ class MemberTrainer:
         self.samples = select_samples(self.task, dataset, split)
         self.device = C.choose_device(device)
         self.precision = C.choose_precision(member, self.device)
+        if image_cache is None:   # the data layer's decoded images, shared by the members of this process
+            image_cache = dataset_images(dataset, member.load_size)
         self.loaders = MemberLoaders(self.samples, member, registry, image_cache, self.seed,
                                      pin_memory=self.device.type == "cuda")
         self.device_augment = (None if self.loaders.device_augment is None
@@ -331,25 +331,26 @@ class MemberTrainer:
         return summary
 
 
-def train_member(member: MemberSpec | dict, dataset: Any, split: tuple[Sequence[int], Sequence[int]],
-                 run_dir: str | Path, *, registry=None, device: str | torch.device | None = None,
+def train_member(member: Member | dict, dataset: Any, split: tuple[Sequence[int], Sequence[int]],
+                 run_dir: str | Path, *, registry, device: str | torch.device | None = None,
                  quiet: bool = False, image_cache=None) -> dict:
     """Train one member into ``run_dir`` (the member's own folder) and return its summary.
 
     ``dataset``: the data layer's ``Dataset`` (``train`` / ``eval`` tables); ``split``: row
-    indices into ``dataset.train``; ``image_cache``: an ``ImageCache`` to reuse when it holds every
-    needed path at the member's ``load_size``. The member's ``threads`` field sets torch's CPU threads for
+    indices into ``dataset.train``; ``registry``: the components to build from (the caller's plugin
+    catalog); ``image_cache``: an ``ImageCache`` to reuse when it holds every needed path at the member's
+    ``load_size`` (default: the data layer's images of ``dataset``, shared within the process). The member's ``threads`` field sets torch's CPU threads for
     this process: it changes the arithmetic (the order of float sums), so it is part of the member's config
     and every executor gives the same bytes. Skips a folder with ``DONE``
     (returns its summary with status ``"skipped"``); resumes from ``checkpoints/last.pt``.
     """
     if isinstance(member, dict):
-        member = MemberSpec.from_dict(member)
+        member = Member.from_dict(member)
     run = RunFolder(run_dir)
     if run.is_done():
         return {**run.read_summary(), "status": "skipped"}
     before = torch.get_num_threads()
-    torch.set_num_threads(int(member.fields.get("threads", 1)))
+    torch.set_num_threads(int(member.threads))
     try:
         trainer = MemberTrainer(member, dataset, split, Path(run_dir), registry=registry, device=device, quiet=quiet,
                                 image_cache=image_cache)
