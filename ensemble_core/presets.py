@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ensemble_core.errors import RecipeError
+from ensemble_core.labels import N_CLASSES, decode_class
 
 AUTO = "auto"
 
@@ -30,6 +31,8 @@ AUTO = "auto"
 CE_PLUS_F1 = {"name": "weighted_sum", "params": {"terms": [{"name": "cross_entropy", "weight": 0.3},
                                                            {"name": "soft_f1", "weight": 0.7}]}}
 SEED_AGE_THRESHOLDS = {"name": "age_threshold", "params": {"male": 58, "female": 57}}
+# every 18-class id whose age is 60+ (the rare classes the seed's thresholds and class CutMix are for)
+AGE_60_PLUS_CLASSES = [c for c in range(N_CLASSES) if int(decode_class(c)[2]) == 2]
 SEED_LOAD_SIZE = (512, 384)
 SEED_CROP = (380, 350)
 

@@ -35,10 +35,9 @@ backbone on 48x48 images.
 from __future__ import annotations
 
 from ensemble_core.launch import recipe_commands
-from ensemble_core.presets import Preset, recipe_header
+from ensemble_core.presets import AGE_60_PLUS_CLASSES, SEED_AGE_THRESHOLDS, Preset, recipe_header
 
 NAME = "best"
-AGE_60_PLUS_CLASSES = [2, 5, 8, 11, 14, 17]   # every 18-class id whose age is 60+
 CE_THEN_F1 = {"name": "weighted_sum", "params": {"terms": [{"name": "cross_entropy", "weight": 0.7},
                                                            {"name": "soft_f1", "weight": 0.3}]}}
 AUGMENTATIONS = [
@@ -66,7 +65,7 @@ def build(p: Preset) -> dict:
             "image_size": s["image_size"], "load_size": s["load_size"], "epochs": s["epochs"],
             "batch_size": s["batch_size"], "num_workers": s["num_workers"], "tta": ["hflip"],
             "augmentations": AUGMENTATIONS,
-            "label_transform": {"name": "age_threshold", "params": {"male": 58, "female": 57}},
+            "label_transform": SEED_AGE_THRESHOLDS,
             "batch_augmentation": {"name": "class_cutmix",
                                    "params": {"target_class": AGE_60_PLUS_CLASSES, "prob": 0.5}},
             "loss": CE_THEN_F1,

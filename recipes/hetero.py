@@ -12,10 +12,9 @@ small preset: resnet10t, mobilenetv3_small_050, test_convnext from scratch.
 from __future__ import annotations
 
 from ensemble_core.launch import recipe_commands
-from ensemble_core.presets import CE_PLUS_F1, Preset, recipe_header
+from ensemble_core.presets import AGE_60_PLUS_CLASSES, CE_PLUS_F1, SEED_AGE_THRESHOLDS, Preset, recipe_header
 
 NAME = "hetero"
-AGE_60_PLUS_CLASSES = [2, 5, 8, 11, 14, 17]   # every 18-class id whose age is 60+
 FINE_TUNE_LR = 1e-4                            # pretrained backbones; from scratch uses the preset's rate
 FIXED_INPUT = {"vit_base_patch16_384": [384, 384]}
 
@@ -34,7 +33,7 @@ def build(p: Preset) -> dict:
         "defaults": {
             **p.image_fields(), "epochs": p.epochs, "batch_size": p.batch_size, "tta": [],
             "num_workers": p.num_workers,
-            "label_transform": {"name": "age_threshold", "params": {"male": 58, "female": 57}},
+            "label_transform": SEED_AGE_THRESHOLDS,
             "augmentations": ["RandomBrightnessContrast", "HueSaturationValue", "HorizontalFlip"],
             "batch_augmentation": {"name": "class_cutmix", "params": {"target_class": AGE_60_PLUS_CLASSES,
                                                                       "prob": 0.5}},

@@ -9,7 +9,7 @@ Its probabilities are the product of the three heads, so it votes and combines l
 from __future__ import annotations
 
 from ensemble_core.launch import recipe_commands
-from ensemble_core.presets import CE_PLUS_F1, Preset, recipe_header
+from ensemble_core.presets import CE_PLUS_F1, SEED_AGE_THRESHOLDS, Preset, recipe_header
 
 NAME = "multihead"
 
@@ -22,7 +22,7 @@ def build(p: Preset) -> dict:
             "task": {"name": "multihead",
                      "params": {"head_losses": {"mask": "cross_entropy", "gender": CE_PLUS_F1, "age": CE_PLUS_F1}}},
             "backbone": p.backbone("factor"),
-            "label_transform": {"name": "age_threshold", "params": {"male": 58, "female": 57}},
+            "label_transform": SEED_AGE_THRESHOLDS,
             "augmentations": ["RandomBrightnessContrast", "HueSaturationValue", "CLAHE"],
             "optimizer": {"name": "adam", "params": {"lr": p.factor_lr, "weight_decay": 1e-5}},
             "scheduler": {"name": "cosine_warm_restarts",

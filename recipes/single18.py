@@ -8,7 +8,7 @@ Adam lr 1e-5) and its per-gender 60+ thresholds (men 58, women 57).
 from __future__ import annotations
 
 from ensemble_core.launch import recipe_commands
-from ensemble_core.presets import CE_PLUS_F1, Preset, recipe_header
+from ensemble_core.presets import CE_PLUS_F1, SEED_AGE_THRESHOLDS, Preset, recipe_header
 
 NAME = "single18"
 
@@ -20,7 +20,7 @@ def build(p: Preset) -> dict:
         "tasks": [{
             "task": "all18",
             "backbone": p.backbone("factor"),
-            "label_transform": {"name": "age_threshold", "params": {"male": 58, "female": 57}},
+            "label_transform": SEED_AGE_THRESHOLDS,
             "augmentations": ["RandomBrightnessContrast", "HueSaturationValue", "CLAHE"],
             "loss": CE_PLUS_F1,
             "optimizer": {"name": "adam", "params": {"lr": p.factor_lr, "weight_decay": 1e-5}},
