@@ -174,9 +174,9 @@ class Member:
         data = copy.deepcopy(dict(data))
         fields = data.pop("fields", None) or {}
         unknown = sorted(set(fields) - set(MEMBER_DEFAULTS)) + sorted(set(data) - set(cls.IDENTITY))
-        if unknown:
-            raise RecipeError([f"member: unknown field(s) {', '.join(map(repr, unknown))}; this ensemble_core knows "
-                               f"{', '.join(cls.IDENTITY)} and the member fields {', '.join(MEMBER_DEFAULTS)}"])
+        if unknown:   # not a member of this version (a malformed job, another release's config.json)
+            raise TypeError(f"member: unknown field(s) {', '.join(map(repr, unknown))}; this ensemble_core knows "
+                            f"{', '.join(cls.IDENTITY)} and the member fields {', '.join(MEMBER_DEFAULTS)}")
         return cls(**data, **fields)
 
     def config_hash(self) -> str:

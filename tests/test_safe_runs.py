@@ -360,7 +360,7 @@ def test_os_error_message_gives_the_fix():
 
 
 def test_a_full_disk_never_masks_the_failure_nor_skips_retries(tmp_path, monkeypatch, capsys):
-    import ensemble_core.executors as executors
+    import ensemble_core.executors.job as executors
 
     def no_space(path, text):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
