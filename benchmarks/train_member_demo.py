@@ -9,6 +9,8 @@ prediction with the right class frequencies and no signal), plus wall-clock and 
 """
 from __future__ import annotations
 
+from ensemble_core.manager import get_registry
+
 import argparse
 import json
 import resource

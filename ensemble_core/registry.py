@@ -245,7 +245,8 @@ class Registry:
                                        f"list {plural(kind)}`)")
         spec = self.get(kind, ref["name"], field=field)
         merged = {**ref["params"], **params}
-        problems = spec.bind(merged)
+        engine = set(ENGINE_ARGS.get(kind, ()))   # an engine argument given by keyword is not a recipe param
+        problems = spec.bind({k: v for k, v in merged.items() if k not in engine})
         if problems:
             raise ComponentParamsError(f"{field or kind}: " + "; ".join(problems))
         if any(p.name == "registry" for p in spec.signature().parameters.values()):

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ensemble_core.manager import get_registry
 from ensemble_core.pipeline import run_recipe
 from ensemble_core.runfolder import SUBMISSION_FILE
 from ensemble_core.errors import TrainingError

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
+from ensemble_core.manager import get_registry
 from ensemble_core.atomic import atomic_write, atomic_write_text, remove_stale_temp_files
 from ensemble_core.data.check import image_problem
 from ensemble_core.errors import DataError, OverrideError, TrainingError

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ensemble_core import hookimpl
+from ensemble_core.manager import get_registry
 from ensemble_core.errors import TrainingError
 from ensemble_core.registry import ComponentSpec
 from helpers_train import load_demo, person_split, tiny_member, single_torch_thread  # noqa: F401 (autouse fixture)

@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from ensemble_core.manager import get_registry
+
 from helpers_train import load_demo, person_split, tiny_member, single_torch_thread  # noqa: F401 (autouse fixture)
 
 pytest.importorskip("torch")

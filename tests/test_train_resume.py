@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ensemble_core.manager import get_registry
+
 from helpers_proc import SUBPROCESS_DEADLINE_S, WAIT_DEADLINE_S
 from helpers_train import load_demo, person_split, tiny_member
 

@@ -3,7 +3,7 @@ optimizer, scheduler, batch augmentation, TTAs, and the device / precision setti
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 from torch import nn
