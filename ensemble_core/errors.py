@@ -36,7 +36,7 @@ class RecipeError(EnsembleCoreError):
         super().__init__(f"{head} ({len(self.problems)} problem(s)):\n{body}")
 
 
-class ComponentParamsError(EnsembleCoreError):
+class ComponentParamsError(RecipeError):
     """A component reference whose parameters do not fit its factory (unknown or missing parameters)."""
 
 

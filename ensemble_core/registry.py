@@ -239,16 +239,16 @@ class Registry:
         try:
             ref = normalize_ref(ref)
         except TypeError as exc:
-            raise ComponentParamsError(f"{field or kind}: {exc}") from None
+            raise ComponentParamsError([f"{field or kind}: {exc}"]) from None
         if ref is None:
-            raise ComponentParamsError(f"{field or kind}: no {kind} given; name one (`python -m ensemble_core "
-                                       f"list {plural(kind)}`)")
+            raise ComponentParamsError([f"{field or kind}: no {kind} given; name one (`python -m ensemble_core "
+                                        f"list {plural(kind)}`)"])
         spec = self.get(kind, ref["name"], field=field)
         merged = {**ref["params"], **params}
         engine = set(ENGINE_ARGS.get(kind, ()))   # an engine argument given by keyword is not a recipe param
         problems = spec.bind({k: v for k, v in merged.items() if k not in engine})
         if problems:
-            raise ComponentParamsError(f"{field or kind}: " + "; ".join(problems))
+            raise ComponentParamsError([f"{field or kind}.params: {p}" for p in problems])
         if any(p.name == "registry" for p in spec.signature().parameters.values()):
             merged["registry"] = self
         return spec.build(*engine_args, **merged)

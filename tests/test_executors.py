@@ -171,7 +171,7 @@ def test_process_executor_replaces_a_dead_worker_and_the_member_finishes(demo_di
     assert marker.is_file(), "the worker was never killed; the test proves nothing"
     assert result.status == "trained", result.error
     assert (Path(job.run_dir) / DONE_FILE).is_file()
-    [again] = ProcessExecutor(workers=1, retries=0).run([dataclasses.replace(job, member=job.member.to_dict())])
+    [again] = ProcessExecutor(workers=1, retries=0).run([dataclasses.replace(job, member=dict(job.member))])
     assert again.status == "skipped"
 
 
