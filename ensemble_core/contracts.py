@@ -172,9 +172,10 @@ def check_backbone(s: Subject, thorough: bool = True, num_classes: int = 3,
 
 
 def check_loss_module(s: Subject, loss_fn: Any, num_classes: int, targets: Any = None, soft: bool = True,
-                      thorough: bool = False) -> None:
+                      thorough: bool = False, grad: bool = True) -> None:
     """``loss(logits (N, C), targets)`` is a finite float scalar that carries a gradient, for int targets
-    ``(N,)`` (or the given ``targets``) and, with ``soft``, soft targets ``(N, C)``."""
+    ``(N,)`` (or the given ``targets``) and, with ``soft``, soft targets ``(N, C)``. ``grad=False`` (a member
+    being built) passes logits without a gradient: a call the loss cannot mistake for a training step."""
     import torch
 
     if not isinstance(loss_fn, torch.nn.Module):
@@ -188,7 +189,7 @@ def check_loss_module(s: Subject, loss_fn: Any, num_classes: int, targets: Any =
         one_hot = torch.nn.functional.one_hot(ints, num_classes).float()
         cases.append(("soft targets (N, C)", one_hot * 0.8 + 0.2 / num_classes))
     for label, target in cases:
-        logits = torch.randn(n, num_classes, generator=_generator()).to(device).requires_grad_(True)
+        logits = torch.randn(n, num_classes, generator=_generator()).to(device).requires_grad_(grad)
         value = s.call(f"loss(logits ({n}, {num_classes}), {label})", loss_fn, logits, target)
         where = f"loss(logits ({n}, {num_classes}), {label})"
         if not _is_scalar_tensor(value):
@@ -196,7 +197,7 @@ def check_loss_module(s: Subject, loss_fn: Any, num_classes: int, targets: Any =
                          + "; a loss must return a scalar float tensor (reduce over the batch)")
         if not bool(torch.isfinite(value)):
             raise s.fail(f"{where} gave {float(value)}; a loss must be finite")
-        if value.grad_fn is None:
+        if grad and value.grad_fn is None:
             raise s.fail(f"{where} carries no gradient (detached or computed outside autograd); training "
                          f"needs loss.backward()")
         if thorough:
@@ -799,8 +800,8 @@ def recipe_problems(recipe: Any, registry: Any) -> list[str]:
 
 def check_member(member: Any, task: Any, model: Any, loss_fn: Any, registry: Any) -> None:
     """Before a member's first epoch: its built backbone maps a tiny batch at the member's image size to logits
-    ``(2, task.num_outputs)``, and its built loss gives a finite scalar with a gradient on such logits (per head
-    for a multi-head task). Raises :class:`ComponentContractError` naming the component and its plugin."""
+    ``(2, task.num_outputs)``, and its built loss gives a finite scalar on such logits (per head for a multi-head
+    task; the logits carry no gradient, so the call is no training step). Raises :class:`ComponentContractError` naming the component and its plugin."""
     import torch
 
     with preserved_rng():
@@ -811,7 +812,7 @@ def check_member(member: Any, task: Any, model: Any, loss_fn: Any, registry: Any
         loss_ref = _ref(member.loss)
         if len(heads) == 1:
             check_loss_module(Subject("loss", registry.get("loss", loss_ref["name"]), loss_ref["params"]), loss_fn,
-                              heads[0].num_classes, soft=member.batch_augmentation is not None)
+                              heads[0].num_classes, soft=member.batch_augmentation is not None, grad=False)
             return
         head_losses = dict(getattr(task, "head_losses", None) or {})
         parts = list(getattr(loss_fn, "losses", []))
@@ -822,4 +823,4 @@ def check_member(member: Any, task: Any, model: Any, loss_fn: Any, registry: Any
             ref = _ref(head_losses.get(h.name, member.loss))
             targets = torch.arange(8, device=device) % h.num_classes
             check_loss_module(Subject("loss", registry.get("loss", ref["name"]), ref["params"]), part.to(device),
-                              h.num_classes, targets=targets, soft=False)
+                              h.num_classes, targets=targets, soft=False, grad=False)
