@@ -229,6 +229,8 @@ def one_step(model, loss_fn, optimizer, images, targets) -> float:
 
 
 def check_loss(s: Subject, thorough: bool = True, num_classes: int = 3) -> None:
+    import math
+
     import torch
 
     loss_fn = s.build()
@@ -237,8 +239,10 @@ def check_loss(s: Subject, thorough: bool = True, num_classes: int = 3) -> None:
         model = tiny_model(num_classes)
         images, targets = tiny_batch(num_classes=num_classes)
         before = [p.detach().clone() for p in model.parameters()]
-        s.call("one SGD step on a tiny model", one_step, model, loss_fn, torch.optim.SGD(model.parameters(), lr=0.1),
-               images, targets)
+        value = s.call("one SGD step on a tiny model", one_step, model, loss_fn,
+                       torch.optim.SGD(model.parameters(), lr=0.1), images, targets)
+        if not math.isfinite(value):
+            raise s.fail(f"one SGD step on a tiny model gave the loss {value}; a loss must be finite")
         if all(torch.equal(a, b) for a, b in zip(before, model.parameters())):
             raise s.fail("one SGD step with this loss left a tiny model's weights unchanged: it gives no gradient")
 
@@ -317,9 +321,11 @@ def check_scheduler(s: Subject, thorough: bool = True) -> list[float]:
 
 
 def check_augmentation(s: Subject, thorough: bool = True, image: Any = None,
-                       image_size: Sequence[int] = (32, 24), transform: Any = None) -> Any:
+                       image_size: Sequence[int] = (32, 24), transform: Any = None,
+                       dtypes: tuple[str, ...] = ("uint8", "float32")) -> Any:
     """Through ``albumentations.Compose`` (as the loader uses it) an ``(H, W, 3)`` uint8 RGB image becomes an
-    ``(H', W', 3)`` uint8 RGB image. Returns the last output (validate chains a member's augmentations)."""
+    ``(H', W', 3)`` RGB image of ``dtypes`` (uint8; float32 from a normalising transform such as ``Normalize``).
+    Returns the last output (validate chains a member's augmentations)."""
     import albumentations as A
     import numpy as np
 
@@ -339,9 +345,10 @@ def check_augmentation(s: Subject, thorough: bool = True, image: Any = None,
         if not isinstance(out, np.ndarray) or out.ndim != 3 or out.shape[2] != 3 or min(out.shape[:2]) < 1:
             raise s.fail(f"on an image {tuple(image.shape)} uint8 it returned {_shape(out)}; an augmentation must "
                          f"return an HWC RGB image (H, W, 3)")
-        if out.dtype != np.uint8:
+        if out.dtype.name not in dtypes:
             raise s.fail(f"on an image {tuple(image.shape)} uint8 it returned dtype {out.dtype}; an augmentation "
-                         f"must return uint8 (the loader resizes and normalises after it)")
+                         f"must return {' or '.join(dtypes)} (the image types albumentations' resize and normalise "
+                         f"after it take{'; augment_on: device needs uint8' if dtypes == ('uint8',) else ''})")
     return out
 
 
@@ -373,6 +380,18 @@ def check_batch_augmentation(s: Subject, thorough: bool = True, num_classes: int
         raise s.fail("augment(images, targets) returned soft targets whose rows do not sum to 1")
     if thorough and not torch.equal(images, kept):
         raise s.fail("augment(images, targets) changed its input images in place")
+    if thorough:   # the pair trains a tiny model one step (soft-target cross-entropy)
+        import math
+
+        model = tiny_model(num_classes)
+
+        def soft_ce(logits, target):
+            return -(target * torch.log_softmax(logits, dim=1)).sum(1).mean()
+
+        value = s.call("one SGD step on its output", one_step, model, soft_ce,
+                       torch.optim.SGD(model.parameters(), lr=0.1), out_images, soft)
+        if not math.isfinite(value):
+            raise s.fail(f"one SGD step on its (images, soft_targets) gave the loss {value}")
 
 
 def tta_views(s: Subject, tta: Any) -> list[Callable]:
@@ -482,7 +501,7 @@ def decision_data(n: int = 900, seed: int = 0):
     z = rng.normal(size=(n, 18))
     z[np.arange(n), y] += 2.0
     p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    return np.log(np.clip(p, 1e-12, 1.0)), y
+    return np.log(np.clip(p, 1e-7, 1.0)), y   # as ensemble.decision.log_probs
 
 
 def check_decision(s: Subject, thorough: bool = True) -> None:
@@ -791,7 +810,8 @@ def recipe_problems(recipe: Any, registry: Any) -> list[str]:
         image = None
         for key in ("preprocess", "augmentations"):
             for j, item in enumerate(fields.get(key) or []):
-                out = run(f"{path}.{key}[{j}]", "augmentation", item, image=image, image_size=tuple(size))
+                out = run(f"{path}.{key}[{j}]", "augmentation", item, image=image, image_size=tuple(size),
+                          dtypes=("uint8",) if fields.get("augment_on") == "device" else ("uint8", "float32"))
                 image = out if out is not None else image
         for j, item in enumerate(fields.get("tta") or []):
             run(f"{path}.tta[{j}]", "tta", item)

@@ -56,7 +56,7 @@ def grey_augmentation():
 
 
 def float_augmentation():
-    return _image_transform(lambda img: img.astype(np.float32) / 255.0)       # float32 instead of uint8
+    return _image_transform(lambda img: img / 255.0)       # float64: neither uint8 nor albumentations' float32
 
 
 class LossyExecutor:
@@ -131,7 +131,7 @@ def test_check_component_catches_a_loss_that_is_not_a_scalar(catalog):
 
 def test_check_component_catches_an_augmentation_with_the_wrong_shape_or_dtype(catalog):
     assert "(H, W, 3)" in expect("augmentation", "grey", "returned shape (32, 24)", catalog)
-    assert "must return uint8" in expect("augmentation", "as_float", "returned dtype float32", catalog)
+    assert "must return uint8 or float32" in expect("augmentation", "as_float", "returned dtype float64", catalog)
 
 
 def test_check_component_catches_an_executor_that_loses_a_member(catalog):
