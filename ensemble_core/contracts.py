@@ -742,14 +742,11 @@ def check(kind: str, spec: ComponentSpec, params: Mapping[str, Any] | None = Non
 # ---------------------------------------------------------------- recipe validation and member build
 CACHED_KINDS = ("splitter", "voter", "decision", "executor", "loss", "batch_augmentation", "tta")  # the rest
 # return what the next check needs (a task's heads, the image after an augmentation) and are cheap anyway
-_PASSED: dict[tuple, bool] = {}   # cheap checks that passed in this process (validate runs on every command)
 
 
 def _key(kind: str, spec: ComponentSpec, params: Mapping[str, Any], context: Mapping[str, Any]) -> tuple | None:
-    factory = spec.factory if isinstance(spec.factory, str) else id(spec.factory)
     try:
-        return (kind, spec.name, spec.origin, factory, json.dumps(params, sort_keys=True),
-                json.dumps(context, sort_keys=True, default=repr))
+        return kind, spec.name, json.dumps(params, sort_keys=True), json.dumps(context, sort_keys=True, default=repr)
     except (TypeError, ValueError):
         return None
 
@@ -766,12 +763,13 @@ def recipe_problems(recipe: Any, registry: Any) -> list[str]:
     """The cheap contract checks on every non-model component a (field-valid) recipe names, with its
     parameters: ``["voter: voter 'median' (plugin ...): the built object has no __call__; ...", ...]``."""
     problems: list[str] = []
+    passed: set[tuple] = set()   # the same component and parameters in several task entries: checked once
 
     def run(path: str, kind: str, ref: Any, **context: Any) -> Any:
         ref = _ref(ref)
         spec = registry.get(kind, ref["name"])
         key = _key(kind, spec, ref["params"], context) if kind in CACHED_KINDS else None
-        if key is not None and key in _PASSED:
+        if key is not None and key in passed:
             return None
         try:
             out = check(kind, spec, ref["params"], thorough=False, **context)
@@ -779,7 +777,7 @@ def recipe_problems(recipe: Any, registry: Any) -> list[str]:
             problems.append(f"{path}: {exc}")
             return None
         if key is not None:
-            _PASSED[key] = True
+            passed.add(key)
         return out
 
     run("split", "splitter", recipe.split)
