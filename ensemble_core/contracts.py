@@ -5,7 +5,7 @@ parameters and exercises it on tiny inputs. A component that breaks its contract
 :class:`~ensemble_core.errors.ComponentContractError` with one line naming the kind, the component,
 its plugin and what is wrong::
 
-    voter 'median' (plugin ensemble_extra.plugin): the built object has no __call__; a voter must be
+    voter 'median' (plugin ensemble_extra): the built object (MedianVote) has no __call__; a voter must be
     callable as voter(probs) -> (N, C)
 
 Three callers:
@@ -44,11 +44,6 @@ N_EXECUTOR_JOBS = 3
 
 
 # ---------------------------------------------------------------- naming and failing
-def describe(kind: str, spec: ComponentSpec) -> str:
-    """``voter 'median' (plugin ensemble_extra.plugin)``."""
-    return f"{kind} {spec.name!r} (plugin {spec.origin or 'unknown'})"
-
-
 def one_line(text: Any) -> str:
     return " ".join(str(text).split())
 
@@ -114,12 +109,8 @@ def preserved_rng() -> Iterator[None]:
     finally:
         random.setstate(state_py)
         np.random.set_state(state_np)
-        torch = sys.modules.get("torch")
-        if torch is not None:
-            if state_torch is not None:
-                torch.random.set_rng_state(state_torch)
-            # a check that imported torch only now leaves a seeded generator as a fresh process would
-            # (torch's default seed is random per process), nothing to restore
+        if state_torch is not None:   # torch imported by the check itself: nothing drew from it out here
+            torch.random.set_rng_state(state_torch)   # (the checks that seed it do so in a nested block)
 
 
 def _generator(seed: int = 0):
