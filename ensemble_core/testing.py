@@ -39,9 +39,10 @@ def finished_member_job(run_dir: Path) -> Any:
     check hands an executor (it must report it skipped, training nothing)."""
     import numpy as np
 
+    from ensemble_core.atomic import atomic_write_text
     from ensemble_core.executors import DONE_FILE, MemberJob
 
-    (run_dir / DONE_FILE).write_text("contract check\n")
+    atomic_write_text(run_dir / DONE_FILE, "contract check\n")
     return MemberJob(member={}, data_dir=str(run_dir.parent / "no-data"), train_rows=np.arange(0),
                      val_rows=np.arange(0), run_dir=str(run_dir))
 
