@@ -40,6 +40,15 @@ class ComponentParamsError(RecipeError):
     """A component reference whose parameters do not fit its factory (unknown or missing parameters)."""
 
 
+class ComponentContractError(EnsembleCoreError):
+    """A registered component breaks the contract of its kind (``ensemble_core.contracts``): one line naming
+    the kind, the component, its plugin and what is missing or wrong."""
+
+    def __init__(self, kind: str, name: str, origin: str, what: str):
+        self.kind, self.name, self.origin, self.what = kind, name, origin, what
+        super().__init__(f"{kind} {name!r} (plugin {origin or 'unknown'}): {what}")
+
+
 class OverrideError(EnsembleCoreError):
     """A command-line flag or dotted override that does not fit (unknown flag, bad path, bad value)."""
 

@@ -10,6 +10,10 @@ The factory of each spec is called with the component's parameters (from the
 recipe) and, for some kinds, leading positional arguments that the engine
 supplies; those are listed per hook below and are excluded from recipe
 parameter binding.
+
+The registry's kinds are these hooks (``registry.KINDS``); what each built component
+must do is checked by :mod:`ensemble_core.contracts` (``ensemble_core.testing.check_component``
+for plugin authors, ``recipe.validate`` and member building for every run).
 """
 from __future__ import annotations
 

@@ -472,8 +472,13 @@ def device_notes(recipe: "Recipe", registry) -> list[str]:
     return notes
 
 
-def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | None = None) -> Recipe:
-    """Check everything that can be checked without building a model; raise :class:`RecipeError` listing all problems."""
+def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | None = None,
+             contracts: bool = True) -> Recipe:
+    """Check everything that can be checked without building a model; raise :class:`RecipeError` listing all problems.
+
+    With ``contracts`` (the default) the components a recipe names that are cheap to build (every kind but
+    backbone, optimizer, scheduler; :data:`ensemble_core.contracts.QUICK_KINDS`) are built with their parameters
+    and checked against their kind's contract, so a broken plugin component is refused before any training."""
     if registry is None:
         from ensemble_core.manager import get_registry
         registry = get_registry()
@@ -532,6 +537,9 @@ def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | No
         _check_scalar(fields, path, problems)
         if fields.get("augment_on") == "device":
             _check_device_forms(registry, fields, path, problems)
+    if contracts and not problems:   # every name and parameter fits: build the cheap components and check their contracts
+        from ensemble_core.contracts import recipe_problems
+        problems = recipe_problems(recipe, registry)
     if problems:
         raise RecipeError(problems, source)
     return recipe

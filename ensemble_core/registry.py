@@ -13,12 +13,26 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
+from ensemble_core import hookspecs
 from ensemble_core.errors import ComponentParamsError, DuplicateComponentError, UnknownComponentError
 
-KINDS: tuple[str, ...] = (
-    "backbone", "augmentation", "batch_augmentation", "loss", "optimizer", "scheduler",
-    "voter", "label_transform", "task", "tta", "executor", "splitter", "device_augmentation", "decision",
-)
+REGISTER_PREFIX = "ensemble_register_"
+
+
+def singular(word: str) -> str:
+    """'losses' -> 'loss', 'backbones' -> 'backbone' (the inverse of :func:`plural`)."""
+    return word[:-2] if word.endswith("ses") and word[:-2].endswith("s") else word[:-1]
+
+
+def kinds_from_hookspecs(module: Any = hookspecs) -> tuple[str, ...]:
+    """One kind per ``ensemble_register_<kind>s`` hook specification, in the order they are declared."""
+    marker = f"{hookspecs.PROJECT}_spec"
+    return tuple(singular(name[len(REGISTER_PREFIX):]) for name, obj in vars(module).items()
+                 if name.startswith(REGISTER_PREFIX) and hasattr(obj, marker))
+
+
+# every component kind: the hook specifications are the one list (a new kind is a new register hook)
+KINDS: tuple[str, ...] = kinds_from_hookspecs()
 
 # Leading arguments the engine passes positionally per kind; never bound from a recipe.
 ENGINE_ARGS: Mapping[str, tuple[str, ...]] = {

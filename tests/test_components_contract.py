@@ -1,8 +1,10 @@
-"""Every training component in the live registry builds and works on a tiny model or image.
+"""Every component in the live registry builds and keeps its kind's contract on a tiny model or image.
 
-Parametrised over ``get_registry()`` at collection time, so a newly registered
-loss / optimizer / scheduler / augmentation / batch augmentation / TTA is
-covered automatically. Components whose factories need parameters get them from
+Parametrised over ``get_registry()`` at collection time, so a newly registered component of any kind is
+covered automatically. The contract checks themselves live in the public kit
+(``ensemble_core.testing.check_component``, checks in ``ensemble_core.contracts``) that plugin authors run
+on their own components; this file adds what holds for the built-ins only (documented schedule shapes, the
+exact TTA views, timm names). Components whose factories need parameters get them from
 ``REQUIRED_PARAMS``; a new component with required parameters must be added there.
 """
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ensemble_core.contracts import lr_trajectory, one_step, tiny_batch, tiny_model
 from ensemble_core.manager import get_registry
+from ensemble_core.testing import check_component
 from helpers_train import single_torch_thread  # noqa: F401 (autouse fixture)
 
 REGISTRY = get_registry()
@@ -23,6 +27,7 @@ REQUIRED_PARAMS = {
     ("augmentation", "Resize"): {"height": 16, "width": 12},
     ("augmentation", "LongestMaxSize"): {"max_size": 16},
     ("augmentation", "PadIfNeeded"): {"min_height": 40, "min_width": 40},
+    ("device_augmentation", "RandomResizedCrop"): {"size": [16, 12]},   # the check's batch is (4, 3, 16, 12)
     ("optimizer", "sgdp"): {"lr": 0.1},          # timm: lr=required
     ("optimizer", "csgdp"): {"lr": 0.1},
     ("scheduler", "timm_rsqrt"): {"warmup_epochs": 1, "decay_epochs": 1},  # timescale = warm-up length
@@ -39,111 +44,62 @@ def names(kind):
     return [s.name for s in REGISTRY[kind]]
 
 
-def build(kind, name, *engine_args):
-    spec = REGISTRY.get(kind, name)
+def params_of(kind, name):
     params = REQUIRED_PARAMS.get((kind, name), {})
-    assert spec.bind(params) == [], f"{kind} {name!r} needs parameters; add them to REQUIRED_PARAMS"
-    return REGISTRY.build(kind, {"name": name, "params": params}, *engine_args)
+    assert REGISTRY.get(kind, name).bind(params) == [], f"{kind} {name!r} needs parameters; add them to REQUIRED_PARAMS"
+    return params
 
 
-def tiny_model():
-    import torch
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
-                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, N_CLASSES))
+def build(kind, name, *engine_args):
+    return REGISTRY.build(kind, {"name": name, "params": params_of(kind, name)}, *engine_args)
+
+
+def check(kind, name, **context):
+    """The kit's full contract check of a built-in (what a plugin author runs on theirs)."""
+    return check_component(kind, name, params_of(kind, name), **context)
 
 
 def batch(n=8):
-    import torch
-    g = torch.Generator().manual_seed(0)
-    return torch.randn(n, 3, 16, 12, generator=g), torch.arange(n) % N_CLASSES
-
-
-def one_step(model, loss_fn, optimizer, images, targets):
-    loss = loss_fn(model(images), targets)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    return float(loss.detach())
+    return tiny_batch(n, N_CLASSES)
 
 
 @pytest.mark.parametrize("name", names("loss"))
 def test_loss_takes_int_and_soft_targets_and_trains_one_step(name):
-    import torch
-    loss_fn = build("loss", name)
-    images, targets = batch()
-    model = tiny_model()
-    soft = torch.nn.functional.one_hot(targets, N_CLASSES).float() * 0.8 + 0.2 / N_CLASSES
-    assert np.isfinite(float(loss_fn(model(images), soft).detach()))
-    before = [p.detach().clone() for p in model.parameters()]
-    value = one_step(model, loss_fn, torch.optim.SGD(model.parameters(), lr=0.1), images, targets)
-    assert np.isfinite(value)
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters())), f"loss {name} gave no gradient"
+    """Kit: a finite scalar with a gradient for int (N,) and soft (N, C) targets; one SGD step on a tiny model
+    gives a finite loss and moves its weights."""
+    check("loss", name, num_classes=N_CLASSES)
 
 
 @pytest.mark.parametrize("name", names("optimizer"))
 def test_optimizer_updates_parameters(name):
-    import torch
-    model = tiny_model()
-    optimizer = build("optimizer", name, model.parameters())
-    assert isinstance(optimizer, torch.optim.Optimizer)
-    before = [p.detach().clone() for p in model.parameters()]
-    images, targets = batch()
-    for _ in range(2):  # ADOPT only initialises its second moment on the first step
-        one_step(model, torch.nn.CrossEntropyLoss(), optimizer, images, targets)
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    """Kit: a torch.optim.Optimizer whose two steps (ADOPT initialises on the first) move a tiny model's weights."""
+    check("optimizer", name)
 
 
 # schedulers whose documented behaviour is to keep the optimizer's learning rate; every other one must move it
 CONSTANT_SCHEDULERS = {"constant", "timm_constant"}
-SCHEDULE_EPOCHS, SCHEDULE_STEPS, BASE_LR = 6, 4, 0.1
-
-
-def lr_trajectory(sched, optimizer, model, epochs: int, steps: int, start: tuple[int, int] = (0, 0)) -> list[float]:
-    """The lr of every training step from ``start`` (epoch, step) to the end, stepping as the trainer does."""
-    import torch
-    images, targets = batch()
-    lrs = []
-    for epoch in range(start[0], epochs):
-        for _ in range(start[1] if epoch == start[0] else 0, steps):
-            lrs.append(optimizer.param_groups[0]["lr"])
-            one_step(model, torch.nn.CrossEntropyLoss(), optimizer, images, targets)
-            if sched.interval == "step":
-                sched.scheduler.step()
-        if sched.interval == "epoch":
-            sched.scheduler.step()
-    return lrs
-
-
-def fresh_schedule(name):
-    import torch
-    model = tiny_model()
-    optimizer = torch.optim.SGD(model.parameters(), lr=BASE_LR)
-    return model, optimizer, build("scheduler", name, optimizer, SCHEDULE_EPOCHS, SCHEDULE_STEPS)
+from ensemble_core.contracts import SCHEDULE_EPOCHS, SCHEDULE_LR as BASE_LR, SCHEDULE_STEPS  # noqa: E402
 
 
 @pytest.mark.parametrize("name", names("scheduler"))
 def test_scheduler_moves_the_learning_rate_and_resumes_from_its_state(name):
     """A scheduler changes the lr over the run (unless it is documented as constant), and one restored from
     its state_dict mid-run continues with the same learning rates (what a resumed member relies on)."""
+    import torch
+
     from ensemble_core.train.schedule import ScheduledLR
-    model, optimizer, sched = fresh_schedule(name)
+    sched = build("scheduler", name, torch.optim.SGD(tiny_model().parameters(), lr=BASE_LR), SCHEDULE_EPOCHS,
+                  SCHEDULE_STEPS)
     assert isinstance(sched, ScheduledLR) and sched.interval in ("epoch", "step")
-    lrs = lr_trajectory(sched, optimizer, model, SCHEDULE_EPOCHS, SCHEDULE_STEPS)
+    # kit: finite learning rates >= 0 over 6 epochs x 4 steps; restored from its state_dict after 2 epochs it
+    # continues with the same ones
+    lrs = check("scheduler", name)
     assert all(np.isfinite(lr) and lr >= 0 for lr in lrs)
     if name in CONSTANT_SCHEDULERS:
         assert set(lrs) == {BASE_LR}, f"{name} is documented to keep the learning rate"
     else:
         assert len(set(np.round(lrs, 12))) > 1, f"scheduler {name} never changed the learning rate in " \
                                                 f"{SCHEDULE_EPOCHS} epochs x {SCHEDULE_STEPS} steps"
-    # stop after 2 epochs; a new model / optimizer / scheduler loads the saved states and continues identically
-    model, optimizer, sched = fresh_schedule(name)
-    lr_trajectory(sched, optimizer, model, 2, SCHEDULE_STEPS)
-    model2, optimizer2, sched2 = fresh_schedule(name)
-    optimizer2.load_state_dict(optimizer.state_dict())
-    sched2.scheduler.load_state_dict(sched.scheduler.state_dict())
-    tail = lr_trajectory(sched2, optimizer2, model2, SCHEDULE_EPOCHS, SCHEDULE_STEPS, start=(2, 0))
-    assert tail == pytest.approx(lrs[2 * SCHEDULE_STEPS:], rel=1e-12)
 
 
 def test_builtin_schedulers_follow_their_documented_shape():
@@ -171,25 +127,25 @@ def test_builtin_schedulers_follow_their_documented_shape():
 
 @pytest.mark.parametrize("name", names("augmentation"))
 def test_augmentation_applies_to_an_rgb_uint8_image(name):
-    transform = build("augmentation", name)
-    image = np.random.default_rng(0).integers(0, 256, (32, 24, 3), dtype=np.uint8)
-    out = transform(image=image)["image"]
+    """Kit: through albumentations.Compose a (32, 24, 3) uint8 image becomes an (H, W, 3) uint8 one (float32 from
+    Normalize)."""
+    out = check("augmentation", name, image_size=(32, 24))
     assert out.ndim == 3 and out.shape[2] == 3, f"{name} returned shape {out.shape}"
 
 
 @pytest.mark.parametrize("name", names("batch_augmentation"))
 def test_batch_augmentation_gives_soft_targets_and_trains_one_step(name):
+    """Kit: (images, int targets) -> images of the same shape and soft (N, C) targets summing to 1 (after 5 calls:
+    stateful ones such as class_cutmix need a batch with the class first), which train a tiny model one step."""
+    check("batch_augmentation", name, num_classes=N_CLASSES)
     import torch
     torch.manual_seed(0)
     augment = build("batch_augmentation", name, N_CLASSES)
     images, targets = batch()
-    for _ in range(5):  # stateful ones (class_cutmix) need a batch with the class first
+    for _ in range(5):
         out_images, soft = augment(images, targets)
-    assert out_images.shape == images.shape
-    assert soft.shape == (len(images), N_CLASSES)
-    assert torch.allclose(soft.sum(1), torch.ones(len(images)), atol=1e-5)
     model = tiny_model()
-    loss_fn = REGISTRY.build("loss", "cross_entropy")
+    loss_fn = REGISTRY.build("loss", "cross_entropy")       # the built-in loss takes them too
     assert np.isfinite(one_step(model, loss_fn, torch.optim.SGD(model.parameters(), lr=0.1), out_images, soft))
 
 
@@ -199,16 +155,12 @@ EXPECTED_TTA = {"hflip": lambda x: x.flip(-1), "vflip": lambda x: x.flip(-2)}
 
 @pytest.mark.parametrize("name", names("tta"))
 def test_tta_gives_another_view_of_the_batch(name):
+    """Kit: each view (a multi-view TTA exposes ``views``) keeps the batch's shape, leaves its input alone and
+    differs from the identity."""
     import torch
+    check("tta", name)
     tta = build("tta", name)
     images, _ = batch()
-    views = getattr(tta, "views", None) or [tta]          # a multi-view TTA exposes its views
-    assert views and all(callable(v) for v in views)
-    for view in views:
-        kept = images.clone()
-        out = view(images)
-        assert out.shape == images.shape and torch.equal(images, kept), f"{name} changed its input in place"
-        assert not torch.equal(out, images), f"tta {name} returned the batch unchanged: it adds no view"
     if name in EXPECTED_TTA:
         assert torch.equal(tta(images), EXPECTED_TTA[name](images)), f"{name} is not {name}"
 
@@ -228,9 +180,8 @@ TINY_BACKBONES = [n for n in ("test_efficientnet", "test_resnet", "resnet10t") i
 
 @pytest.mark.parametrize("name", TINY_BACKBONES)
 def test_tiny_backbone_maps_images_to_logits(name):
-    import torch
-    model = build("backbone", name, N_CLASSES)
-    assert model(torch.randn(2, 3, 32, 32)).shape == (2, N_CLASSES)
+    """Kit: an nn.Module mapping (2, 3, 32, 32) to finite logits (2, num_classes)."""
+    check("backbone", name, num_classes=N_CLASSES, image_size=(32, 32))
 
 
 @pytest.mark.parametrize("name", names("backbone"))
@@ -267,57 +218,27 @@ def test_seed_loss_is_expressible_as_data():
 
 
 # ---------------------------------------------------------------- voters and decisions (numpy only)
-def oof_like(n_members=4, n=400, n_classes=5, seed=0):
-    """(M, N, C) probabilities, NaN outside each member's fold; 2 groups x 2 folds; person per image."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, n_classes, size=n)
-    persons = np.arange(n) // 4
-    fold = persons % 2
-    probs = np.full((n_members, n, n_classes), np.nan)
-    for m in range(n_members):
-        z = rng.normal(size=(n, n_classes))
-        z[np.arange(n), y] += 1.5
-        p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-        probs[m, fold == m % 2] = p[fold == m % 2]
-    return probs, y, [f"g{m // 2}" for m in range(n_members)], persons
-
-
 @pytest.mark.parametrize("name", names("voter"))
 def test_voter_fits_on_nan_padded_oof_and_votes_rows_that_sum_to_one(name):
-    import inspect
-
-    probs, y, groups, persons = oof_like()
-    voter = build("voter", name)
-    accepted = inspect.signature(voter.fit).parameters
-    extra = {k: v for k, v in (("groups", groups), ("persons", persons)) if k in accepted}
-    assert voter.fit(probs, y, **extra) is voter
-    out = voter(probs)
-    assert out.shape == probs.shape[1:]
-    assert np.allclose(out.sum(axis=1), 1.0, atol=1e-6)
-    eval_like = np.nan_to_num(probs, nan=0.2)        # every member predicts every eval image
-    assert np.isfinite(voter(eval_like)).all()
-    crossfit = getattr(voter, "crossfit_oof", None)
-    if crossfit is not None:                          # learned voters expose honest OOF predictions
-        assert crossfit.shape == out.shape
+    """Kit: on (4, 400, 5) probabilities NaN outside each member's fold (2 groups x 2 folds, a person per image,
+    passed when fit takes groups / persons) fit returns the voter, the vote is (400, 5) with rows summing to 1,
+    a NaN-free eval vote is finite, and crossfit_oof (learned voters' honest OOF) has the vote's shape."""
+    check("voter", name)
 
 
 @pytest.mark.parametrize("name", names("decision"))
 def test_decision_fits_on_oof_scores_18_classes_and_round_trips_its_parameters(name):
-    import json
+    """Kit: keeps force / match_confidence / cv_folds, fit returns itself, (300, 18) finite scores, fitted() is
+    JSON that load() restores to the same decisions."""
+    check("decision", name)
 
-    from ensemble_core.ensemble.decision import log_probs
 
-    rng = np.random.default_rng(0)
-    y = np.arange(900) % 18
-    z = rng.normal(size=(900, 18))
-    z[np.arange(900), y] += 2.0
-    log_p = log_probs(np.exp(z) / np.exp(z).sum(axis=1, keepdims=True))
-    rule = build("decision", name)
-    for attr in ("force", "match_confidence", "cv_folds"):
-        assert hasattr(rule, attr), f"decision {name} must take and keep the parameter {attr!r}"
-    assert rule.fit(log_p[:600], y[:600]) is rule
-    scores = rule(log_p[600:])
-    assert scores.shape == (300, 18) and np.isfinite(scores).all()
-    fitted = json.loads(json.dumps(rule.fitted()))
-    again = build("decision", name).load(fitted)
-    assert (again(log_p[600:]).argmax(axis=1) == scores.argmax(axis=1)).all()
+# ---------------------------------------------------------------- kinds only the kit checked before
+OTHER_KINDS = ("label_transform", "task", "splitter", "executor", "device_augmentation")
+
+
+@pytest.mark.parametrize("kind, name", [(k, n) for k in OTHER_KINDS for n in names(k)])
+def test_every_other_builtin_component_keeps_its_contract(kind, name):
+    if (kind, name) == ("executor", "ray"):
+        pytest.importorskip("ray")
+    check(kind, name)

@@ -7,7 +7,14 @@ import pytest
 from ensemble_core import ComponentSpec, hookimpl
 from ensemble_core.errors import RecipeError
 from ensemble_core.manager import build_catalog
-from ensemble_core.recipe import Recipe, validate
+from ensemble_core.recipe import Recipe
+from ensemble_core.recipe import validate as validate_with_contracts
+
+
+def validate(*args, **kwargs):
+    """These tests check names and parameter binding against stub factories that return strings, which keep
+    no component contract (tests/test_components_contract.py and tests/test_contracts.py cover those)."""
+    return validate_with_contracts(*args, contracts=False, **kwargs)
 
 
 def t_backbone(num_classes, pretrained: bool = False, drop_rate: float = 0.0):

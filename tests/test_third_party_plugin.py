@@ -53,6 +53,30 @@ def test_autoload_switch_hides_example(installed_example):
     assert "median" not in proc.stdout
 
 
+def test_example_plugins_own_contract_tests_pass(installed_example):
+    """examples/third_party_plugin/tests use ensemble_core.testing on the installed plugin, as its author would."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=EXAMPLE,
+                          capture_output=True, text=True, env=installed_example, timeout=SUBPROCESS_DEADLINE_S)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "5 passed" in proc.stdout, proc.stdout[-2000:]
+
+
+def test_a_median_voter_without_call_is_refused_by_validate(catalog_with_example, monkeypatch):
+    """The issue's failure: with __call__ missing, every member trained and the run ended in
+    `TypeError: 'MedianVote' object is not callable`. Now validate refuses the recipe, naming the plugin."""
+    from ensemble_core.errors import RecipeError
+    from ensemble_core.recipe import validate
+    from ensemble_extra import components
+
+    monkeypatch.delattr(components.MedianVote, "__call__")
+    with pytest.raises(RecipeError) as info:
+        validate({"version": 1, "name": "extra", "voter": "median",
+                  "tasks": [{"task": "mask", "backbone": "resnet18"}]}, catalog_with_example.registry)
+    assert info.value.problems == [
+        "voter: voter 'median' (plugin ensemble_extra.plugin): the built object (MedianVote) has no __call__; "
+        "a voter must be callable as voter(probs) -> (N, C)"]
+
+
 @pytest.fixture
 def catalog_with_example(monkeypatch):
     monkeypatch.syspath_prepend(str(EXAMPLE))

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ensemble_core.contracts import check_member
 from ensemble_core.data.images import dataset_images
 from ensemble_core.errors import TrainingError
 from ensemble_core.recipe import Member
@@ -85,6 +86,7 @@ class MemberTrainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.forward_model = torch.compile(self.model) if member.compile else self.model
         self.loss_fn = C.build_loss(member, self.task, registry).to(self.device)
+        check_member(member, self.task, self.model, self.loss_fn, registry)  # logits and loss fit, before epoch 1
         self.optimizer = C.build_optimizer(member, self.model, registry)
         self.schedule = C.build_scheduler(member, self.optimizer, self.loaders.steps_per_epoch, registry)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision.use_scaler else None
