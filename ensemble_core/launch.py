@@ -136,14 +136,16 @@ def stopped_at_once_message(exc: BaseException, out_dir: str | Path | None, name
 
 def _launch(name: str, build: RecipeBuilder, data_dir, out_dir, preset, executor, quiet: bool,
             skip_bad_files: bool, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    from ensemble_core.manager import get_registry
     from ensemble_core.pipeline import run_recipe
 
     start = time.perf_counter()
+    registry = get_registry()   # the entry point takes the process's plugin catalog and passes it down
     quiet, skip_bad_files = parse_bool("quiet", quiet), parse_bool("skip_bad_files", skip_bad_files)
     chosen = resolve_preset(preset)
     executor, overrides = executor_choice(executor, overrides)
     recipe = recipe_data(build, chosen, **overrides)
-    validate(recipe)   # before the demo data or anything else is written
+    validate(recipe, registry=registry)   # before the demo data or anything else is written
     warn_if_gpu_preset_on_cpu(chosen, recipe)
     data_note = None
     if data_dir is None:
@@ -153,7 +155,7 @@ def _launch(name: str, build: RecipeBuilder, data_dir, out_dir, preset, executor
             print(f"[{name}] no data_dir given: using demo data in {data_dir}", flush=True)
     out_dir = Path(out_dir) if out_dir is not None else Path("runs") / name
     result = run_recipe(recipe, data_dir=data_dir, out_dir=out_dir, executor=executor, quiet=quiet,
-                        skip_bad_files=skip_bad_files, preset=chosen.name, data_note=data_note)
+                        skip_bad_files=skip_bad_files, preset=chosen.name, data_note=data_note, registry=registry)
     oof = result.metrics["oof"]
     return {
         "submission": str(result.submission) if result.submission else None,

@@ -216,12 +216,14 @@ def _valid_keys(node: Mapping, trail: list[str]) -> str:
 
 def check_space(recipe: Mapping[str, Any], dims: Sequence[Dimension]) -> None:
     """Every field exists and every value of the space gives a valid recipe (before any trial)."""
+    from ensemble_core.manager import get_registry
     from ensemble_core.recipe import validate
 
+    registry = get_registry()
     for dim in dims:
         for value in dim.sample_values():
             try:
-                validate(apply(recipe, {dim.field: value}))
+                validate(apply(recipe, {dim.field: value}), registry=registry)
             except RecipeError as exc:
                 problems = "; ".join(exc.problems)
                 raise TuneError(f"space field {dim.field!r} = {value!r} makes the recipe invalid: {problems}") from exc
@@ -372,6 +374,7 @@ def tune(recipe_path: str | Path, space: str | Path, trials: int, out_dir: str |
         import optuna
     except ImportError as exc:
         raise TuneError('tune needs Optuna: pip install -e ".[tune]"') from exc
+    from ensemble_core.manager import get_registry
     from ensemble_core.pipeline import run_recipe
     from ensemble_core.recipe import Recipe, validate
     from ensemble_core.stopping import RunInterrupted, clear_stop
@@ -383,7 +386,7 @@ def tune(recipe_path: str | Path, space: str | Path, trials: int, out_dir: str |
     if not isinstance(trials, int) or trials < 1:
         raise TuneError(f"--trials must be a positive integer, got {trials!r}")
     base, preset_name = load_recipe(recipe_path, preset)
-    validate(base, source=str(recipe_path))
+    validate(base, registry=get_registry(), source=str(recipe_path))
     dims = load_space(space)
     check_space(base, dims)
     out = Path(out_dir if out_dir is not None else Path("runs") / f"tune-{base['name']}").expanduser().resolve()
