@@ -35,9 +35,10 @@ def focal(gamma: float = 2.0, class_weights: Sequence[float] | None = None):
     return Focal(gamma=gamma, class_weights=class_weights)
 
 
-def weighted_sum(terms: Sequence[Mapping[str, Any] | str] = ()):
+def weighted_sum(terms: Sequence[Mapping[str, Any] | str] = (), registry=None):
+    """``registry`` is injected by ``Registry.build``: the terms are built from the same registry."""
     from ensemble_core_plugins.loss_modules import build_weighted_sum
-    return build_weighted_sum(terms)
+    return build_weighted_sum(terms, registry)
 
 
 @hookimpl
