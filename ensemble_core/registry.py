@@ -18,6 +18,7 @@ from ensemble_core.errors import ComponentParamsError, DuplicateComponentError, 
 KINDS: tuple[str, ...] = (
     "backbone", "augmentation", "batch_augmentation", "loss", "optimizer", "scheduler",
     "voter", "label_transform", "task", "tta", "executor", "splitter", "device_augmentation", "decision",
+    "label_space", "dataset",
 )
 
 # Leading arguments the engine passes positionally per kind; never bound from a recipe.
