@@ -298,10 +298,10 @@ def make_csv_demo(out_dir: str | Path, n_people: int = 30, n_eval_people: int = 
                   image_size: Sequence[int] = (48, 40), seed: int = 0) -> Path:
     """A tiny two-factor CSV data set: ``train.csv`` (``image,mask,gender,person``; class names of
     :data:`CSV_FACTORS`, 7 photos per person), ``images/``, ``eval/<image>.jpg`` (flat) and
-    ``eval_answers.csv`` (``image,mask,gender``)."""
+    ``eval_answers.csv`` (``image,label``, the class names ``mask/gender`` as the default submission)."""
     out = Path(out_dir)
     params = {"layout": "csv", "n_people": int(n_people), "n_eval_people": int(n_eval_people),
-              "image_size": [int(image_size[0]), int(image_size[1])], "seed": int(seed), "version": 1}
+              "image_size": [int(image_size[0]), int(image_size[1])], "seed": int(seed), "version": 2}
     if _claim(out, params, ("train.csv", "images", "eval", "eval_answers.csv")):
         return out
     size = tuple(params["image_size"])
@@ -320,9 +320,9 @@ def make_csv_demo(out_dir: str | Path, n_people: int = 30, n_eval_people: int = 
                 rows.append((f"images/{name}", mask, p["gender"], person))
             else:
                 _write(out / "eval" / name, img)
-                answers.append((name, mask, p["gender"]))
+                answers.append((name, f"{mask}/{p['gender']}"))
     _write_csv(out / "train.csv", ["image", "mask", "gender", "person"], rows)
-    _write_csv(out / "eval_answers.csv", ["image", "mask", "gender"], sorted(answers))
+    _write_csv(out / "eval_answers.csv", ["image", "label"], sorted(answers))
     return _done(out, params)
 
 

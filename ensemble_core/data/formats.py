@@ -470,3 +470,60 @@ def build_layout(registry, ref: Any = None) -> DataLayout:
 def dataset_label_space(dataset) -> LabelSpace:
     """The label space of a loaded :class:`Dataset` (``mask_status`` for one read without a layout)."""
     return getattr(dataset, "label_space", None) or MASK_STATUS
+
+
+def layout_from_flags(name: str | None, params_json: str | None = None):
+    """The data layout of ``--dataset NAME [--dataset-params JSON]`` (the commands' flags), built from this
+    process's plugin catalog; a bad name or parameter is a :class:`DataError` naming the flag."""
+    import json
+
+    from ensemble_core.errors import EnsembleCoreError
+    from ensemble_core.manager import get_registry
+
+    try:
+        params = json.loads(params_json) if params_json else {}
+    except ValueError as exc:
+        raise DataError(f"--dataset-params is not JSON: {exc}; write e.g. '{{\"group_column\": \"person\"}}'") from None
+    if not isinstance(params, dict):
+        raise DataError(f"--dataset-params must be a JSON object, got {params_json}")
+    try:
+        return build_layout(get_registry(), {"name": name or "mask_competition", "params": params})
+    except EnsembleCoreError as exc:
+        raise DataError(f"--dataset: {exc}") from None
+
+
+def cli_check_data(argv: Sequence[str] | None = None) -> int:
+    """``python -m ensemble_core check-data DIR [--dataset NAME] [--dataset-params JSON]``: the preflight scan
+    of any data layout (the mask competition's by default)."""
+    import argparse
+    import sys
+
+    from ensemble_core.atomic import atomic_write_json
+
+    parser = argparse.ArgumentParser(prog="ensemble-core check-data",
+                                     description="Scan a data set and report every problem (exit 1 when any).")
+    parser.add_argument("dir", help="data set root (mask competition: holding train/ and eval/, its train/ folder, "
+                                    "or a CSV; image_folder: holding train/<class>/ and eval/; csv: holding the "
+                                    "train CSV)")
+    parser.add_argument("--no-decode", action="store_true", help="only check file markers, skip full decoding")
+    parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--dataset", default=None,
+                        help="data layout: mask_competition (default), image_folder, csv (python -m ensemble_core "
+                             "list datasets)")
+    parser.add_argument("--dataset-params", default=None, metavar="JSON",
+                        help='its parameters as a JSON object, e.g. \'{"group_column": "person"}\'')
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        if args.dataset is None and args.dataset_params is None:
+            report = check_data(args.dir, decode=not args.no_decode, num_threads=args.threads)
+        else:
+            layout = layout_from_flags(args.dataset, args.dataset_params)
+            report = layout.check(args.dir, decode=not args.no_decode, num_threads=args.threads)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    if args.json:
+        atomic_write_json(args.json, report.to_dict(), indent=1)
+    return 0 if report.ok else 1
