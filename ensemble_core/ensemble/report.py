@@ -172,14 +172,14 @@ def render_report(metrics: Mapping[str, Any], context: Mapping[str, Any]) -> str
 def _seed_lines(ref: Mapping[str, Any], oof: Mapping[str, Any], context: Mapping[str, Any]) -> list[str]:
     """The report's "Against the seed" section (mask competition runs only)."""
     return ["", "## Against the seed", "",
-              "| | macro F1 | accuracy | measured on |", "|---|---|---|---|",
-              f"| seed (reported) | {ref['macro_f1']:.4f} | {ref['accuracy']:.4f} | {ref['measured_on']} |",
-              f"| this ensemble (out of fold) | {_fmt(oof['macro_f1'])} | {_fmt(oof['accuracy'])} | "
-              f"{oof['n_images']} training images of `{context.get('data_dir')}`, "
-              f"{weights_origin(context.get('members', []))}, preset `{context.get('preset') or 'n/a'}` |", "",
-              "The two rows are on different data (and usually different weights, image sizes and epochs), so "
-              "the difference is not a measure of this code against the seed; only a run of the `seed` preset "
-              "on the competition data with pretrained weights would be comparable."]
+            "| | macro F1 | accuracy | measured on |", "|---|---|---|---|",
+            f"| seed (reported) | {ref['macro_f1']:.4f} | {ref['accuracy']:.4f} | {ref['measured_on']} |",
+            f"| this ensemble (out of fold) | {_fmt(oof['macro_f1'])} | {_fmt(oof['accuracy'])} | "
+            f"{oof['n_images']} training images of `{context.get('data_dir')}`, "
+            f"{weights_origin(context.get('members', []))}, preset `{context.get('preset') or 'n/a'}` |", "",
+            "The two rows are on different data (and usually different weights, image sizes and epochs), so "
+            "the difference is not a measure of this code against the seed; only a run of the `seed` preset "
+            "on the competition data with pretrained weights would be comparable."]
 
 
 def write_outputs(out_dir: str | Path, metrics: Mapping[str, Any], context: dict[str, Any]) -> dict[str, Path]:
