@@ -41,6 +41,9 @@ class Factor:
     name: str
     classes: tuple[str, ...]
     transform: Callable[[np.ndarray], np.ndarray] | None = field(default=None, compare=False, repr=False)
+    # with a transform: a column value per class that the transform maps back to that class (a reader that
+    # only knows the class, e.g. a CSV of age bins, writes these: the mask space's ages 20, 45, 60)
+    values: tuple | None = field(default=None, compare=False, repr=False)
 
     @property
     def size(self) -> int:
@@ -240,13 +243,17 @@ def label_space_from_params(name: str, factors: Mapping[str, Sequence[str]] | Se
     return LabelSpace(name, out, conditional=conditional, class_column=class_column)
 
 
+AGE_CLASS_YEARS = (20, 45, 60)   # a year in each age class (as data.layout.AGE_CLASS_YEARS)
+
+
 def mask_status() -> LabelSpace:
     """The mask competition's 18 classes: mask(3) x gender(2) x age(3), age conditional on gender, the age
     bins a transform of the age in years (``labels.age_to_class``); the class column is ``label18``."""
     from ensemble_core import labels as L
 
     return LabelSpace("mask_status", (Factor("mask", L.MASK_NAMES), Factor("gender", L.GENDER_NAMES),
-                                      Factor("age", L.AGE_NAMES, transform=L.age_to_class)),
+                                      Factor("age", L.AGE_NAMES, transform=L.age_to_class,
+                                             values=AGE_CLASS_YEARS)),
                       conditional={"age": "gender"}, class_column="label18")
 
 

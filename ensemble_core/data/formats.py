@@ -233,7 +233,8 @@ class CsvLayout(DataLayout):
                  eval_csv: str | None = None, eval_dir: str = "eval", eval_images_dir: str | None = None,
                  conditional: Mapping[str, str] | None = None, label_space: Any = None,
                  submission_columns: Sequence[str] = ("image", "label"), submission_value: str = "name",
-                 registry=None):
+                 eval_image_column: str | None = None, registry=None):
+        self.eval_image_column = str(eval_image_column or image_column)
         if factors is not None and label_space is not None:
             raise ValueError("csv: give factors ({name: [class names]}) or label_space (a registered label space), "
                              "not both")
@@ -261,15 +262,21 @@ class CsvLayout(DataLayout):
 
     @staticmethod
     def _plain(space: LabelSpace) -> LabelSpace:
+        """The CSV holds class names: a factor read through a column transform keeps it only when it names a
+        column value per class (``Factor.values``: the mask space's ages), which the table then holds."""
         from ensemble_core.labelspace import Factor
-        return LabelSpace(space.name, [Factor(f.name, f.classes) for f in space.factors],
+        if all(f.transform is None or f.values is not None for f in space.factors):
+            return space
+        return LabelSpace(space.name, [f if f.values is not None else Factor(f.name, f.classes)
+                                       for f in space.factors],
                           conditional=space.conditional, class_column=space.class_column)
 
     def _check_columns(self, space: LabelSpace) -> None:
-        cols, allowed = self.submission_columns, ("label",) + space.factor_names
-        if len(cols) < 2 or any(c not in allowed for c in cols[1:]):
-            raise ValueError(f"csv: submission_columns {list(cols)} must be the id column followed by 'label' "
-                             f"(the final class) and/or factor names ({', '.join(space.factor_names)})")
+        cols = self.submission_columns
+        if len(cols) < 2 or len(set(cols)) != len(cols):
+            raise ValueError(f"csv: submission_columns {list(cols)} must be the id column followed by factor names "
+                             f"({', '.join(space.factor_names)}) and / or one column for the final class (any other "
+                             f"name, e.g. label or ans)")
         if self.group_column not in (None, "auto") and self.group_column in space.factor_names + (self.image_column,):
             raise ValueError(f"csv: group_column {self.group_column!r} is also the image column or a factor")
 
@@ -351,16 +358,16 @@ class CsvLayout(DataLayout):
         if self.eval_csv:
             path = root / self.eval_csv
             if not path.is_file():
-                return [Problem(str(path), f"eval CSV not found (column {self.image_column!r})")], None
+                return [Problem(str(path), f"eval CSV not found (column {self.eval_image_column!r})")], None
             try:
                 df = read_csv(path)
             except DataError as exc:
                 return [Problem(str(path), str(exc))], None
-            probs = [p for p in column_problems(path, df.columns, [self.image_column]) if p.level == "error"]
+            probs = [p for p in column_problems(path, df.columns, [self.eval_image_column]) if p.level == "error"]
             if probs:
                 return probs, None
             base = (root / self.eval_images_dir) if self.eval_images_dir else path.parent
-            ids = df[self.image_column].str.strip().tolist()
+            ids = df[self.eval_image_column].str.strip().tolist()
             return [], pd.DataFrame({"image_id": ids, "path": [str((base / i).resolve()) for i in ids]})
         folder = root / self.eval_dir
         if not folder.is_dir():
@@ -415,7 +422,8 @@ class CsvLayout(DataLayout):
         table = pd.DataFrame({"image_id": df[self.image_column].str.strip().to_numpy(), "path": df["_path"].to_numpy()})
         table["person"] = df["_group"].to_numpy() if "_group" in df else table["image_id"].to_numpy()
         for f in space.factors:
-            table[f.name] = df[f.name].str.strip().map({c: i for i, c in enumerate(f.classes)}).astype(np.int64)
+            codes = df[f.name].str.strip().map({c: i for i, c in enumerate(f.classes)}).astype(np.int64)
+            table[f.name] = codes if f.transform is None else np.asarray(f.values)[codes.to_numpy()]
         table[space.class_column] = space.classes_of(table)
         eval_problems, ev = self._eval_table(root)
         _raise_first(eval_problems, f"cannot read the eval images of {root}")
@@ -446,11 +454,11 @@ def csv_layout(factors: Mapping[str, Sequence[str]] | Sequence | None = None, tr
                eval_csv: str | None = None, eval_dir: str = "eval", eval_images_dir: str | None = None,
                conditional: Mapping[str, str] | None = None, label_space: Any = None,
                submission_columns: Sequence[str] = ("image", "label"), submission_value: str = "name",
-               registry=None) -> DataLayout:
+               eval_image_column: str | None = None, registry=None) -> DataLayout:
     return CsvLayout(factors=factors, train_csv=train_csv, image_column=image_column, group_column=group_column,
                      images_dir=images_dir, eval_csv=eval_csv, eval_dir=eval_dir, eval_images_dir=eval_images_dir,
                      conditional=conditional, label_space=label_space, submission_columns=submission_columns,
-                     submission_value=submission_value, registry=registry)
+                     submission_value=submission_value, eval_image_column=eval_image_column, registry=registry)
 
 
 DEFAULT_DATASET = "mask_competition"

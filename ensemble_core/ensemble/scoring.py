@@ -121,14 +121,15 @@ def _read_rows(path: str | Path, what: str, columns: Sequence[str]) -> pd.DataFr
 def _classes(df: pd.DataFrame, space, columns: Sequence[str], value: str, what: str, path) -> np.ndarray:
     """Final class ids of a submission-format table (``columns``: id, then ``label`` and / or factors)."""
     names = space.class_names()
-    if "label" in columns[1:] and "label" not in space.factor_names:
-        col = df["label"]
+    final = [c for c in columns[1:] if c not in space.factor_names]
+    if final:                   # a column of final classes (label, ans, ...)
+        col = df[final[0]]
         lookup = {n: i for i, n in enumerate(names)} if value == "name" else {str(i): i for i in range(len(names))}
         ids = col.map(lookup)
     else:
         codes = {}
         for f in space.factors:
-            col = df[f.name if f.name in df.columns else "label"]
+            col = df[f.name]
             lookup = ({c: i for i, c in enumerate(f.classes)} if value == "name"
                       else {str(i): i for i in range(f.size)})
             codes[f.name] = col.map(lookup)
@@ -141,7 +142,7 @@ def _classes(df: pd.DataFrame, space, columns: Sequence[str], value: str, what: 
     bad = ids.isna().to_numpy()
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{what} {path}: line {i + 2}: class {df['label'].iat[i]!r} is not one of "
+        raise DataError(f"{what} {path}: line {i + 2}: class {col.iat[i]!r} is not one of "
                         f"{', '.join(names[:20])}")
     return ids.astype(np.int64).to_numpy()
 
