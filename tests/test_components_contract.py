@@ -43,7 +43,7 @@ def build(kind, name, *engine_args):
     spec = REGISTRY.get(kind, name)
     params = REQUIRED_PARAMS.get((kind, name), {})
     assert spec.bind(params) == [], f"{kind} {name!r} needs parameters; add them to REQUIRED_PARAMS"
-    return spec.build(*engine_args, **params)
+    return REGISTRY.build(kind, {"name": name, "params": params}, *engine_args)   # injects registry (weighted_sum)
 
 
 def tiny_model():

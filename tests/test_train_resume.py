@@ -16,6 +16,7 @@ import pytest
 
 from helpers_proc import SUBPROCESS_DEADLINE_S, WAIT_DEADLINE_S
 from helpers_train import load_demo, person_split, tiny_member
+from ensemble_core.manager import get_registry
 
 torch = pytest.importorskip("torch")
 
