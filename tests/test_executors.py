@@ -199,7 +199,7 @@ def _flaky_backbone(num_classes: int, marker: str = "", **params):
         Path(marker).write_text("1")
         raise RuntimeError("injected first-attempt failure")
     from ensemble_core.manager import get_registry
-    return get_registry().build("backbone", "test_resnet", num_classes=num_classes)
+    return get_registry().build("backbone", "test_resnet", num_classes)
 
 
 @pytest.fixture

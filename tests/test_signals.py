@@ -50,7 +50,7 @@ DRIVER = textwrap.dedent("""
             return self.inner(x)
 
     def gated(num_classes, **params):
-        return Gated(get_registry().build("backbone", "test_resnet", num_classes=num_classes))
+        return Gated(get_registry().build("backbone", "test_resnet", num_classes))
 
     class Plugin:
         @hookimpl
