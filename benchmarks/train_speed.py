@@ -165,6 +165,7 @@ def library_loop(model_name: str, dataset, cache, train_rows, val_rows, cfg, aug
     from ensemble_core.stopping import stop_requested
     from ensemble_core.train.loop import NonFiniteGuard, train_one_epoch
     from ensemble_core.train.member import MemberTrainer
+    from ensemble_core.manager import get_registry
 
     member = Recipe.from_dict({
         "name": "speed", "seed": 0, "split": {"name": "shuffle", "params": {"n_splits": 1}},

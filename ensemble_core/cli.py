@@ -24,7 +24,8 @@ from ensemble_core.registry import KINDS, kind_from_plural, plural
 
 # Commands implemented in other modules: name -> "module:function(argv) -> int"
 EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
-    "check-data": ("ensemble_core.data.check:cli_main", "preflight scan of a data set (exit 1 on problems)"),
+    "check-data": ("ensemble_core.data.formats:cli_check_data",
+                   "preflight scan of a data set (exit 1 on problems); --dataset image_folder|csv for other layouts"),
     "score": ("ensemble_core.ensemble.scoring:cli_main", "score a submission against answers"),
     "ensemble": ("ensemble_core.pipeline:cli_ensemble",
                  "recompute ensemble + submission of RUN_DIR from cached member predictions"),

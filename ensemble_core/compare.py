@@ -197,13 +197,24 @@ def markdown(rows: Sequence[RunRow]) -> str:
     return "\n".join(lines)
 
 
+def run_class_names(rows: Sequence[RunRow]) -> list[str]:
+    """The classes of the runs' label space: the mask competition's 18, or the classes the runs' metrics name
+    (runs of another data set), in their order."""
+    from ensemble_core.labels import class_names
+
+    mask = class_names()
+    seen: list[str] = []
+    for r in rows:
+        seen += [n for n in r.per_class_f1 if n not in seen]
+    return mask if not seen or set(seen) <= set(mask) else seen
+
+
 def write_csv(rows: Sequence[RunRow], path: Path) -> Path:
     import pandas as pd
 
     from ensemble_core.atomic import atomic_write
-    from ensemble_core.labels import class_names
 
-    names = class_names()
+    names = run_class_names(rows)
     records = []
     for r in rows:
         rec = {k: v for k, v in r.values.items() if k != "wall_time"}
@@ -221,9 +232,8 @@ def plot_per_class(rows: Sequence[RunRow], path: Path) -> Path:
     import numpy as np
 
     from ensemble_core.atomic import atomic_write
-    from ensemble_core.labels import class_names
 
-    names = class_names()
+    names = run_class_names(rows)
     n = max(1, len(rows))
     width = 0.8 / n
     fig, ax = plt.subplots(figsize=(max(10, 0.6 * len(names) * max(1, n / 2)), 5))

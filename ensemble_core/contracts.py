@@ -718,7 +718,43 @@ def check_executor(s: Subject, thorough: bool = True, make_job: Callable[[Path],
                              f"executor must report it 'skipped' without training it (resume)")
 
 
+def check_label_space(s: Subject, thorough: bool = True) -> Any:
+    """``factory(**params)`` -> a label space: factors, ``n_classes`` final classes with one name each, and
+    ``decode`` / ``encode`` inverse to each other on every class id."""
+    import numpy as np
+
+    space = s.build()
+    for attr in ("factor_names", "n_classes"):
+        if not hasattr(space, attr):
+            raise s.fail(f"the built object ({type(space).__name__}) has no {attr}; a label space declares its "
+                         f"factors and its number of final classes")
+    names = s.call("class_names()", s.need(space, "class_names", "a label space names its final classes"))
+    n = int(space.n_classes)
+    if len(names) != n or len(set(names)) != n:
+        raise s.fail(f"class_names() gave {len(names)} name(s) ({len(set(names))} distinct) for {n} classes; "
+                     f"every final class needs its own name")
+    ids = np.arange(n)
+    codes = s.call("decode(ids)", s.need(space, "decode", "a label space maps class ids to factor codes"), ids)
+    back = s.call("encode(**decode(ids))", s.need(space, "encode", "a label space maps factor codes to class ids"),
+                  **codes)
+    if not np.array_equal(np.asarray(back), ids):
+        raise s.fail("encode(**decode(ids)) does not give the ids back; the two must be inverse")
+    return space
+
+
+def check_dataset(s: Subject, thorough: bool = True) -> Any:
+    """``factory(**params)`` -> a data layout with ``load(data_dir, exclude)`` and ``check(data_dir)``
+    (reading the files is left to the layout's own tests: a contract check has no data to read)."""
+    layout = s.build()
+    s.need(layout, "load", "a data layout reads a data folder: load(data_dir, exclude=()) -> Dataset")
+    s.need(layout, "check", "a data layout checks a data folder before a run: check(data_dir) -> report")
+    if not isinstance(getattr(layout, "submission_columns", None), (tuple, list)):
+        raise s.fail("the built layout has no submission_columns (the header of its submission file)")
+    return layout
+
+
 CHECKS: dict[str, Callable[..., Any]] = {
+    "label_space": check_label_space, "dataset": check_dataset,
     "backbone": check_backbone, "augmentation": check_augmentation,
     "batch_augmentation": check_batch_augmentation, "loss": check_loss, "optimizer": check_optimizer,
     "scheduler": check_scheduler, "voter": check_voter, "label_transform": check_label_transform,

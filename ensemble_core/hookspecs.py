@@ -163,6 +163,28 @@ def ensemble_register_decisions() -> list[ComponentSpec]:
     """
 
 
+@hookspec
+def ensemble_register_label_spaces() -> list[ComponentSpec]:
+    """Label spaces: the factors of a competition's labels and how the final classes compose. Factory:
+    ``factory(**params) -> ensemble_core.labelspace.LabelSpace``.
+
+    A data set (``dataset`` kind) names the label space its labels live in; the ``joint`` and ``factor``
+    tasks, the combiner, the report and the decisions work from it. See :mod:`ensemble_core.labelspace`.
+    """
+
+
+@hookspec
+def ensemble_register_datasets() -> list[ComponentSpec]:
+    """Data layouts (the recipe's ``dataset: {name, params}``). Factory: ``factory(**params) -> DataLayout``.
+
+    A layout has ``name``, ``factor_names`` (known before any file is read), ``label_space`` (a
+    ``LabelSpace``, or None until the data is read), ``group_column``, ``check(data_dir, decode=True,
+    num_threads=None) -> CheckReport`` (the preflight), ``load(data_dir, exclude=()) -> Dataset`` (its
+    ``label_space`` set) and the submission format (``submission_columns``, ``submission_value`` "id" or
+    "name"). See :mod:`ensemble_core.data.formats`.
+    """
+
+
 @hookspec(firstresult=True)
 def ensemble_resolve_component(kind: str, name: str) -> ComponentSpec | None:
     """Resolve a name that no plugin registered (e.g. any timm model name as a backbone).

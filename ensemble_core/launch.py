@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping
 from ensemble_core.presets import Preset, gpu_available, resolve_preset
 from ensemble_core.errors import EnsembleCoreError, OverrideError, error_line
 from ensemble_core.recipe import TOP_LEVEL, Recipe, coerce_override, parse_bool, validate
+from ensemble_core.registry import normalize_ref
 from ensemble_core.stopping import RunInterrupted
 
 DEMO_DATA_DIR = Path("runs") / "demo-data"
@@ -61,6 +62,12 @@ def recipe_data(build: RecipeBuilder, preset: str | Preset | None = None, run_fl
 def demo_data(out_dir: str | Path = DEMO_DATA_DIR) -> Path:
     from ensemble_core.data.demo import make_demo
     return make_demo(out_dir)
+
+
+def layout_demo_data(layout: str) -> Path:
+    """The tiny demo data set of a data layout (``image_folder``, ``csv``) in ``runs/demo-<layout>``."""
+    from ensemble_core.data.demo import make_layout_demo
+    return make_layout_demo(layout, Path("runs") / f"demo-{layout}")
 
 
 EXECUTOR_PARAM_PREFIX = "executor.params."
@@ -149,7 +156,8 @@ def _launch(name: str, build: RecipeBuilder, data_dir, out_dir, preset, executor
     warn_if_gpu_preset_on_cpu(chosen, recipe)
     data_note = None
     if data_dir is None:
-        data_dir = demo_data()
+        layout = normalize_ref(recipe.get("dataset") or "mask_competition")["name"]
+        data_dir = demo_data() if layout == "mask_competition" else layout_demo_data(layout)
         data_note = DEMO_NOTE
         if not quiet:
             print(f"[{name}] no data_dir given: using demo data in {data_dir}", flush=True)
@@ -182,6 +190,7 @@ def usage(name: str, summary: str) -> str:
     return (f"{summary}\n\nUsage: fire recipes/{name}.py run [--data_dir DIR] [--out_dir DIR (default runs/{name})]\n"
             f"        [--preset {'|'.join(PRESET_NAMES)}] [--executor local|process|ray] [--ray_address ADDR]\n"
             f"        [--decision argmax|class_offsets|prior_power|factor_offsets]\n"
+            f"        [--dataset mask_competition|image_folder|csv] [--dataset.params.NAME=VALUE ...]\n"
             f"        [--quiet] [--skip_bad_files] [--FIELD.PATH=VALUE ...]\n\n"
             f"Any recipe field can be overridden with a dotted flag, e.g. --defaults.epochs=2 or\n"
             f"--tasks.0.loss=focal; `fire recipes/{name}.py recipe` prints the recipe as plain data.")

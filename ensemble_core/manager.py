@@ -38,6 +38,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "ensemble_core_plugins.device_augmentations",
     "ensemble_core_plugins.executors",
     "ensemble_core_plugins.decisions",
+    "ensemble_core_plugins.label_spaces",
+    "ensemble_core_plugins.datasets",
 )
 
 

@@ -39,6 +39,7 @@ from ensemble_core.runfolder import (DATA_CHECK_FILE, DECISION_FILE, DONE_FILE, 
                                      RECIPE_FILE, RUN_FILE, SPLITS_FILE, SUBMISSION_FILE, member_dir, members_dir)
 from ensemble_core.recipe import Member, Recipe, parse_bool, validate
 from ensemble_core.registry import normalize_ref
+from ensemble_core.labelspace import MASK_STATUS
 from ensemble_core.stopping import RunInterrupted, signal_exit_status
 
 
@@ -135,7 +136,7 @@ def duplicate_member_problems(entries: Sequence[Sequence[Member]]) -> list[str]:
 
 
 def plan_jobs(members: Sequence[Member], data_dir: Path, splits, out_dir: Path, exclude: Sequence[str],
-              options: Mapping[str, Any]) -> list[MemberJob]:
+              options: Mapping[str, Any], dataset: Any = None) -> list[MemberJob]:
     """One job per planned member: the typed :class:`Member`, its split's rows and its run folder."""
     jobs = []
     for member in members:
@@ -145,7 +146,8 @@ def plan_jobs(members: Sequence[Member], data_dir: Path, splits, out_dir: Path, 
         train_rows, val_rows = splits[member.split_index]
         jobs.append(MemberJob(member=member, data_dir=str(data_dir), train_rows=np.asarray(train_rows),
                               val_rows=np.asarray(val_rows), run_dir=str(member_dir(out_dir, member.run_name)),
-                              exclude=tuple(sorted(exclude)), options=dict(options)))
+                              exclude=tuple(sorted(exclude)), options=dict(options),
+                              dataset=None if dataset is None else normalize_ref(dataset)))
     return jobs
 
 
@@ -208,21 +210,25 @@ def write_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: Path, dat
     from ensemble_core.ensemble.report import ensemble_metrics, write_outputs
     from ensemble_core.ensemble.submission import write_submission
 
+    from ensemble_core.data.formats import build_layout
+
+    layout = build_layout(registry, recipe.dataset)
     ens = build_ensemble(recipe, members, out_dir, dataset, registry, voter=voter)
+    space, mask = ens.label_space, ens.label_space.name == "mask_status"
     identity = run_identity(recipe, members, ens.voter_ref)
     stored = read_decision_file(decision_file, identity) if decision_file is not None else None
     train_df = dataset.train.reset_index(drop=True)
     persons = train_df["person"].astype(str).to_numpy()
     outcome = decide(decision if decision is not None else recipe.decision, ens.oof18, ens.truth18, persons,
                      ens.eval18, ens.eval_ids, registry=registry, stored=stored,
-                     stored_path=None if decision_file is None else str(decision_file), seed=int(recipe.seed))
-    answers = eval_answers(data_dir, ens.eval_ids)
+                     stored_path=None if decision_file is None else str(decision_file), seed=int(recipe.seed),
+                     label_space=None if mask else space)
+    answers = eval_answers(data_dir, ens.eval_ids) if mask else None
     metrics = ensemble_metrics(ens)
-    metrics["decision"] = decision_metrics(outcome, answers)
+    metrics["decision"] = decision_metrics(outcome, answers, None if mask else space)
     if "eval" in metrics and outcome.eval_pred is not None:     # the classes the submission holds
-        from ensemble_core.labels import N_CLASSES, class_names
-        counts = np.bincount(outcome.eval_pred, minlength=N_CLASSES)
-        metrics["eval"]["predicted_class_counts"] = {n: int(c) for n, c in zip(class_names(), counts)}
+        counts = np.bincount(outcome.eval_pred, minlength=space.n_classes)
+        metrics["eval"]["predicted_class_counts"] = {n: int(c) for n, c in zip(space.class_names(), counts)}
     metrics["recipe"] = recipe.name
     metrics["data_dir"] = str(data_dir)
     paths: dict[str, Path] = {}
@@ -236,7 +242,11 @@ def write_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: Path, dat
                 f"{len(fallback['image_ids'])} eval image(s) could not be read and were left out "
                 f"({SKIP_FLAG}); their submission rows hold the fallback class {fallback['class']} "
                 f"({fallback['class_name']}), {fallback['rule']}: {', '.join(fallback['image_ids'])}")
-        submission = write_submission(out_dir / SUBMISSION_FILE, ids, classes)
+        if mask and tuple(layout.submission_columns) == ("ImageID", "ans") and layout.submission_value == "id":
+            submission = write_submission(out_dir / SUBMISSION_FILE, ids, classes)
+        else:
+            submission = write_submission(out_dir / SUBMISSION_FILE, ids, classes, label_space=space,
+                                          columns=layout.submission_columns, value=layout.submission_value)
         if ens.eval18 is not None:
             eval_ids = np.asarray(ens.eval_ids, dtype=str)   # a plain string array: loads without pickle
             atomic_write_stream(out_dir / ENSEMBLE_EVAL_FILE,
@@ -259,7 +269,7 @@ def submission_rows(ens, order: Sequence[str] | None,
     ensemble's eval images). Images left out by ``--skip_bad_files`` (not
     decoded, so not predicted) get the fallback class: the class the ensemble predicts most often out of
     fold (the best constant guess the run's own predictions support; ties to the lower class id)."""
-    from ensemble_core.labels import class_names
+    class_names = (ens.label_space or MASK_STATUS).class_names
 
     predicted = {} if eval_pred is None else dict(zip(np.asarray(ens.eval_ids, dtype=str), eval_pred))
     ids = np.asarray(order if order else list(predicted), dtype=str)
@@ -283,7 +293,7 @@ def summary_line(metrics: Mapping[str, Any]) -> str:
     f1 = "n/a" if oof["macro_f1"] is None else f"{oof['macro_f1']:.4f}"
     acc = "n/a" if oof["accuracy"] is None else f"{oof['accuracy']:.4f}"
     line = (f"out-of-fold ({oof['n_images']} images): macro F1 {f1}, accuracy {acc} "
-            f"(mask {fa['mask']:.3f}, gender {fa['gender']:.3f}, age {fa['age']:.3f})")
+            f"({', '.join(f'{k} {v:.3f}' for k, v in fa.items())})")
     d = metrics.get("decision")
     if d and d["requested"]["name"] != "argmax":
         cf = "n/a" if d["crossfit_macro_f1"] is None else f"{d['crossfit_macro_f1']:.4f}"
@@ -296,7 +306,7 @@ def summary_line(metrics: Mapping[str, Any]) -> str:
 def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None = None,
                out_dir: str | Path = "runs/recipe", executor: Any = None, quiet: bool = False,
                skip_bad_files: bool = False, preset: str | None = None, data_note: str | None = None,
-               registry=None) -> RunResult:
+               registry=None, dataset: Any = None) -> RunResult:
     """Validate, check data, split, train (or skip) every member, vote, combine, write the outputs.
 
     ``data_dir`` may be omitted when ``out_dir`` is a previous run (its data folder is reused).
@@ -304,9 +314,11 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
     ``skip_bad_files`` leaves out images / people that fail the data check instead of stopping.
     ``preset`` and ``data_note`` only label the report. ``registry``: the components to build from (default:
     this process's plugin catalog, :func:`ensemble_core.manager.get_registry`); it is passed down explicitly.
+    ``dataset`` (a name or ``{name, params}``) replaces the recipe's data layout (``--dataset``).
     """
-    from ensemble_core.data.check import check_data, screen, write_check_report
-    from ensemble_core.data.layout import load_dataset
+    from ensemble_core.data.check import screen, write_check_report
+    from ensemble_core.data.formats import build_layout
+    from ensemble_core.labelspace import static_label_space
     from ensemble_core.data.splits import plan_splits
     from ensemble_core.ensemble.assemble import group_members
     from ensemble_core.ensemble.combine import require_coverage
@@ -316,14 +328,24 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
     start = time.perf_counter()
     # ---- everything is checked before the first byte goes into out_dir: a refused run leaves it as it was
     registry = registry if registry is not None else get_registry()
+    if dataset is not None:
+        recipe = Recipe.from_dict({**(recipe.to_dict() if isinstance(recipe, Recipe) else dict(recipe)),
+                                   "dataset": dataset})
     recipe = validate(recipe, registry=registry)
+    layout = build_layout(registry, recipe.dataset)
     entries = [recipe.plan_entry(i) for i in range(len(recipe.tasks))]   # planned once, passed down as it is
     duplicates = duplicate_member_problems(entries)
     if duplicates:
         raise RecipeError(duplicates)
     members = [m for planned in entries for m in planned]
-    require_coverage({name: build_task(registry, ms[0].task) for name, ms in group_members(members).items()},
-                     f"recipe {recipe.name!r} tasks")
+    def check_coverage(space) -> None:
+        require_coverage({name: build_task(registry, ms[0].task, label_space=space)
+                          for name, ms in group_members(members).items()},
+                         f"recipe {recipe.name!r} tasks", label_space=space)
+
+    space = static_label_space(layout)
+    if space is not None:   # else the factors come from the data: checked once it is read
+        check_coverage(space)
     runner = make_executor(executor, recipe, registry)
     out_dir = Path(out_dir).expanduser().resolve()
     if out_dir.exists() and not out_dir.is_dir():
@@ -337,12 +359,15 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
         say(quiet, f"[ensemble] all {len(members)} member(s) finished before; skipping the data check")
     else:
         say(quiet, f"[ensemble] checking data {data_dir}")
-        report = check_data(data_dir)
+        report = layout.check(data_dir)
         exclude = screen(report, skip_bad_files, data_dir)
-    dataset = load_dataset(data_dir, exclude=exclude)
+    dataset = layout.load(data_dir, exclude=exclude)
+    if space is None or space.n_classes != dataset.label_space.n_classes:
+        check_coverage(dataset.label_space)
     splits, save_splits = plan_splits(dataset.train, recipe.split, recipe.seed, out_dir / SPLITS_FILE,
                                            registry=registry)
-    jobs = plan_jobs(members, data_dir, splits, out_dir, exclude, {"quiet": quiet})
+    jobs = plan_jobs(members, data_dir, splits, out_dir, exclude, {"quiet": quiet},
+                     dataset=None if layout.name == "mask_competition" else recipe.dataset)
 
     # ---- checks passed: write
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -388,18 +413,23 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
 # ---------------------------------------------------------------- `python -m ensemble_core ensemble`
 def recompute(run_dir: str | Path, voter: Any = None, data_dir: str | Path | None = None,
               quiet: bool = False, decision: Any = None,
-              decision_file: str | Path | None = None, registry=None) -> tuple[dict, dict[str, Path]]:
-    """Rebuild the ensemble outputs of a finished run from its cached member predictions (no training)."""
-    from ensemble_core.data.layout import load_dataset
+              decision_file: str | Path | None = None, registry=None, dataset: Any = None) -> tuple[dict, dict[str, Path]]:
+    """Rebuild the ensemble outputs of a finished run from its cached member predictions (no training).
+    ``dataset`` replaces the data layout recorded in the run's recipe (a run made before the field existed
+    reads the mask competition's)."""
+    from ensemble_core.data.formats import build_layout
     from ensemble_core.manager import get_registry
 
+    registry = registry if registry is not None else get_registry()
     out_dir = Path(run_dir).expanduser().resolve()
     recipe = load_recipe_file(out_dir)
+    if dataset is not None:
+        recipe = Recipe.from_dict({**recipe.to_dict(), "dataset": dataset})
     info = read_run_info(out_dir)
     data_dir = resolve_data_dir(data_dir, out_dir)
-    dataset = load_dataset(data_dir, exclude=info.get("exclude", []))
+    dataset = build_layout(registry, recipe.dataset).load(data_dir, exclude=info.get("exclude", []))
     metrics, paths = write_ensemble(recipe, recipe.plan(), out_dir, dataset, data_dir,
-                                    registry if registry is not None else get_registry(), voter=voter, decision=decision,
+                                    registry, voter=voter, decision=decision,
                                     decision_file=decision_file,
                                     context={"preset": info.get("preset"), "data_note": info.get("data_note"),
                                              "member_status": "all from cache (`ensemble` command)"})
@@ -445,6 +475,8 @@ def cli_ensemble(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--decision-file", default=None,
                         help="apply the fitted parameters of a decision.json of this run instead of fitting")
     parser.add_argument("--data-dir", default=None, help="data folder (default: the one the run used)")
+    parser.add_argument("--dataset", default=None,
+                        help="data layout (python -m ensemble_core list datasets; default: the run's recipe's)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.decision_file and (args.decision or args.decision_params):
@@ -452,7 +484,7 @@ def cli_ensemble(argv: Sequence[str] | None = None) -> int:
     voter = cli_ref(parser, "voter", args.voter, args.voter_params, args.run_dir)
     decision = cli_ref(parser, "decision", args.decision, args.decision_params, args.run_dir)
     metrics, paths = recompute(args.run_dir, voter=voter, data_dir=args.data_dir, quiet=args.quiet,
-                               decision=decision, decision_file=args.decision_file)
+                               decision=decision, decision_file=args.decision_file, dataset=args.dataset)
     if not args.quiet:
         for key in ("submission", "decision", "metrics", "report"):
             if key in paths:

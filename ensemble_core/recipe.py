@@ -7,6 +7,7 @@
     voter: {name: soft}
     decision: {name: argmax}             # how the 18-class probabilities become classes (fitted on OOF)
     executor: {name: local}
+    dataset: {name: image_folder}          # the data layout and its label space (default mask_competition)
     defaults: {...member fields...}        # shared by every task entry
     tasks:
       - task: mask                         # a component name, or {name:, params:}
@@ -30,7 +31,7 @@ from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from ensemble_core.errors import OverrideError, RecipeError, UnknownComponentError
+from ensemble_core.errors import EnsembleCoreError, OverrideError, RecipeError, UnknownComponentError
 from ensemble_core.registry import normalize_ref
 
 RECIPE_VERSION = 1
@@ -90,6 +91,7 @@ TOP_LEVEL: dict[str, Any] = {
     "voter": {"name": "soft"},
     "decision": {"name": "argmax"},
     "executor": {"name": "local"},
+    "dataset": None,          # the data layout; None (left out of recipe.json): mask_competition
     "defaults": {},
     "tasks": [],
 }
@@ -209,6 +211,7 @@ class Recipe:
     voter: Any = field(default_factory=lambda: {"name": "soft"})
     decision: Any = field(default_factory=lambda: {"name": "argmax"})
     executor: Any = field(default_factory=lambda: {"name": "local"})
+    dataset: Any = None       # {name, params} of a `dataset` plugin; None: mask_competition
     defaults: dict = field(default_factory=dict)
     tasks: list = field(default_factory=list)
 
@@ -223,7 +226,10 @@ class Recipe:
         return cls(**copy.deepcopy(dict(data)))
 
     def to_dict(self) -> dict[str, Any]:
-        return copy.deepcopy(asdict(self))
+        data = copy.deepcopy(asdict(self))
+        if data.get("dataset") is None:   # the default layout: recipes and recipe.json read as before the field
+            data.pop("dataset", None)
+        return data
 
     @classmethod
     def load(cls, path: str | Path) -> "Recipe":
@@ -472,6 +478,34 @@ def device_notes(recipe: "Recipe", registry) -> list[str]:
     return notes
 
 
+def _label_space(registry, dataset: Any, problems: list[str]):
+    """The label space of the recipe's data set as far as it is known before any file is read (a data set
+    whose classes come from its folders gives its factor names with placeholder classes); None on a problem."""
+    from ensemble_core.labelspace import LabelSpaceError, static_label_space
+
+    try:
+        layout = registry.build("dataset", dataset, field="dataset")
+        return static_label_space(layout)
+    except (ValueError, TypeError, LabelSpaceError, EnsembleCoreError) as exc:
+        problems.append(f"dataset: {exc}")
+        return None
+
+
+def _check_task_fits(registry, task: Any, space, path: str, problems: list[str]) -> None:
+    """A task that predicts a factor the data set's label space lacks is refused, naming the factors it has."""
+    from ensemble_core.tasks import build_task, task_label_space_problems
+
+    try:
+        built = build_task(registry, task, label_space=space)
+    except ValueError as exc:
+        problems.append(f"{path}: {exc}")
+        return
+    except (TypeError, EnsembleCoreError):
+        return   # a bad reference or parameter: _check_ref reported it
+    if hasattr(built, "covers"):
+        problems.extend(f"{path}: {p}" for p in task_label_space_problems(built, space))
+
+
 def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | None = None,
              contracts: bool = True) -> Recipe:
     """Check everything that can be checked without building a model; raise :class:`RecipeError` listing all problems.
@@ -493,6 +527,10 @@ def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | No
     _check_ref(registry, "voter", recipe.voter, "voter", problems)
     _check_ref(registry, "decision", recipe.decision, "decision", problems)
     _check_ref(registry, "executor", recipe.executor, "executor", problems)
+    n_before = len(problems)
+    _check_ref(registry, "dataset", recipe.dataset, "dataset", problems)
+    space = (_label_space(registry, recipe.dataset or "mask_competition", problems)
+             if len(problems) == n_before else None)
     valid_member = list(MEMBER_DEFAULTS)
     if not isinstance(recipe.defaults, Mapping):
         problems.append(f"defaults: must be a mapping of member fields, got {recipe.defaults!r}")
@@ -535,6 +573,8 @@ def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | No
             else:
                 _check_ref(registry, kind, value, f"{where}.{key}", problems)
         _check_scalar(fields, path, problems)
+        if space is not None and fields.get("task") is not None:
+            _check_task_fits(registry, fields["task"], space, f"{path}.task", problems)
         if fields.get("augment_on") == "device":
             _check_device_forms(registry, fields, path, problems)
     if contracts and not problems:   # every name and parameter fits: build the cheap components and check their contracts

@@ -322,12 +322,136 @@ def age3() -> LabelTransform:
     return AgeClasses()
 
 
-def build_task(registry, task: Any, label_transform: Any = None) -> Task:
+# ---------------------------------------------------------------- tasks for any label space
+def _space(label_space):
+    if label_space is None:
+        from ensemble_core.labelspace import MASK_STATUS
+        return MASK_STATUS
+    return label_space
+
+
+def _no_transform(name: str, label_transform) -> None:
+    if label_transform is not None and not isinstance(label_transform, AgeClasses):
+        raise ValueError(f"task {name!r} takes no label_transform (label transforms are for the mask tasks' "
+                         f"ages); drop label_transform from this task entry")
+
+
+class JointTask(Task):
+    """One head over every final class of the run's label space (``all18`` for any label space)."""
+
+    name = "joint"
+
+    def __init__(self, label_transform: LabelTransform | None = None, label_space=None):
+        _no_transform(self.name, label_transform)
+        super().__init__(None)
+        self.label_space = _space(label_space)
+        self.covers = self.label_space.factor_names
+        self.class_names = self.label_space.class_names()
+
+    @property
+    def heads(self) -> list[Head]:
+        return [Head("joint", self.label_space.n_classes)]
+
+    @property
+    def num_original_classes(self) -> int:
+        return self.label_space.n_classes
+
+    def targets(self, samples):
+        return self.label_space.classes_of(samples)
+
+    def truth(self, samples):
+        return self.label_space.classes_of(samples)
+
+    def probs(self, logits):
+        return softmax(_check_logits(logits, self.num_outputs, self.name))
+
+    def log18(self, probs):
+        return np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0))
+
+    def __repr__(self) -> str:
+        return f"JointTask({self.label_space!r})"
+
+
+class FactorTask(Task):
+    """One factor of the run's label space (``factor: colour``), or a conditional one for one class of the
+    factor it is conditional on (``factor: age|male``: trained and scored on men only)."""
+
+    def __init__(self, factor: str, label_transform: LabelTransform | None = None, label_space=None):
+        _no_transform("factor", label_transform)
+        super().__init__(None)
+        self.label_space = space = _space(label_space)
+        self.factor = str(factor)
+        why = space.unit_problem(self.factor)
+        if why:
+            raise ValueError(f"task factor {why}")
+        base, _, cond = self.factor.partition("|")
+        self.base = base
+        self.given = space.conditional.get(base) if cond else None
+        self.given_code = space.factor(self.given).classes.index(cond) if cond else None
+        self.name = self.factor
+        self.covers = (self.factor,)
+        self.class_names = list(space.factor(base).classes)
+
+    @property
+    def heads(self) -> list[Head]:
+        return [Head(self.base, len(self.class_names))]
+
+    @property
+    def num_original_classes(self) -> int:
+        return len(self.class_names)
+
+    def rows(self, samples):
+        if self.given is None:
+            return np.ones(len(samples), dtype=bool)
+        return self.label_space.factor_codes(samples, self.given) == self.given_code
+
+    def targets(self, samples):
+        return self.label_space.factor_codes(samples, self.base)
+
+    def truth(self, samples):
+        return self.label_space.factor_codes(samples, self.base)
+
+    def probs(self, logits):
+        return softmax(_check_logits(logits, self.num_outputs, self.name))
+
+    def log18(self, probs):
+        return self.label_space.factor_log(self.factor, probs)
+
+    def __repr__(self) -> str:
+        return f"FactorTask({self.factor!r}, {self.label_space!r})"
+
+
+def joint_task(label_transform: LabelTransform | None = None, label_space=None) -> Task:
+    return JointTask(label_transform, label_space=label_space)
+
+
+def factor_task(factor: str, label_transform: LabelTransform | None = None, label_space=None) -> Task:
+    return FactorTask(factor, label_transform, label_space=label_space)
+
+
+def build_task(registry, task: Any, label_transform: Any = None, label_space: Any = None) -> Task:
     """The one builder of a :class:`Task` from recipe references: ``task`` (a name or ``{name, params}``) and,
     when given, the ``label_transform`` the member trains with. The ensemble builds tasks without a label
-    transform: predictions are over each task's original classes (``Task.probs``)."""
+    transform: predictions are over each task's original classes (``Task.probs``). ``label_space`` (the run's
+    :class:`~ensemble_core.labelspace.LabelSpace`) is given to a task factory that declares it (``joint``,
+    ``factor``); the mask tasks do not need it."""
     ref = normalize_ref(task)
     params = dict(ref["params"])
     if label_transform is not None:
         params["label_transform"] = registry.build("label_transform", label_transform, field="label_transform")
+    if label_space is not None and "label_space" in registry.get("task", ref["name"], field="task").signature().parameters:
+        params["label_space"] = label_space
     return registry.build("task", {"name": ref["name"], "params": params}, field="task")
+
+
+def task_key(task: Any) -> str:
+    """The name members of one task are grouped (voted) under: the task's name, and for a task with a
+    ``factor`` parameter (``factor``) that factor too (``factor:colour``), so two factor tasks stay apart."""
+    ref = normalize_ref(task)
+    factor = ref["params"].get("factor")
+    return ref["name"] if factor is None else f"{ref['name']}:{factor}"
+
+
+def task_label_space_problems(task: Task, label_space) -> list[str]:
+    """Why ``task`` cannot run on ``label_space`` (a factor it predicts that the label space lacks)."""
+    return [f"task {task.name!r} {why}" for why in (label_space.unit_problem(c) for c in task.covers) if why]

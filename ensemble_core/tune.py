@@ -366,7 +366,7 @@ class EpochReporter:
 def tune(recipe_path: str | Path, space: str | Path, trials: int, out_dir: str | Path | None = None,
          storage: str | None = None, study_name: str | None = None, data_dir: str | Path | None = None,
          preset: str | None = None, executor: str | None = None, prune: bool = False, seed: int = 0,
-         quiet: bool = False, pruner=None) -> dict[str, Any]:
+         quiet: bool = False, pruner=None, dataset: Any = None) -> dict[str, Any]:
     """Run the study until it holds ``trials`` finished trials; returns the results (also written).
 
     ``prune``: MedianPruner on the per-epoch validation macro F1, or ``pruner`` (an Optuna pruner) when given."""
@@ -386,6 +386,8 @@ def tune(recipe_path: str | Path, space: str | Path, trials: int, out_dir: str |
     if not isinstance(trials, int) or trials < 1:
         raise TuneError(f"--trials must be a positive integer, got {trials!r}")
     base, preset_name = load_recipe(recipe_path, preset)
+    if dataset is not None:   # --dataset: the data layout every trial reads (image_folder, csv, ...)
+        base = {**base, "dataset": dataset}
     validate(base, registry=get_registry(), source=str(recipe_path))
     dims = load_space(space)
     check_space(base, dims)
@@ -416,8 +418,11 @@ def tune(recipe_path: str | Path, space: str | Path, trials: int, out_dir: str |
         study.set_user_attr("space", {d.field: dict(d.spec) for d in dims})
         study.set_user_attr("recipe", base["name"])
     if data_dir is None:
-        from ensemble_core.launch import DEMO_NOTE, demo_data
-        data_dir, data_note = demo_data(), DEMO_NOTE
+        from ensemble_core.launch import DEMO_NOTE, demo_data, layout_demo_data
+        from ensemble_core.registry import normalize_ref
+        layout = normalize_ref(base.get("dataset") or "mask_competition")["name"]
+        data_dir = demo_data() if layout == "mask_competition" else layout_demo_data(layout)
+        data_note = DEMO_NOTE
         say(f"[tune] no data_dir given: using demo data in {data_dir}")
     else:
         data_note = None
@@ -571,6 +576,9 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--executor", default=None, choices=("local", "process", "ray"),
                         help="how each trial's members run (default: the recipe's)")
     parser.add_argument("--prune", action="store_true", help="MedianPruner on per-epoch validation macro F1")
+    parser.add_argument("--dataset", default=None,
+                        help="data layout replacing the recipe's: mask_competition, image_folder, csv (python -m "
+                             "ensemble_core list datasets)")
     parser.add_argument("--seed", type=int, default=0,
                         help="sampler seed (plus the number of trials already in the study, so a rerun draws anew)")
     parser.add_argument("--quiet", action="store_true")
@@ -579,7 +587,7 @@ def cli_main(argv: Sequence[str] | None = None) -> int:
     try:
         tune(args.recipe, args.space, args.trials, out_dir=args.out_dir, storage=args.storage, study_name=args.study,
              data_dir=args.data_dir, preset=args.preset, executor=args.executor, prune=args.prune, seed=args.seed,
-             quiet=args.quiet)
+             quiet=args.quiet, dataset=args.dataset)
     except RunInterrupted as exc:
         print(f"[tune] {exc}\nRerun the same tune command to continue the study.", file=sys.stderr, flush=True)
         return exc.exit_status

@@ -17,4 +17,8 @@ def ensemble_register_tasks():
         ComponentSpec("multihead", "task", f"{_M}:multihead_task",
                       "heads mask 3 + gender 2 + age 3, a loss per head (head_losses: {head: loss})",
                       nested={"head_losses": "loss"}),
+        ComponentSpec("joint", "task", f"{_M}:joint_task",
+                      "one head over every final class of the run's label space (any data set)"),
+        ComponentSpec("factor", "task", f"{_M}:factor_task",
+                      "one factor of the run's label space (factor: colour), or a conditional one (factor: age|male)"),
     ]

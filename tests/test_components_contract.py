@@ -19,6 +19,7 @@ from helpers_train import single_torch_thread  # noqa: F401 (autouse fixture)
 
 REGISTRY = get_registry()
 REQUIRED_PARAMS = {
+    ("task", "factor"): {"factor": "mask"},     # a factor of the default label space (mask_status)
     ("loss", "weighted_sum"): {"terms": [{"name": "cross_entropy", "weight": 0.3},
                                          {"name": "soft_f1", "weight": 0.7}]},
     ("augmentation", "CenterCrop"): {"height": 24, "width": 20},

@@ -24,6 +24,7 @@ from ensemble_core.runfolder import DONE_FILE, ERROR_FILE
 from ensemble_core.runfolder import STOP_FILE
 from helpers_proc import SUBPROCESS_DEADLINE_S, WAIT_DEADLINE_S
 from helpers_pipeline import TINY, load_recipe_module
+from ensemble_core.manager import get_registry
 
 REPO = Path(__file__).resolve().parents[1]
 SPLITS = 2
@@ -199,7 +200,7 @@ def _flaky_backbone(num_classes: int, marker: str = "", **params):
         Path(marker).write_text("1")
         raise RuntimeError("injected first-attempt failure")
     from ensemble_core.manager import get_registry
-    return get_registry().build("backbone", "test_resnet", num_classes=num_classes)
+    return get_registry().build("backbone", "test_resnet", num_classes)
 
 
 @pytest.fixture

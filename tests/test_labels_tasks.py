@@ -31,14 +31,15 @@ def task(reg, name, transform=None, **params):
 
 
 def test_registered_names(reg):
-    assert reg["task"].names() == ["age", "age_female", "age_male", "all18", "gender", "mask", "multihead"]
+    assert reg["task"].names() == ["age", "age_female", "age_male", "all18", "factor", "gender", "joint", "mask",
+                                   "multihead"]
     assert reg["label_transform"].names() == ["age3", "age_bins5", "age_threshold"]
     assert reg.get("task", "multihead").nested == {"head_losses": "loss"}
 
 
 def test_listing_and_building_tasks_never_imports_torch():
     code = ("import sys; from ensemble_core.manager import get_registry; r = get_registry(); "
-            "[r.get('task', n).build() for n in r['task'].names()]; "
+            "[r.get('task', n).build(**({'factor': 'mask'} if n == 'factor' else {})) for n in r['task'].names()]; "
             "r.get('label_transform', 'age_bins5').build(); r.get('splitter', 'kfold').build(); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -17,6 +17,7 @@ import pytest
 
 from ensemble_core.runfolder import DONE_FILE
 from helpers_proc import SUBPROCESS_DEADLINE_S, WAIT_DEADLINE_S
+from ensemble_core.manager import get_registry
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 3
@@ -49,7 +50,7 @@ DRIVER = textwrap.dedent("""
             return self.inner(x)
 
     def gated(num_classes, **params):
-        return Gated(get_registry().build("backbone", "test_resnet", num_classes=num_classes))
+        return Gated(get_registry().build("backbone", "test_resnet", num_classes))
 
     class Plugin:
         @hookimpl

@@ -227,6 +227,122 @@ def make_demo(out_dir: str | Path, n_people: int = 90, n_eval_people: int = 30,
     return out
 
 
+# ---------------------------------------------------------------- the other layouts
+IMAGE_FOLDER_CLASSES = ("bare_man", "bare_woman", "masked_man", "masked_woman")
+CSV_FACTORS = {"mask": ["mask", "incorrect", "normal"], "gender": ["male", "female"]}
+
+
+def _claim(out: Path, params: dict, subs: Sequence[str]) -> bool:
+    """True when ``out`` already holds this demo; else makes it ours (removing a half-built one)."""
+    marker, building = out / MARKER, out / BUILDING
+    if marker.is_file():
+        try:
+            if json.loads(marker.read_text()) == params:
+                return True
+        except ValueError:
+            pass
+    elif not building.is_file() and any((out / sub).exists() for sub in subs):
+        from ensemble_core.errors import DataError
+        raise DataError(f"{out} holds {', '.join(subs)} that the demo maker did not write (no {MARKER}); it never "
+                        f"replaces a data set it did not make. Choose an empty folder for the demo data")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(building, params)
+    marker.unlink(missing_ok=True)
+    for sub in subs:
+        if (out / sub).is_dir():
+            shutil.rmtree(out / sub)
+        elif (out / sub).exists():
+            (out / sub).unlink()
+    return False
+
+
+def _done(out: Path, params: dict) -> Path:
+    atomic_write_json(out / MARKER, params)
+    (out / BUILDING).unlink(missing_ok=True)
+    return out
+
+
+def make_image_folder_demo(out_dir: str | Path, n_people: int = 40, n_eval_people: int = 10,
+                           image_size: Sequence[int] = (48, 40), seed: int = 0) -> Path:
+    """A tiny ImageFolder data set: ``train/<class>/<image>.jpg`` for the 4 classes
+    :data:`IMAGE_FOLDER_CLASSES` (mask worn or not x gender; two photos per person, one of each) and
+    ``eval/<image>.jpg`` (flat); ``eval_answers.csv`` (``image,label``) beside them, outside ``eval/``."""
+    out = Path(out_dir)
+    params = {"layout": "image_folder", "n_people": int(n_people), "n_eval_people": int(n_eval_people),
+              "image_size": [int(image_size[0]), int(image_size[1])], "seed": int(seed), "version": 1}
+    if _claim(out, params, ("train", "eval", "eval_answers.csv")):
+        return out
+    size = tuple(params["image_size"])
+    for c in IMAGE_FOLDER_CLASSES:
+        (out / "train" / c).mkdir(parents=True)
+    (out / "eval").mkdir(parents=True)
+    answers = []
+    for n in range(n_people + n_eval_people):
+        rng = np.random.default_rng([int(seed), 1000 + n])
+        p = _person(rng)
+        for stem, img in _photos(p, size, rng):
+            if stem not in ("mask1", "normal"):
+                continue
+            cls = f"{'masked' if stem == 'mask1' else 'bare'}_{'man' if p['gender'] == 'male' else 'woman'}"
+            name = f"p{n + 1:04d}_{stem}.jpg"
+            if n < n_people:
+                _write(out / "train" / cls / name, img)
+            else:
+                _write(out / "eval" / name, img)
+                answers.append((name, cls))
+    _write_csv(out / "eval_answers.csv", ["image", "label"], sorted(answers))
+    return _done(out, params)
+
+
+def make_csv_demo(out_dir: str | Path, n_people: int = 30, n_eval_people: int = 8,
+                  image_size: Sequence[int] = (48, 40), seed: int = 0) -> Path:
+    """A tiny two-factor CSV data set: ``train.csv`` (``image,mask,gender,person``; class names of
+    :data:`CSV_FACTORS`, 7 photos per person), ``images/``, ``eval/<image>.jpg`` (flat) and
+    ``eval_answers.csv`` (``image,label``, the class names ``mask/gender`` as the default submission)."""
+    out = Path(out_dir)
+    params = {"layout": "csv", "n_people": int(n_people), "n_eval_people": int(n_eval_people),
+              "image_size": [int(image_size[0]), int(image_size[1])], "seed": int(seed), "version": 2}
+    if _claim(out, params, ("train.csv", "images", "eval", "eval_answers.csv")):
+        return out
+    size = tuple(params["image_size"])
+    (out / "images").mkdir(parents=True)
+    (out / "eval").mkdir(parents=True)
+    rows, answers = [], []
+    for n in range(n_people + n_eval_people):
+        rng = np.random.default_rng([int(seed), 2000 + n])
+        p = _person(rng)
+        person = f"p{n + 1:04d}"
+        for stem, img in _photos(p, size, rng):
+            mask = CSV_FACTORS["mask"][PHOTO_MASK[stem]]
+            name = f"{person}_{stem}.jpg"
+            if n < n_people:
+                _write(out / "images" / name, img)
+                rows.append((f"images/{name}", mask, p["gender"], person))
+            else:
+                _write(out / "eval" / name, img)
+                answers.append((name, f"{mask}/{p['gender']}"))
+    _write_csv(out / "train.csv", ["image", "mask", "gender", "person"], rows)
+    _write_csv(out / "eval_answers.csv", ["image", "label"], sorted(answers))
+    return _done(out, params)
+
+
+# the recipe's dataset params that read each demo
+DEMO_DATASETS = {
+    "mask_competition": {"name": "mask_competition"},
+    "image_folder": {"name": "image_folder"},
+    "csv": {"name": "csv", "params": {"factors": CSV_FACTORS, "group_column": "person"}},
+}
+
+
+def make_layout_demo(layout: str, out_dir: str | Path) -> Path:
+    """The demo data of one layout (``mask_competition``, ``image_folder`` or ``csv``)."""
+    makers = {"mask_competition": make_demo, "image_folder": make_image_folder_demo, "csv": make_csv_demo}
+    if layout not in makers:
+        from ensemble_core.errors import DataError
+        raise DataError(f"no demo data for dataset {layout!r}; demo layouts: {', '.join(makers)}")
+    return makers[layout](out_dir)
+
+
 def _write_csv(path: Path, header, rows) -> None:
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="") as fh:
@@ -241,7 +357,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--eval-people", type=int, default=30)
     parser.add_argument("--size", type=int, nargs=2, default=(64, 48), metavar=("H", "W"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--layout", default="mask_competition", choices=sorted(DEMO_DATASETS),
+                        help="mask_competition (default), image_folder (4 classes) or csv (two factors)")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.layout != "mask_competition":
+        out = make_layout_demo(args.layout, args.out_dir)
+        print(f"{args.layout} demo data in {out}")
+        return 0
     out = make_demo(args.out_dir, args.people, args.eval_people, args.size, args.seed)
     print(f"demo data in {out} ({args.people} train people, {args.eval_people} eval people, "
           f"{args.size[0]}x{args.size[1]} h x w)")

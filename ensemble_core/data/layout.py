@@ -29,7 +29,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -84,6 +84,7 @@ class Dataset:
     skipped: list[str] = field(default_factory=list)
     eval_skipped: list[str] = field(default_factory=list)  # eval ImageIDs left out (bad / missing files)
     eval_order: list[str] | None = None   # every eval ImageID in info.csv order (the submission's rows)
+    label_space: Any = None         # the labels' LabelSpace (None: mask_status; set by the dataset plugin)
 
     @property
     def n_people(self) -> int:
@@ -93,11 +94,21 @@ class Dataset:
         return persons_table(self.train)
 
 
-def persons_table(train: pd.DataFrame) -> pd.DataFrame:
-    """One row per person (first photo's labels): ``person``, ``gender``, ``age``, ``age_class``."""
-    p = train.drop_duplicates("person")[["person", "gender", "age"]].reset_index(drop=True)
-    p["age_class"] = age_to_class(p["age"].to_numpy())
-    return p
+STRATUM_COLUMN = "stratum"
+
+
+def persons_table(train: pd.DataFrame, class_column: str | None = None) -> pd.DataFrame:
+    """One row per person (first photo's labels): ``person``, ``gender``, ``age``, ``age_class``.
+
+    A table of another label space (no ``gender`` / ``age`` columns) gives ``person`` and ``stratum`` (the
+    final class of the group's first sample, from ``class_column`` or the last int column)."""
+    if "gender" in train.columns and "age" in train.columns:
+        p = train.drop_duplicates("person")[["person", "gender", "age"]].reset_index(drop=True)
+        p["age_class"] = age_to_class(p["age"].to_numpy())
+        return p
+    col = class_column or [c for c in train.columns if c not in ("image_id", "path", "person")][-1]
+    p = train.drop_duplicates("person")[["person", col]].reset_index(drop=True)
+    return p.rename(columns={col: STRATUM_COLUMN})
 
 
 # ---------------------------------------------------------------- locating

@@ -23,7 +23,9 @@ MANIFEST_VERSION = 1
 
 
 def strata(persons: pd.DataFrame) -> np.ndarray:
-    """Stratum of each person: gender x age class (0..5)."""
+    """Stratum of each person: gender x age class (0..5); for another label space, its ``stratum`` column."""
+    if "gender" not in persons and "stratum" in persons:
+        return np.asarray(persons["stratum"], dtype=np.int64)
     age_class = persons["age_class"] if "age_class" in persons else \
         np.where(persons["age"] < 30, 0, np.where(persons["age"] < 60, 1, 2))
     return np.asarray(persons["gender"], dtype=np.int64) * 3 + np.asarray(age_class, dtype=np.int64)
@@ -86,7 +88,8 @@ class KFoldSplitter:
 # ---------------------------------------------------------------- manifest
 def fingerprint(persons: pd.DataFrame) -> str:
     """Hash of the sorted (person, gender, age) table: changes when people or their labels change."""
-    p = persons[["person", "gender", "age"]].astype(str).sort_values("person")
+    cols = ["person", "gender", "age"] if "gender" in persons else ["person", "stratum"]
+    p = persons[cols].astype(str).sort_values("person")
     blob = "\n".join(",".join(r) for r in p.itertuples(index=False, name=None)).encode()
     return hashlib.sha1(blob).hexdigest()
 

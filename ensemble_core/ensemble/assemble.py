@@ -29,7 +29,8 @@ from ensemble_core.errors import EnsembleCoreError
 from ensemble_core.labels import Task
 from ensemble_core.recipe import Member, Recipe
 from ensemble_core.registry import normalize_ref
-from ensemble_core.tasks import build_task
+from ensemble_core.data.formats import dataset_label_space
+from ensemble_core.tasks import build_task, task_key
 
 
 class VotingError(EnsembleCoreError):
@@ -63,6 +64,7 @@ class Ensemble:
     eval_ids: np.ndarray | None
     eval18: np.ndarray | None   # (N_eval, 18)
     notes: list[str] = field(default_factory=list)
+    label_space: Any = None     # the classes of oof18 / eval18 (None: the 18 mask classes)
 
     @property
     def oof_rows(self) -> np.ndarray:
@@ -74,9 +76,10 @@ class Ensemble:
 
 
 def group_members(members: list[Member]) -> dict[str, list[Member]]:
+    """Members by task (:func:`ensemble_core.tasks.task_key`: the task name, with its factor for ``factor``)."""
     groups: dict[str, list[Member]] = {}
     for m in members:
-        groups.setdefault(m.task_name, []).append(m)
+        groups.setdefault(task_key(m.task), []).append(m)
     return groups
 
 
@@ -166,8 +169,9 @@ def build_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: str | Pat
     """
     voter_ref = normalize_ref(voter if voter is not None else recipe.voter)
     groups = group_members(list(members))
-    tasks = {name: build_task(registry, ms[0].task) for name, ms in groups.items()}
-    require_coverage(tasks, f"recipe {recipe.name!r} tasks")
+    space = dataset_label_space(dataset)
+    tasks = {name: build_task(registry, ms[0].task, label_space=space) for name, ms in groups.items()}
+    require_coverage(tasks, f"recipe {recipe.name!r} tasks", label_space=space)
     train_df = dataset.train.reset_index(drop=True)
     train_ids = train_df["image_id"].astype(str).to_numpy()
     eval_ids = None
@@ -187,7 +191,7 @@ def build_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: str | Pat
         by_design[name] = np.isnan(probs).any(axis=1) & ~tv.rows
         probs[by_design[name]] = 1.0 / probs.shape[1]
         oof_parts[name] = (tv.task, probs)
-    oof18 = combine(oof_parts)
+    oof18 = combine(oof_parts, label_space=space)
     eligible = ~np.isnan(oof18).any(axis=1)
     for name, tv in votes.items():
         tv.filled_uniform = int((by_design[name] & eligible).sum())
@@ -205,6 +209,7 @@ def build_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: str | Pat
         notes.append(f"voter {voter_ref['name']!r} chose its weights on these out-of-fold predictions "
                      f"(tasks {', '.join(searched)}), so its out-of-fold figures are optimistic; the eval "
                      f"score is the unbiased one")
-    eval18 = combine({n: (tv.task, tv.eval) for n, tv in votes.items()}) if eval_ids is not None else None
-    truth18 = train_df["label18"].to_numpy().astype(np.int64)
-    return Ensemble(voter_ref, votes, train_ids, truth18, oof18, eval_ids, eval18, notes)
+    eval18 = (combine({n: (tv.task, tv.eval) for n, tv in votes.items()}, label_space=space)
+              if eval_ids is not None else None)
+    truth18 = train_df[space.class_column].to_numpy().astype(np.int64)
+    return Ensemble(voter_ref, votes, train_ids, truth18, oof18, eval_ids, eval18, notes, label_space=space)

@@ -1,4 +1,5 @@
-"""Combine per-task probabilities into the 18 classes.
+"""Combine per-task probabilities into the final classes (the 18 classes of the mask competition, or the
+classes of the run's label space).
 
 Each task says how its probabilities factor onto the 18 classes
 (:meth:`ensemble_core.labels.Task.log18`); a set of tasks that covers mask,
@@ -27,20 +28,31 @@ class CoverageError(EnsembleCoreError):
     """The tasks of an ensemble do not predict mask, gender and age exactly once."""
 
 
-def coverage_problems(tasks: Mapping[str, Task]) -> list[str]:
-    return check_coverage({name: tuple(task.covers) for name, task in tasks.items()})
+def _is_mask(label_space) -> bool:
+    return label_space is None or label_space.name == "mask_status"
 
 
-def require_coverage(tasks: Mapping[str, Task], where: str = "recipe tasks") -> None:
-    problems = coverage_problems(tasks)
+def coverage_problems(tasks: Mapping[str, Task], label_space=None) -> list[str]:
+    """Problems with ``tasks`` covering the factors of ``label_space`` (None: the mask competition's 18
+    classes) exactly once."""
+    covers = {name: tuple(task.covers) for name, task in tasks.items()}
+    return check_coverage(covers) if _is_mask(label_space) else label_space.check_coverage(covers)
+
+
+def require_coverage(tasks: Mapping[str, Task], where: str = "recipe tasks", label_space=None) -> None:
+    problems = coverage_problems(tasks, label_space)
     if problems:
-        raise CoverageError(f"{where} ({', '.join(tasks) or 'none'}) cannot be combined into the 18 classes: "
+        into = ("the 18 classes" if _is_mask(label_space) else
+                f"the {label_space.n_classes} classes of label space {label_space.name!r}")
+        raise CoverageError(f"{where} ({', '.join(tasks) or 'none'}) cannot be combined into {into}: "
                             + "; ".join(problems))
 
 
-def combine(parts: Mapping[str, tuple[Task, np.ndarray]]) -> np.ndarray:
-    """``{task name: (task, probs (N, C_task))}`` -> ``(N, 18)`` probabilities (rows sum to 1, or NaN)."""
-    require_coverage({name: task for name, (task, _) in parts.items()})
+def combine(parts: Mapping[str, tuple[Task, np.ndarray]], label_space=None) -> np.ndarray:
+    """``{task name: (task, probs (N, C_task))}`` -> ``(N, n_classes)`` probabilities over the final classes of
+    ``label_space`` (None: the 18 mask classes); rows sum to 1, or NaN."""
+    n_classes = N_CLASSES if label_space is None else label_space.n_classes
+    require_coverage({name: task for name, (task, _) in parts.items()}, label_space=label_space)
     total: np.ndarray | None = None
     missing: np.ndarray | None = None
     for name, (task, probs) in parts.items():
@@ -53,8 +65,9 @@ def combine(parts: Mapping[str, tuple[Task, np.ndarray]]) -> np.ndarray:
                              f"{total.shape[0]}; align every task on the same image ids first")
         nan_rows = np.isnan(probs).any(axis=1)
         term = task.log18(np.where(nan_rows[:, None], 1.0 / probs.shape[1], probs))
-        if term.shape != (probs.shape[0], N_CLASSES):
-            raise ValueError(f"task {name!r}: log18 returned shape {term.shape}, expected ({probs.shape[0]}, 18)")
+        if term.shape != (probs.shape[0], n_classes):
+            raise ValueError(f"task {name!r}: log18 returned shape {term.shape}, expected ({probs.shape[0]}, "
+                             f"{n_classes})")
         total = term if total is None else total + term
         missing = nan_rows if missing is None else missing | nan_rows
     assert total is not None and missing is not None  # require_coverage rejects an empty mapping

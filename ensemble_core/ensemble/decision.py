@@ -94,6 +94,11 @@ class OffsetDecision:
     """
 
     name = "offsets"
+    n_classes = N_CLASSES          # the pipeline sets the run's label space (n_classes, class_names)
+    class_names: list[str] | None = None
+
+    def _names(self) -> list[str]:
+        return list(self.class_names) if self.class_names is not None else class_names()
 
     def __init__(self, force: bool = False, match_confidence: bool = True, cv_folds: int = 5,
                  grid_max: float = 2.0, grid_step: float = 0.1, sweeps: int = 3):
@@ -133,7 +138,7 @@ class OffsetDecision:
                 for value in grid:
                     if value == theta[p]:
                         continue
-                    score = macro_f1(targets, predict(value), N_CLASSES)
+                    score = macro_f1(targets, predict(value), self.n_classes)
                     if score > best + 1e-12 or (abs(score - best) <= 1e-12 and abs(value) < abs(theta[p])):
                         best, theta[p], changed = score, value, True
                 scores = base + theta[p] * column
@@ -149,7 +154,7 @@ class OffsetDecision:
     def fitted(self) -> dict[str, Any]:
         offsets = self.offsets()
         return {"theta": [float(t) for t in self.theta],
-                "class_offsets": {n: float(o) for n, o in zip(class_names(), offsets)}}
+                "class_offsets": {n: float(o) for n, o in zip(self._names(), offsets)}}
 
     def load(self, fitted: Mapping[str, Any]) -> "OffsetDecision":
         theta = np.asarray(fitted.get("theta", []), dtype=np.float64)
@@ -173,7 +178,7 @@ class ArgmaxDecision(OffsetDecision):
         super().__init__(force=force, match_confidence=match_confidence, cv_folds=cv_folds)
 
     def basis(self, targets):
-        return np.zeros((N_CLASSES, 0))
+        return np.zeros((self.n_classes, 0))
 
     def fit(self, log_p, targets):
         self._basis, self.theta = self.basis(None), np.zeros(0)
@@ -194,7 +199,7 @@ class ClassOffsets(OffsetDecision):
     name = "class_offsets"
 
     def basis(self, targets):
-        return np.eye(N_CLASSES)
+        return np.eye(self.n_classes)
 
 
 class FactorOffsets(OffsetDecision):
@@ -205,6 +210,10 @@ class FactorOffsets(OffsetDecision):
               + [f"age={a}|{g}" for g in ("male", "female") for a in ("<30", "30-59", "60+")])
 
     def basis(self, targets):
+        if self.n_classes != N_CLASSES:
+            raise DecisionError(f"decision 'factor_offsets' is for the mask competition's 18 classes (mask, gender, "
+                                f"age per gender); this run has {self.n_classes} classes: use class_offsets, "
+                                f"prior_power or argmax")
         m, g, a = decode_class(np.arange(N_CLASSES))
         b = np.zeros((N_CLASSES, 11))
         b[np.arange(N_CLASSES), m] = 1
@@ -236,15 +245,16 @@ class PriorPower(OffsetDecision):
         return np.round(np.arange(0, n + 1) * self.grid_step, 10)
 
     def basis(self, targets):
-        counts = np.bincount(targets, minlength=N_CLASSES).astype(np.float64)
-        self.prior = (counts + 1.0) / (counts.sum() + N_CLASSES)      # add-one: no log(0)
+        counts = np.bincount(targets, minlength=self.n_classes).astype(np.float64)
+        self.prior = (counts + 1.0) / (counts.sum() + self.n_classes)      # add-one: no log(0)
         return -np.log(self.prior)[:, None]
 
     def _loaded_basis(self, fitted):
         prior = fitted.get("prior")
         p = np.asarray(prior if prior is not None else [], dtype=np.float64)
-        if p.shape != (N_CLASSES,) or not (p > 0).all():
-            raise DecisionError(f"decision 'prior_power': fitted prior must be {N_CLASSES} positive numbers, got {prior!r}")
+        if p.shape != (self.n_classes,) or not (p > 0).all():
+            raise DecisionError(f"decision 'prior_power': fitted prior must be {self.n_classes} positive numbers, "
+                                f"got {prior!r}")
         self.prior = p
         return -np.log(p)[:, None]
 
@@ -292,7 +302,7 @@ def person_folds(persons: np.ndarray, n_folds: int, seed: int = 0) -> np.ndarray
 
 
 def paired_support(targets: np.ndarray, pred_rule: np.ndarray, pred_base: np.ndarray, persons: np.ndarray,
-                   replicates: int = BOOTSTRAP_REPLICATES, seed: int = 0) -> float:
+                   replicates: int = BOOTSTRAP_REPLICATES, seed: int = 0, n_classes: int = N_CLASSES) -> float:
     """Share of person-level bootstrap replicates in which ``pred_rule`` has a higher macro F1 than ``pred_base``.
 
     People (not images) are resampled with replacement, so a person's photos stay together."""
@@ -306,20 +316,24 @@ def paired_support(targets: np.ndarray, pred_rule: np.ndarray, pred_base: np.nda
         pick = rng.integers(0, len(people), len(people))
         rows = np.concatenate([order[starts[i]:ends[i]] for i in pick])
         y = targets[rows]
-        wins += macro_f1(y, pred_rule[rows], N_CLASSES) > macro_f1(y, pred_base[rows], N_CLASSES)
+        wins += macro_f1(y, pred_rule[rows], n_classes) > macro_f1(y, pred_base[rows], n_classes)
     return wins / max(int(replicates), 1)
 
 
-def build_decision(ref: Any, registry):
+def build_decision(ref: Any, registry, label_space=None):
+    """The decision rule of ``ref``, told the run's classes (``label_space``; None: the 18 mask classes)."""
     ref = normalize_ref(ref if ref is not None else "argmax")
     try:
-        return registry.build("decision", ref, field="decision")
+        rule = registry.build("decision", ref, field="decision")
     except ValueError as exc:
         raise DecisionError(f"decision {ref['name']!r}: {exc}") from exc
+    if label_space is not None:
+        rule.n_classes, rule.class_names = label_space.n_classes, label_space.class_names()
+    return rule
 
 
 def crossfit(ref: Any, log_p: np.ndarray, targets: np.ndarray, persons: np.ndarray, n_folds: int,
-             registry, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+             registry, seed: int = 0, label_space=None) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Cross-fitted predictions of rule ``ref``: (pred (N,), fold (N,), fitted params per fold).
 
     A fold's rows are predicted by a rule fitted only on the other folds' rows (other people)."""
@@ -328,7 +342,7 @@ def crossfit(ref: Any, log_p: np.ndarray, targets: np.ndarray, persons: np.ndarr
     fitted = []
     for k in range(int(folds.max()) + 1):
         held = folds == k
-        rule = build_decision(ref, registry).fit(log_p[~held], targets[~held])
+        rule = build_decision(ref, registry, label_space).fit(log_p[~held], targets[~held])
         pred[held] = rule(log_p[held]).argmax(axis=1)
         fitted.append(rule.fitted())
     return pred, folds, fitted
@@ -338,6 +352,8 @@ def crossfit(ref: Any, log_p: np.ndarray, targets: np.ndarray, persons: np.ndarr
 def recipe_hash(recipe_dict: Mapping[str, Any]) -> str:
     """Hash of the recipe without the fields that do not change the predictions a decision is fitted on."""
     data = {k: v for k, v in recipe_dict.items() if k not in ("decision", "executor")}
+    if normalize_ref(data.get("dataset") or "mask_competition") == {"name": "mask_competition", "params": {}}:
+        data.pop("dataset", None)   # the default data set: the hash of a run made before the field existed
     return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -409,15 +425,16 @@ class DecisionOutcome:
                 "crossfit_fold_params": self.crossfit_fitted, "from_file": self.from_file, "run": dict(identity)}
 
 
-def check_oof(oof18: np.ndarray, truth18: np.ndarray, rows: np.ndarray, where: str) -> None:
+def check_oof(oof18: np.ndarray, truth18: np.ndarray, rows: np.ndarray, where: str, label_space=None) -> None:
     if not rows.any():
         raise DecisionError(f"{where}: no training image has an out-of-fold prediction from every task, so a "
                             f"decision cannot be fitted; every task needs members whose oof.npz covers its images "
                             f"(or use --decision argmax)")
     present = np.unique(truth18[rows])
-    absent = sorted(set(range(N_CLASSES)) - set(present.tolist()))
+    n_classes = N_CLASSES if label_space is None else label_space.n_classes
+    absent = sorted(set(range(n_classes)) - set(present.tolist()))
     if absent:
-        names = class_names()
+        names = class_names() if label_space is None else label_space.class_names()
         raise DecisionError(f"{where}: class(es) {', '.join(f'{c} {names[c]}' for c in absent)} never occur in the "
                             f"out-of-fold truth ({int(rows.sum())} images), so a decision cannot learn their offset; "
                             f"use --decision argmax, or train with splits whose validation people cover every class")
@@ -436,7 +453,7 @@ def check_finite(probs: np.ndarray | None, ids: np.ndarray | None, what: str) ->
 
 def decide(ref: Any, oof18: np.ndarray, truth18: np.ndarray, persons: np.ndarray, eval18: np.ndarray | None,
            eval_ids: np.ndarray | None = None, *, registry, stored: Mapping[str, Any] | None = None,
-           stored_path: str | None = None, seed: int = 0) -> DecisionOutcome:
+           stored_path: str | None = None, seed: int = 0, label_space=None) -> DecisionOutcome:
     """Fit rule ``ref`` on the OOF rows (finite rows of ``oof18``), estimate it by cross-fitting, apply to eval.
 
     ``stored`` (a checked ``decision.json``) applies its fitted parameters instead of fitting."""
@@ -444,13 +461,14 @@ def decide(ref: Any, oof18: np.ndarray, truth18: np.ndarray, persons: np.ndarray
     check_finite(eval18, eval_ids, "eval")
     rows = np.isfinite(oof18).all(axis=1)
     log_oof, y, people = log_probs(oof18[rows]), truth18[rows], np.asarray(persons)[rows]
-    rule = build_decision(ref, registry)
+    n_classes = N_CLASSES if label_space is None else label_space.n_classes
+    rule = build_decision(ref, registry, label_space)
     argmax_pred = log_oof.argmax(axis=1) if len(y) else np.zeros(0, dtype=np.int64)
-    before = f1_per_class(confusion(y, argmax_pred, N_CLASSES)).tolist()
-    argmax_f1 = macro_f1(y, argmax_pred, N_CLASSES) if len(y) else 0.0
+    before = f1_per_class(confusion(y, argmax_pred, n_classes)).tolist()
+    argmax_f1 = macro_f1(y, argmax_pred, n_classes) if len(y) else 0.0
     is_argmax = ref["name"] == "argmax"
     if not is_argmax:
-        check_oof(oof18, truth18, rows, f"decision {ref['name']!r}")
+        check_oof(oof18, truth18, rows, f"decision {ref['name']!r}", label_space)
     crossfit_f1, in_sample, after, fold_params, support = None, None, before, [], None
     folds = 0
     if stored is not None:
@@ -461,12 +479,14 @@ def decide(ref: Any, oof18: np.ndarray, truth18: np.ndarray, persons: np.ndarray
     else:
         rule.fit(log_oof, y) if len(y) else rule.load({})
         if not is_argmax:
-            cf_pred, fold_of, fold_params = crossfit(ref, log_oof, y, people, rule.cv_folds, registry, seed)
+            cf_pred, fold_of, fold_params = crossfit(ref, log_oof, y, people, rule.cv_folds, registry, seed,
+                                                     label_space)
             folds = int(fold_of.max()) + 1
-            crossfit_f1 = macro_f1(y, cf_pred, N_CLASSES)
-            after = f1_per_class(confusion(y, cf_pred, N_CLASSES)).tolist()
+            crossfit_f1 = macro_f1(y, cf_pred, n_classes)
+            after = f1_per_class(confusion(y, cf_pred, n_classes)).tolist()
             in_sample = getattr(rule, "in_sample_f1", None)
-            support = paired_support(y, cf_pred, argmax_pred, people, seed=seed) if crossfit_f1 > argmax_f1 else 0.0
+            support = (paired_support(y, cf_pred, argmax_pred, people, seed=seed, n_classes=n_classes)
+                       if crossfit_f1 > argmax_f1 else 0.0)
     better = crossfit_f1 is not None and crossfit_f1 > argmax_f1 and (support or 0.0) >= BOOTSTRAP_SUPPORT
     apply = is_argmax or better or rule.force
     if is_argmax:
@@ -530,8 +550,9 @@ def eval_answers(data_dir: str | Path, eval_ids: np.ndarray | None) -> np.ndarra
     return ans.loc[ids].to_numpy().astype(np.int64)
 
 
-def decision_metrics(outcome: DecisionOutcome, answers: np.ndarray | None) -> dict[str, Any]:
-    names = class_names()
+def decision_metrics(outcome: DecisionOutcome, answers: np.ndarray | None, label_space=None) -> dict[str, Any]:
+    names = class_names() if label_space is None else label_space.class_names()
+    n_classes = len(names)
     out: dict[str, Any] = {
         "requested": outcome.requested, "applied": outcome.applied, "kept_argmax": outcome.kept_argmax,
         "reason": outcome.reason, "fitted": outcome.requested_fitted, "temperature": outcome.temperature,
@@ -543,13 +564,13 @@ def decision_metrics(outcome: DecisionOutcome, answers: np.ndarray | None) -> di
         "per_class_f1_after_crossfit": dict(zip(names, outcome.per_class_after)),
     }
     if answers is not None and outcome.eval_pred is not None:
-        before = f1_per_class(confusion(answers, outcome.eval_pred_argmax, N_CLASSES))
-        after = f1_per_class(confusion(answers, outcome.eval_pred_rule, N_CLASSES))
+        before = f1_per_class(confusion(answers, outcome.eval_pred_argmax, n_classes))
+        after = f1_per_class(confusion(answers, outcome.eval_pred_rule, n_classes))
         out["eval_answers"] = {
             "note": "eval/answers.csv of the data folder: reported only, never used to fit or choose",
-            "argmax_macro_f1": macro_f1(answers, outcome.eval_pred_argmax, N_CLASSES),
-            "rule_macro_f1": macro_f1(answers, outcome.eval_pred_rule, N_CLASSES),
-            "submission_macro_f1": macro_f1(answers, outcome.eval_pred, N_CLASSES),
+            "argmax_macro_f1": macro_f1(answers, outcome.eval_pred_argmax, n_classes),
+            "rule_macro_f1": macro_f1(answers, outcome.eval_pred_rule, n_classes),
+            "submission_macro_f1": macro_f1(answers, outcome.eval_pred, n_classes),
             "per_class_f1_argmax": dict(zip(names, before.tolist())),
             "per_class_f1_rule": dict(zip(names, after.tolist())),
         }
@@ -562,7 +583,7 @@ def render_decision(d: Mapping[str, Any]) -> list[str]:
         return "n/a" if x is None else f"{x:.4f}"
 
     req = d["requested"]
-    lines = ["## Decision (18-class probabilities -> class)", "",
+    lines = [f"## Decision ({len(d['per_class_f1_before'])}-class probabilities -> class)", "",
              f"- requested: `{req['name']}`" + (f" {req['params']}" if req.get("params") else "")
              + f"; applied: `{d['applied']}`", f"- {d['reason']}"]
     if req["name"] == "argmax":

@@ -17,7 +17,7 @@ from ensemble_core.ensemble.assemble import Ensemble, TaskVote
 from ensemble_core.metrics import accuracy, confusion, f1_per_class, macro_f1, macro_f1_from_confusion
 from ensemble_core.atomic import atomic_write_json, atomic_write_text
 from ensemble_core.runfolder import CONFUSION_FILE, METRICS_FILE, REPORT_FILE
-from ensemble_core.labels import N_CLASSES, class_names, decode_class
+from ensemble_core.labelspace import MASK_STATUS
 from ensemble_core.metrics import plot_confusion
 
 SEED_REFERENCE = {
@@ -63,20 +63,20 @@ def task_summary(tv: TaskVote) -> dict[str, Any]:
 
 
 def ensemble_metrics(ens: Ensemble) -> dict[str, Any]:
+    space = ens.label_space if ens.label_space is not None else MASK_STATUS
+    n_classes, names = space.n_classes, space.class_names()
     rows = ens.oof_rows
     truth, pred = ens.truth18[rows], ens.oof18[rows].argmax(axis=1)
-    cm = confusion(truth, pred, N_CLASSES)
-    tm, tg, ta = decode_class(truth)
-    pm, pg, pa = decode_class(pred)
-    names = class_names()
+    cm = confusion(truth, pred, n_classes)
+    t_codes, p_codes = space.decode(truth), space.decode(pred)
     per_class = f1_per_class(cm)
     oof = {
         "n_images": int(rows.sum()),
         "n_train_images": int(len(rows)),
         "macro_f1": macro_f1_from_confusion(cm) if rows.any() else None,
         "accuracy": accuracy(truth, pred) if rows.any() else None,
-        "factor_accuracy": {"mask": accuracy(tm, pm), "gender": accuracy(tg, pg), "age": accuracy(ta, pa)},
-        "per_class_f1": {names[c]: float(per_class[c]) for c in range(N_CLASSES)},
+        "factor_accuracy": {f: accuracy(t_codes[f], p_codes[f]) for f in space.factor_names},
+        "per_class_f1": {names[c]: float(per_class[c]) for c in range(n_classes)},
         "confusion": cm.tolist(),
     }
     metrics: dict[str, Any] = {
@@ -87,10 +87,13 @@ def ensemble_metrics(ens: Ensemble) -> dict[str, Any]:
         "notes": list(ens.notes),
         "seed_reference": SEED_REFERENCE,
     }
+    if space.name != MASK_STATUS.name:   # the seed's figures are about the mask competition only
+        del metrics["seed_reference"]
+        metrics["label_space"] = space.describe()
     if ens.eval18 is not None:
-        counts = np.bincount(ens.eval_pred, minlength=N_CLASSES)
+        counts = np.bincount(ens.eval_pred, minlength=n_classes)
         metrics["eval"] = {"n_images": int(len(ens.eval_ids)),
-                           "predicted_class_counts": {names[c]: int(counts[c]) for c in range(N_CLASSES)}}
+                           "predicted_class_counts": {names[c]: int(counts[c]) for c in range(n_classes)}}
     return metrics
 
 
@@ -125,7 +128,7 @@ def render_report(metrics: Mapping[str, Any], context: Mapping[str, Any]) -> str
               f"Measured on {oof['n_images']} of {oof['n_train_images']} training images: those that every task "
               f"predicted out of fold (each member predicts only its own validation people).", "",
               "| figure | value |", "|---|---|",
-              f"| macro F1 (18 classes) | {_fmt(oof['macro_f1'])} |",
+              f"| macro F1 ({len(oof['per_class_f1'])} classes) | {_fmt(oof['macro_f1'])} |",
               f"| accuracy | {_fmt(oof['accuracy'])} |"]
     lines += [f"| {k} accuracy | {_fmt(v)} |" for k, v in oof["factor_accuracy"].items()]
     lines += ["", "## Tasks (voted members, out of fold, on the images each task is about)", "",
@@ -139,16 +142,14 @@ def render_report(metrics: Mapping[str, Any], context: Mapping[str, Any]) -> str
     for m in metrics["members"]:
         lines.append(f"| `{m['run_name']}` | {m['task']} | {m['backbone']} | {m['split']} | "
                      f"{_fmt(m['val_macro_f1'])} | {_fmt(m['val_accuracy'])} | {m['n_val_images']} |")
-    ref = metrics["seed_reference"]
-    lines += ["", "## Against the seed", "",
-              "| | macro F1 | accuracy | measured on |", "|---|---|---|---|",
-              f"| seed (reported) | {ref['macro_f1']:.4f} | {ref['accuracy']:.4f} | {ref['measured_on']} |",
-              f"| this ensemble (out of fold) | {_fmt(oof['macro_f1'])} | {_fmt(oof['accuracy'])} | "
-              f"{oof['n_images']} training images of `{context.get('data_dir')}`, "
-              f"{weights_origin(context.get('members', []))}, preset `{context.get('preset') or 'n/a'}` |", "",
-              "The two rows are on different data (and usually different weights, image sizes and epochs), so "
-              "the difference is not a measure of this code against the seed; only a run of the `seed` preset "
-              "on the competition data with pretrained weights would be comparable."]
+    ref = metrics.get("seed_reference")
+    if ref is None:
+        space = metrics.get("label_space") or {}
+        lines += ["", "## Label space", "", f"`{space.get('name')}`: "
+                  + " x ".join(f"{f} ({', '.join(c)})" for f, c in (space.get("factors") or {}).items())
+                  + f" = {space.get('n_classes')} classes"]
+    else:
+        lines += _seed_lines(ref, oof, context)
     if context.get("confusion_png"):
         lines += ["", "## Confusion matrix (out of fold)", "", f"![confusion matrix]({context['confusion_png']})"]
     per_class = oof["per_class_f1"]
@@ -168,6 +169,19 @@ def render_report(metrics: Mapping[str, Any], context: Mapping[str, Any]) -> str
     return "\n".join(lines) + "\n"
 
 
+def _seed_lines(ref: Mapping[str, Any], oof: Mapping[str, Any], context: Mapping[str, Any]) -> list[str]:
+    """The report's "Against the seed" section (mask competition runs only)."""
+    return ["", "## Against the seed", "",
+            "| | macro F1 | accuracy | measured on |", "|---|---|---|---|",
+            f"| seed (reported) | {ref['macro_f1']:.4f} | {ref['accuracy']:.4f} | {ref['measured_on']} |",
+            f"| this ensemble (out of fold) | {_fmt(oof['macro_f1'])} | {_fmt(oof['accuracy'])} | "
+            f"{oof['n_images']} training images of `{context.get('data_dir')}`, "
+            f"{weights_origin(context.get('members', []))}, preset `{context.get('preset') or 'n/a'}` |", "",
+            "The two rows are on different data (and usually different weights, image sizes and epochs), so "
+            "the difference is not a measure of this code against the seed; only a run of the `seed` preset "
+            "on the competition data with pretrained weights would be comparable."]
+
+
 def write_outputs(out_dir: str | Path, metrics: Mapping[str, Any], context: dict[str, Any]) -> dict[str, Path]:
     """``metrics.json``, ``confusion.png`` and ``report.md`` in ``out_dir``."""
 
@@ -177,7 +191,8 @@ def write_outputs(out_dir: str | Path, metrics: Mapping[str, Any], context: dict
     atomic_write_json(paths["metrics"], metrics)
     if metrics["oof"]["n_images"]:
         plot_confusion(np.array(metrics["oof"]["confusion"]), paths["confusion"],
-                       f"{context.get('recipe')}: out-of-fold confusion, macro F1 {_fmt(metrics['oof']['macro_f1'])}")
+                       f"{context.get('recipe')}: out-of-fold confusion, macro F1 {_fmt(metrics['oof']['macro_f1'])}",
+                       class_names=list(metrics["oof"]["per_class_f1"]))
         context = {**context, "confusion_png": paths["confusion"].name}
     atomic_write_text(paths["report"], render_report(metrics, context))
     return paths

@@ -1,7 +1,13 @@
-"""``submission.csv``: ``ImageID,ans`` in the order of eval/info.csv, written atomically."""
+"""``submission.csv``: one row per eval image, in the data set's order, written atomically.
+
+The mask competition's format is ``ImageID,ans`` with the class id; a data layout may ask for other columns
+(``submission_columns``: the id column, then ``label`` for the final class and / or factor names) and for
+class names instead of ids (``submission_value: name``), e.g. ``image,label`` of an ImageFolder data set.
+"""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -12,13 +18,28 @@ from ensemble_core.labels import N_CLASSES
 SUBMISSION_COLUMNS = ("ImageID", "ans")
 
 
-def write_submission(path: str | Path, image_ids: np.ndarray, classes: np.ndarray) -> Path:
-    """``ImageID,ans`` in the given image order (the order of eval/info.csv)."""
+def write_submission(path: str | Path, image_ids: np.ndarray, classes: np.ndarray, label_space=None,
+                     columns: Sequence[str] = SUBMISSION_COLUMNS, value: str = "id") -> Path:
+    """``ImageID,ans`` in the given image order (the order of eval/info.csv); with a ``label_space``, the
+    ``columns`` (id column, then ``label`` and / or factor names) holding class ids or names (``value``)."""
     classes = np.asarray(classes)
+    n_classes = N_CLASSES if label_space is None else label_space.n_classes
     if len(classes) != len(image_ids):
         raise ValueError(f"{len(image_ids)} image ids but {len(classes)} predicted classes")
-    if len(classes) and (classes.min() < 0 or classes.max() >= N_CLASSES):
-        raise ValueError(f"predicted classes must be in 0..{N_CLASSES - 1}, got {classes.min()}..{classes.max()}")
-    frame = pd.DataFrame({SUBMISSION_COLUMNS[0]: np.asarray(image_ids, dtype=str),
-                          SUBMISSION_COLUMNS[1]: classes.astype(np.int64)})
+    if len(classes) and (classes.min() < 0 or classes.max() >= n_classes):
+        raise ValueError(f"predicted classes must be in 0..{n_classes - 1}, got {classes.min()}..{classes.max()}")
+    if label_space is None:
+        frame = pd.DataFrame({SUBMISSION_COLUMNS[0]: np.asarray(image_ids, dtype=str),
+                              SUBMISSION_COLUMNS[1]: classes.astype(np.int64)})
+    else:
+        data = {columns[0]: np.asarray(image_ids, dtype=str)}
+        codes = label_space.decode(classes.astype(np.int64))
+        names = np.asarray(label_space.class_names(), dtype=object)
+        for col in columns[1:]:
+            if col == "label" or col not in codes:
+                data[col] = names[classes] if value == "name" else classes.astype(np.int64)
+            else:
+                f = label_space.factor(col)
+                data[col] = np.asarray(f.classes, dtype=object)[codes[col]] if value == "name" else codes[col]
+        frame = pd.DataFrame(data)
     return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))

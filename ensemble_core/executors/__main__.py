@@ -17,12 +17,16 @@ from ensemble_core.atomic import atomic_write_json
 
 
 def write_job(path: str | Path, member: dict, data_dir: str, train_rows, val_rows, run_dir: str,
-              exclude: Sequence[str] = (), options: dict | None = None) -> Path:
-    """Write a job file for this command (used by tests and process-based executors)."""
+              exclude: Sequence[str] = (), options: dict | None = None, dataset: dict | None = None) -> Path:
+    """Write a job file for this command (used by tests and process-based executors); ``dataset``: the data
+    layout ``{name, params}`` (left out for the mask competition's)."""
     path = Path(path)
-    atomic_write_json(path, {"member": member, "data_dir": str(data_dir),
-                                "train_rows": [int(i) for i in train_rows], "val_rows": [int(i) for i in val_rows],
-                                "run_dir": str(run_dir), "exclude": list(exclude), "options": options or {}})
+    data = {"member": member, "data_dir": str(data_dir),
+            "train_rows": [int(i) for i in train_rows], "val_rows": [int(i) for i in val_rows],
+            "run_dir": str(run_dir), "exclude": list(exclude), "options": options or {}}
+    if dataset is not None:
+        data["dataset"] = dataset
+    atomic_write_json(path, data)
     return path
 
 
@@ -54,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     job = MemberJob(member=data["member"], data_dir=data["data_dir"],
                     train_rows=np.asarray(data["train_rows"], dtype=np.int64),
                     val_rows=np.asarray(data["val_rows"], dtype=np.int64), run_dir=data["run_dir"],
-                    exclude=tuple(data.get("exclude") or ()), options=options)
+                    exclude=tuple(data.get("exclude") or ()), options=options, dataset=data.get("dataset"))
     result = run_member_job(job)
     print(f"{result.run_name}: {result.status} ({result.seconds:.1f}s)" + (f" — {result.error}" if result.error else ""),
           file=sys.stderr if result.status == "failed" else sys.stdout)

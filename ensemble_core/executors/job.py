@@ -47,6 +47,7 @@ class MemberJob:
     run_dir: str
     exclude: tuple[str, ...] = ()  # files / person folders left out of the data set (skip_bad_files)
     options: dict = field(default_factory=dict)  # passed to train_member as keywords (e.g. quiet)
+    dataset: dict | None = None  # the recipe's data layout {name, params}; None: the mask competition's
 
     @property
     def run_name(self) -> str:
@@ -74,10 +75,17 @@ class Executor(Protocol):
     def run(self, jobs: Sequence[MemberJob]) -> list[MemberResult]: ...
 
 
-def load_job_dataset(job: MemberJob):
+def load_job_dataset(job: MemberJob, registry: Any = None):
+    """The job's data set, read by its data layout (``job.dataset``; None: the mask competition's)."""
     from ensemble_core.data.layout import load_dataset
 
-    return load_dataset(job.data_dir, exclude=job.exclude)
+    if getattr(job, "dataset", None) is None:
+        return load_dataset(job.data_dir, exclude=job.exclude)
+    from ensemble_core.data.formats import build_layout
+    if registry is None:
+        from ensemble_core.manager import get_registry
+        registry = get_registry()
+    return build_layout(registry, job.dataset).load(job.data_dir, exclude=job.exclude)
 
 
 def run_member_job(job: MemberJob, registry: Any = None, dataset: Any = None) -> MemberResult:
@@ -104,7 +112,7 @@ def run_member_job(job: MemberJob, registry: Any = None, dataset: Any = None) ->
         if registry is None:
             registry = get_registry()
         if dataset is None:
-            dataset = load_job_dataset(job)
+            dataset = load_job_dataset(job, registry)
         split = (np.asarray(job.train_rows, dtype=np.int64), np.asarray(job.val_rows, dtype=np.int64))
         train_member(Member.from_dict(job.member), dataset, split, Path(job.run_dir), registry=registry,
                      **job.options)

@@ -28,9 +28,9 @@ class LocalExecutor:
         self._datasets: dict[tuple, Any] = {}
 
     def _dataset(self, job: MemberJob) -> Any:
-        key = (job.data_dir, tuple(job.exclude))
+        key = (job.data_dir, tuple(job.exclude), repr(job.dataset))
         if key not in self._datasets:
-            self._datasets[key] = load_job_dataset(job)
+            self._datasets[key] = load_job_dataset(job, self.registry)
         return self._datasets[key]
 
     def run(self, jobs: Sequence[MemberJob]) -> list[MemberResult]:

@@ -15,9 +15,9 @@ from ensemble_core.registry import normalize_ref
 from ensemble_core.train.schedule import ScheduledLR
 
 
-def build_task(member, registry) -> Task:
-    """The member's task with its label transform (what it trains on)."""
-    return tasks.build_task(registry, member.task, member.label_transform)
+def build_task(member, registry, label_space=None) -> Task:
+    """The member's task with its label transform (what it trains on), on the data set's ``label_space``."""
+    return tasks.build_task(registry, member.task, member.label_transform, label_space=label_space)
 
 
 def build_model(member, task: Task, registry) -> nn.Module:

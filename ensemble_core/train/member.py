@@ -71,7 +71,7 @@ class MemberTrainer:
         self.split = split
         self.seed = int(member.seed)
         seed_everything(self.seed)
-        self.task = C.build_task(member, registry)
+        self.task = C.build_task(member, registry, getattr(dataset, "label_space", None))
         self.samples = select_samples(self.task, dataset, split)
         self.device = C.choose_device(device)
         self.precision = C.choose_precision(member, self.device)
