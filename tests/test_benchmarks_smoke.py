@@ -44,6 +44,19 @@ def test_quality_tiny(results, tmp_path):
     assert (BENCH / "RESULTS.md").read_text() == real          # the real file is untouched
 
 
+def test_cpu_preset_report_tiny(results, tmp_path):
+    """cpu_preset.py reads a finished run (here quality.py's tiny one, as run, baseline, proxy and views)."""
+    run_script([str(BENCH / "quality.py"), "--tiny", "--quiet", "--out", str(tmp_path / "run")], tmp_path / "q.md")
+    run, log, reading = tmp_path / "run", tmp_path / "run.log", tmp_path / "reading.md"
+    log.write_text("seconds:                        12.5\n")
+    reading.write_text("- **a setting** (OOF): why\n")
+    out = run_script([str(BENCH / "cpu_preset.py"), str(run), "--log", str(log), "--baseline", str(run),
+                      "--proxy", str(run), "--views", str(run), "--reading", str(reading)], results)
+    assert "| wall time, whole `fire recipes/best.py run` (s) | 12 |" in out.stdout
+    assert "shifts(2 px, flips): 9 views" in out.stdout and "- **a setting** (OOF): why" in out.stdout
+    assert "best.py small run" in results.read_text()
+
+
 def test_train_speed_tiny(results):
     out = run_script([str(BENCH / "train_speed.py"), "--tiny", "--steps", "3", "--warmup", "1"], results)
     assert "library trainer (img/s)" in out.stdout and "test_efficientnet" in out.stdout
