@@ -3,7 +3,8 @@ import json
 import pytest
 
 from ensemble_core.cli import main as cli
-from ensemble_core.data.check import check_data, cli_main, preflight
+from ensemble_core.data.check import check_data, preflight
+from ensemble_core.data.formats import cli_check_data as cli_main
 from ensemble_core.data.layout import load_dataset
 from ensemble_core.errors import DataError
 from helpers_data import DEMO_KWARGS, copy_demo, first_jpeg, first_person_folder, photo

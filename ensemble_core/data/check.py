@@ -12,9 +12,7 @@ or with ``skip_bad=True`` returns the image files and person folders to leave ou
 """
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -301,27 +299,3 @@ def preflight(path: str | Path, skip_bad: bool = False, report_path: str | Path 
     if report_path is not None:
         write_check_report(report, report_path, exclude)
     return exclude
-
-
-# ---------------------------------------------------------------- command line
-def cli_main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ensemble-core check-data",
-                                     description="Scan a data set and report every problem (exit 1 when any).")
-    parser.add_argument("dir", help="data set root (holding train/ and eval/), its train/ folder, or a CSV")
-    parser.add_argument("--no-decode", action="store_true", help="only check file markers, skip full decoding")
-    parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    try:
-        report = check_data(args.dir, decode=not args.no_decode, num_threads=args.threads)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(report.summary())
-    if args.json:
-        atomic_write_json(args.json, report.to_dict(), indent=1)
-    return 0 if report.ok else 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(cli_main())

@@ -22,8 +22,8 @@ from ensemble_core.metrics import plot_confusion
 COLUMNS = ("ImageID", "ans")
 
 
-def read_answers(path: str | Path, what: str) -> pd.DataFrame:
-    """A ``ImageID,ans`` CSV with ``ans`` checked to be integers 0..17."""
+def _read_csv(path: str | Path, what: str, columns: Sequence[str], expected: str) -> pd.DataFrame:
+    """A CSV read as strings, with ``columns`` present (``expected`` says where that format comes from)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{what} {path}: file not found")
@@ -31,10 +31,16 @@ def read_answers(path: str | Path, what: str) -> pd.DataFrame:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except Exception as exc:
         raise DataError(f"{what} {path}: cannot read CSV: {exc}") from exc
-    missing = [c for c in COLUMNS if c not in df.columns]
+    missing = [c for c in columns if c not in df.columns]
     if missing:
         raise DataError(f"{what} {path}: missing column(s) {', '.join(map(repr, missing))}; found "
-                        f"{', '.join(map(repr, df.columns))}. Expected the columns ImageID,ans (as eval/info.csv)")
+                        f"{', '.join(map(repr, df.columns))}. Expected the columns {','.join(columns)} ({expected})")
+    return df
+
+
+def read_answers(path: str | Path, what: str) -> pd.DataFrame:
+    """A ``ImageID,ans`` CSV with ``ans`` checked to be integers 0..17."""
+    df = _read_csv(path, what, COLUMNS, "as eval/info.csv")
     values = pd.to_numeric(df["ans"].str.strip(), errors="coerce")
     bad = values.isna() | (values < 0) | (values >= N_CLASSES) | (values != values.round())
     if bad.any():
@@ -100,18 +106,7 @@ def score(submission_csv: str | Path, answers_csv: str | Path, out_dir: str | Pa
 
 # ---------------------------------------------------------------- any data layout
 def _read_rows(path: str | Path, what: str, columns: Sequence[str]) -> pd.DataFrame:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{what} {path}: file not found")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as exc:
-        raise DataError(f"{what} {path}: cannot read CSV: {exc}") from exc
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise DataError(f"{what} {path}: missing column(s) {', '.join(map(repr, missing))}; found "
-                        f"{', '.join(map(repr, df.columns))}. Expected the columns {','.join(columns)} (the data "
-                        f"set's submission format)")
+    df = _read_csv(path, what, columns, "the data set's submission format")
     dup = df[columns[0]][df[columns[0]].duplicated()]
     if len(dup):
         raise DataError(f"{what} {path}: {columns[0]} {dup.iat[0]!r} appears more than once; list each image once")
