@@ -25,7 +25,6 @@ for the same command). The table gives medians over rounds and the ratio's media
 """
 from __future__ import annotations
 
-from ensemble_core.manager import get_registry
 
 import argparse
 import sys

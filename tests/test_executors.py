@@ -24,7 +24,6 @@ from ensemble_core.runfolder import DONE_FILE, ERROR_FILE
 from ensemble_core.runfolder import STOP_FILE
 from helpers_proc import SUBPROCESS_DEADLINE_S, WAIT_DEADLINE_S
 from helpers_pipeline import TINY, load_recipe_module
-from ensemble_core.manager import get_registry
 
 REPO = Path(__file__).resolve().parents[1]
 SPLITS = 2

@@ -33,7 +33,6 @@ from ensemble_core.train.checkpoint import load_checkpoint
 from helpers_data import copy_demo
 from helpers_pipeline import TruthExecutor
 from helpers_train import load_demo, person_split, tiny_member
-from ensemble_core.manager import get_registry
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,7 +17,6 @@ import pytest
 
 from ensemble_core.runfolder import DONE_FILE
 from helpers_proc import SUBPROCESS_DEADLINE_S, WAIT_DEADLINE_S
-from ensemble_core.manager import get_registry
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 3

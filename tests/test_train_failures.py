@@ -12,7 +12,6 @@ from ensemble_core.manager import get_registry
 from ensemble_core.errors import TrainingError
 from ensemble_core.registry import ComponentSpec
 from helpers_train import load_demo, person_split, tiny_member, single_torch_thread  # noqa: F401 (autouse fixture)
-from ensemble_core.manager import get_registry
 
 torch = pytest.importorskip("torch")
 

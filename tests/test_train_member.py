@@ -11,7 +11,6 @@ import pytest
 from ensemble_core.manager import get_registry
 
 from helpers_train import load_demo, person_split, tiny_member, single_torch_thread  # noqa: F401 (autouse fixture)
-from ensemble_core.manager import get_registry
 
 pytest.importorskip("torch")
 

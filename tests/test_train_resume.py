@@ -18,7 +18,6 @@ from ensemble_core.manager import get_registry
 
 from helpers_proc import SUBPROCESS_DEADLINE_S, WAIT_DEADLINE_S
 from helpers_train import load_demo, person_split, tiny_member
-from ensemble_core.manager import get_registry
 
 torch = pytest.importorskip("torch")
 
