@@ -98,6 +98,72 @@ def member_setting(recipe: dict) -> str:
             f"threads {df.get('threads', 1)}, channels_last {df.get('channels_last', 'auto')}")
 
 
+def field_diffs(ref, other, prefix: str = "") -> list[str]:
+    """``FIELD=VALUE`` (dotted, the form ``fire ... --FIELD=VALUE`` takes) for each place ``other`` differs
+    from ``ref``; recurses only where both sides are mappings (or lists of the same length)."""
+    if isinstance(ref, dict) and isinstance(other, dict):
+        return [d for k in sorted(set(ref) | set(other))
+                for d in field_diffs(ref.get(k), other.get(k), f"{prefix}.{k}" if prefix else str(k))]
+    if isinstance(ref, list) and isinstance(other, list) and len(ref) == len(other) \
+            and any(isinstance(x, dict) for x in ref):
+        return [d for i, (x, y) in enumerate(zip(ref, other)) for d in field_diffs(x, y, f"{prefix}.{i}")]
+    return [] if ref == other else [f"{prefix}={json.dumps(other)}"]
+
+
+def recipe_changes(ref: dict, other: dict) -> str:
+    """The member-facing recipe fields where ``other`` differs from ``ref``."""
+    keys = ("split", "defaults", "tasks")
+    diffs = field_diffs({k: ref.get(k) for k in keys}, {k: other.get(k) for k in keys})
+    return "; ".join(diffs).replace("|", "\\|") or "(reference)"
+
+
+def oof_of(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The run's out-of-fold image ids (sorted), 18-class probabilities and truth (first member)."""
+    z = np.load(sorted((run / "members").glob("*/oof.npz"))[0], allow_pickle=False)
+    order = np.argsort(z["image_id"])
+    return z["image_id"][order], z["probs"][order], z["truth"][order]
+
+
+def paired_bootstrap(truth, pred_ref, pred_other, person, replicates: int = 1000, seed: int = 0):
+    """Mean difference of macro F1 (other - reference) over person-level bootstrap replicates, and the
+    share of replicates where ``other`` is ahead."""
+    from sklearn.metrics import f1_score
+
+    labels = np.unique(truth)
+    people, inverse = np.unique(person, return_inverse=True)
+    rows_of = [np.flatnonzero(inverse == k) for k in range(len(people))]
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(replicates):
+        idx = np.concatenate([rows_of[k] for k in rng.integers(0, len(people), len(people))])
+        diffs.append(f1_score(truth[idx], pred_other[idx], average="macro", labels=labels, zero_division=0)
+                     - f1_score(truth[idx], pred_ref[idx], average="macro", labels=labels, zero_division=0))
+    diffs = np.asarray(diffs)
+    return float(diffs.mean()), float((diffs > 0).mean())
+
+
+def proxy_rows(proxies: list[Path]) -> list[str]:
+    ref = run_figures(proxies[0])
+    ids, ref_probs, truth = oof_of(proxies[0])
+    person = np.array([str(i).split("/")[0] for i in ids])
+    rows = []
+    for p in proxies:
+        r = run_figures(p)
+        c = r["members"][0]["curve"]
+        if p == proxies[0]:
+            versus = "reference"
+        else:
+            ids_p, probs, _ = oof_of(p)
+            if not np.array_equal(ids_p, ids):
+                raise SystemExit(f"{p}: its out-of-fold images differ from {proxies[0]}'s; proxies must share "
+                                 f"one split")
+            d, support = paired_bootstrap(truth, ref_probs.argmax(1), probs.argmax(1), person)
+            versus = f"{d:+.4f} ({support:.0%})"
+        rows.append(f"| {p} | {recipe_changes(ref['recipe'], r['recipe'])} | {r['recipe']['defaults']['epochs']} | "
+                    f"{epochs_of(c, 'macro_f1', '.3f')} | {r['oof_argmax']:.4f} | {versus} | {r['oof_n']} |")
+    return rows
+
+
 def view_rows(proxy: Path) -> list[str]:
     import torch
 
@@ -136,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log", type=Path)
     ap.add_argument("--loadlog", type=Path)
     ap.add_argument("--baseline", type=Path)
-    ap.add_argument("--proxy", type=Path, action="append", default=[])
+    ap.add_argument("--proxy", type=Path, action="append", default=[],
+                    help="a one-member run on the shared proxy split; the first is the reference of the others")
+    ap.add_argument("--baseline-wall", default="not timed here",
+                    help="what to print as the previous default's wall time (its figure from RESULTS.md)")
     ap.add_argument("--views", type=Path)
     ap.add_argument("--notes", default="")
     ap.add_argument("--reading", type=Path, help="markdown file: the author's reading of the tables (appended as is)")
@@ -167,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     row("eval macro F1 (answers; reported only)", lambda r: f4(r["eval"]))
     wall_text = "n/a" if wall is None else f"{wall:.0f}"
     lines.append(f"| wall time, whole `fire recipes/best.py run` (s) | {wall_text} |"
-                 + (" not timed here (issue 13: about 21 min) |" if old else ""))
+                 + (f" {args.baseline_wall} |" if old else ""))
     lines.append(f"| load while it ran | {loads(args.loadlog)} |" + (" |" if old else ""))
 
     lines += ["", "Members of this run (per-epoch validation macro F1; images/s per member process):", "",
@@ -180,16 +249,13 @@ def main(argv: list[str] | None = None) -> int:
                      f"{epochs_of(c, 'images_per_s', '.0f')} | {s['seconds_this_process']:.0f} |")
 
     if args.proxy:
-        lines += ["", "Proxies (one resnet10t member each on the same 25% person split; OOF = its validation "
-                  "people, hflip TTA):", "",
-                  "| proxy run | image size | epochs | val macro F1 by epoch | OOF macro F1 | OOF images |",
-                  "|---|---|---:|---|---:|---:|"]
-        for p in args.proxy:
-            r = run_figures(p)
-            df = r["recipe"]["defaults"]
-            c = r["members"][0]["curve"]
-            lines.append(f"| {p} | {df['image_size'][0]}x{df['image_size'][1]} | {df['epochs']} | "
-                         f"{epochs_of(c, 'macro_f1', '.3f')} | {r['oof_argmax']:.4f} | {r['oof_n']} |")
+        lines += ["", "Proxies (one member each on the same person split; OOF = its validation people; the first "
+                  "row is the reference, each other row names the recipe fields it changes and a paired "
+                  "bootstrap over people of its OOF macro F1 minus the reference's, 1000 replicates):", "",
+                  "| proxy run | changes against the first proxy | epochs | val macro F1 by epoch | OOF macro F1 | "
+                  "difference (bootstrap support) | OOF images |",
+                  "|---|---|---:|---|---:|---:|---:|"]
+        lines += proxy_rows(args.proxy)
     if args.views:
         lines += ["", f"Test-time views of the proxy member in {args.views} (re-predicted, no training):", "",
                   "| member | views | images | OOF macro F1 | OOF accuracy | OOF log loss |",
