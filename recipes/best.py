@@ -44,7 +44,7 @@ answers were only reported. Speed settings were chosen on measured images/s.
 - Tried and rejected on the same proxy: label smoothing 0.1 (0.5633), 6 epochs instead of 5 (0.5829,
   +20% compute), weight decay 0.01 and no dropout (0.5824), batch size 32 (0.5830, and slower); against
   the final 0.6052: plain cross-entropy on the mask and gender heads (0.5886), the age head's loss x2
-  (0.5929).
+  (0.5929), EMA decay 0.995 (0.6012, a tie), weight decay 0.1 (0.5774).
 - ``executor: process`` with ``threads: 1`` per member: two members train side by side, one per core
   (~187 images/s per process with two running, against ~227 images/s for one process on two threads:
   1.6x the images per second for the machine; speed only).
