@@ -114,7 +114,7 @@ def recipe_changes(ref: dict, other: dict) -> str:
     """The member-facing recipe fields where ``other`` differs from ``ref``."""
     keys = ("split", "defaults", "tasks")
     diffs = field_diffs({k: ref.get(k) for k in keys}, {k: other.get(k) for k in keys})
-    return "; ".join(diffs).replace("|", "\\|") or "(reference)"
+    return "; ".join(diffs).replace("|", "\\|") or "(none)"
 
 
 def oof_of(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -124,42 +124,27 @@ def oof_of(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return z["image_id"][order], z["probs"][order], z["truth"][order]
 
 
-def paired_bootstrap(truth, pred_ref, pred_other, person, replicates: int = 1000, seed: int = 0):
-    """Mean difference of macro F1 (other - reference) over person-level bootstrap replicates, and the
-    share of replicates where ``other`` is ahead."""
-    from sklearn.metrics import f1_score
-
-    labels = np.unique(truth)
-    people, inverse = np.unique(person, return_inverse=True)
-    rows_of = [np.flatnonzero(inverse == k) for k in range(len(people))]
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(replicates):
-        idx = np.concatenate([rows_of[k] for k in rng.integers(0, len(people), len(people))])
-        diffs.append(f1_score(truth[idx], pred_other[idx], average="macro", labels=labels, zero_division=0)
-                     - f1_score(truth[idx], pred_ref[idx], average="macro", labels=labels, zero_division=0))
-    diffs = np.asarray(diffs)
-    return float(diffs.mean()), float((diffs > 0).mean())
-
-
 def proxy_rows(proxies: list[Path]) -> list[str]:
+    from ensemble_core.ensemble.decision import paired_support
+
     ref = run_figures(proxies[0])
     ids, ref_probs, truth = oof_of(proxies[0])
     person = np.array([str(i).split("/")[0] for i in ids])
     rows = []
-    for p in proxies:
+    for i, p in enumerate(proxies):
         r = run_figures(p)
         c = r["members"][0]["curve"]
-        if p == proxies[0]:
+        if i == 0:
             versus = "reference"
         else:
             ids_p, probs, _ = oof_of(p)
             if not np.array_equal(ids_p, ids):
                 raise SystemExit(f"{p}: its out-of-fold images differ from {proxies[0]}'s; proxies must share "
                                  f"one split")
-            d, support = paired_bootstrap(truth, ref_probs.argmax(1), probs.argmax(1), person)
-            versus = f"{d:+.4f} ({support:.0%})"
-        rows.append(f"| {p} | {recipe_changes(ref['recipe'], r['recipe'])} | {r['recipe']['defaults']['epochs']} | "
+            support = paired_support(truth, probs.argmax(1), ref_probs.argmax(1), person)
+            versus = f"{r['oof_argmax'] - ref['oof_argmax']:+.4f} ({support:.0%})"
+        changes = "(reference)" if i == 0 else recipe_changes(ref["recipe"], r["recipe"])
+        rows.append(f"| {p} | {changes} | {r['recipe']['defaults']['epochs']} | "
                     f"{epochs_of(c, 'macro_f1', '.3f')} | {r['oof_argmax']:.4f} | {versus} | {r['oof_n']} |")
     return rows
 
@@ -250,8 +235,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.proxy:
         lines += ["", "Proxies (one member each on the same person split; OOF = its validation people; the first "
-                  "row is the reference, each other row names the recipe fields it changes and a paired "
-                  "bootstrap over people of its OOF macro F1 minus the reference's, 1000 replicates):", "",
+                  "row is the reference, each other row names the recipe fields it changes, its OOF macro F1 minus the "
+                  "reference's, and the share of person-bootstrap replicates in which it is ahead, as the "
+                  "decision rules are checked):", "",
                   "| proxy run | changes against the first proxy | epochs | val macro F1 by epoch | OOF macro F1 | "
                   "difference (bootstrap support) | OOF images |",
                   "|---|---|---:|---|---:|---:|---:|"]

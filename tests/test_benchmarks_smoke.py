@@ -51,8 +51,11 @@ def test_cpu_preset_report_tiny(results, tmp_path):
     log.write_text("seconds:                        12.5\n")
     reading.write_text("- **a setting** (OOF): why\n")
     out = run_script([str(BENCH / "cpu_preset.py"), str(run), "--log", str(log), "--baseline", str(run),
-                      "--proxy", str(run), "--views", str(run), "--reading", str(reading)], results)
+                      "--proxy", str(run), "--proxy", str(run), "--views", str(run), "--reading", str(reading)],
+                     results)
     assert "| wall time, whole `fire recipes/best.py run` (s) | 12 |" in out.stdout
+    # the second proxy is compared with the first: no recipe field differs, the same OOF figure, never ahead
+    assert "| (reference) |" in out.stdout and "| (none) |" in out.stdout and "| +0.0000 (0%) |" in out.stdout
     assert "shifts(2 px, flips): 9 views" in out.stdout and "- **a setting** (OOF): why" in out.stdout
     assert "best.py small run" in results.read_text()
 
