@@ -44,7 +44,8 @@ answers were only reported. Speed settings were chosen on measured images/s.
 - Tried and rejected on the same proxy: label smoothing 0.1 (0.5633), 6 epochs instead of 5 (0.5829,
   +20% compute), weight decay 0.01 and no dropout (0.5824), batch size 32 (0.5830, and slower); against
   the final 0.6052: plain cross-entropy on the mask and gender heads (0.5886), the age head's loss x2
-  (0.5929), EMA decay 0.995 (0.6012, a tie), weight decay 0.1 (0.5774).
+  (0.5929), EMA decay 0.995 (0.6012, a tie), weight decay 0.1 (0.5774), 40x40 x 7 epochs (0.5833), EMA
+  0.995 x 6 epochs (0.6062, a tie for 20% more compute).
 - ``executor: process`` with ``threads: 1`` per member: two members train side by side, one per core
   (~187 images/s per process with two running, against ~227 images/s for one process on two threads:
   1.6x the images per second for the machine; speed only).
@@ -61,7 +62,7 @@ started on the machine): 943 s wall (15.7 min); OOF macro F1 0.5743 soft + arg-m
 (prior_power applied, 99% bootstrap support), on all 18,900 training images and the same person folds as
 the previous CPU preset (0.5459 / 0.5507; 1365 s at load ~4). Eval macro F1, reported only: 0.5864 (arg-max
 0.6085; the previous preset 0.5948), so issue 13's 0.63 is not reached. The proxy winner's margin over the
-previous preset (+0.046 on one split) shrank to +0.03 over all folds: picking among 12 proxies on one split
+previous preset (+0.046 on one split) shrank to +0.03 over all folds: picking among 18 proxies on one split
 flatters the winner.
 """
 from __future__ import annotations
