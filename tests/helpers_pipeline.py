@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import pickle
+import types
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,13 @@ class TruthExecutor:
             (run_dir / DONE_FILE).write_text("truth\n")
             results.append(MemberResult(job.run_name, job.run_dir, "trained"))
         return results
+
+
+def plugin_module(name: str, hooks: dict) -> types.ModuleType:
+    """A throwaway plugin module named ``name`` holding the ``ensemble_*`` hook implementations of ``hooks``
+    (pass ``locals()`` of the function that defined them)."""
+    module = types.ModuleType(name)
+    for attr, value in hooks.items():
+        if attr.startswith("ensemble_"):
+            setattr(module, attr, value)
+    return module

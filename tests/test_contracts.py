@@ -3,7 +3,6 @@ line naming the kind, the component and its plugin, and it does so before any tr
 validated (cheap kinds) and when a member is built (backbone and loss)."""
 from __future__ import annotations
 
-import types
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from ensemble_core import ComponentSpec, hookimpl
 from ensemble_core.errors import ComponentContractError, RecipeError
 from ensemble_core.manager import build_catalog
 from ensemble_core.testing import check_component, components, parametrize_components
+from helpers_pipeline import plugin_module
 from helpers_train import single_torch_thread  # noqa: F401 (autouse fixture)
 
 PLUGIN = "broken_plugin"
@@ -73,7 +73,6 @@ def wide_backbone(num_classes, pretrained: bool = False):
 
 
 def _plugin():
-    p = types.ModuleType(PLUGIN)
     here = __name__
 
     @hookimpl
@@ -97,10 +96,7 @@ def _plugin():
     def ensemble_register_backbones():
         return [ComponentSpec("wide", "backbone", f"{here}:wide_backbone")]
 
-    for name, value in list(locals().items()):
-        if name.startswith("ensemble_"):
-            setattr(p, name, value)
-    return p
+    return plugin_module(PLUGIN, locals())
 
 
 @pytest.fixture(scope="module")

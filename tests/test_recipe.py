@@ -1,6 +1,5 @@
 """Recipes: lossless round trip, planning, and validation that reports every problem at once."""
 import json
-import types
 
 import pytest
 
@@ -9,6 +8,7 @@ from ensemble_core.errors import RecipeError
 from ensemble_core.manager import build_catalog
 from ensemble_core.recipe import Recipe
 from ensemble_core.recipe import validate as validate_with_contracts
+from helpers_pipeline import plugin_module
 
 
 def validate(*args, **kwargs):
@@ -50,7 +50,6 @@ def t_splitter(n_splits: int = 3, val_fraction: float = 0.2):
 
 
 def _plugin():
-    p = types.ModuleType("recipe_test_plugin")
     mod = "tests.test_recipe"
 
     @hookimpl
@@ -82,10 +81,7 @@ def _plugin():
     def ensemble_register_executors():
         return [ComponentSpec("t_local", "executor", f"{mod}:t_voter", "test executor")]
 
-    for name, value in list(locals().items()):
-        if name.startswith("ensemble_"):
-            setattr(p, name, value)
-    return p
+    return plugin_module("recipe_test_plugin", locals())
 
 
 @pytest.fixture(scope="module")
