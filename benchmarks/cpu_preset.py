@@ -26,6 +26,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_setup import results_module  # noqa: E402
 
+from ensemble_core.ensemble.decision import ANSWERS_FILE  # noqa: E402
+from ensemble_core.runfolder import (CONFIG_FILE, EPOCHS_FILE, METRICS_FILE, OOF_FILE, RECIPE_FILE,  # noqa: E402
+                                     RUN_FILE, SPLITS_FILE, SUBMISSION_FILE, SUMMARY_FILE, members_dir)
+
 VIEW_VARIANTS = [
     ("hflip (kept)", {"tta": ["hflip"]}),
     ("no TTA", {"tta": []}),
@@ -40,27 +44,27 @@ def load_json(path: Path) -> dict:
 
 def members(run: Path) -> list[dict]:
     out = []
-    for d in sorted((run / "members").iterdir()):
-        if not (d / "summary.json").is_file():
+    for d in sorted(members_dir(run).iterdir()):
+        if not (d / SUMMARY_FILE).is_file():
             continue
-        s = load_json(d / "summary.json")
-        curve = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        s = load_json(d / SUMMARY_FILE)
+        curve = [json.loads(line) for line in (d / EPOCHS_FILE).read_text().splitlines() if line.strip()]
         out.append({"name": d.name, "summary": s, "curve": curve})
     return out
 
 
 def eval_f1(run: Path, data_dir: Path) -> float | None:
-    answers = data_dir / "eval" / "answers.csv"
-    if not answers.is_file() or not (run / "submission.csv").is_file():
+    answers = data_dir / ANSWERS_FILE
+    if not answers.is_file() or not (run / SUBMISSION_FILE).is_file():
         return None
     from ensemble_core.ensemble.scoring import score
-    return float(score(run / "submission.csv", answers, run)["macro_f1"])
+    return float(score(run / SUBMISSION_FILE, answers, run)["macro_f1"])
 
 
 def run_figures(run: Path) -> dict:
-    m = load_json(run / "metrics.json")
-    recipe = load_json(run / "recipe.json")
-    data_dir = Path(load_json(run / "run.json")["data_dir"])
+    m = load_json(run / METRICS_FILE)
+    recipe = load_json(run / RECIPE_FILE)
+    data_dir = Path(load_json(run / RUN_FILE)["data_dir"])
     d = m.get("decision") or {}
     return {"recipe": recipe, "data_dir": data_dir, "oof_n": m["oof"]["n_images"],
             "oof_argmax": m["oof"]["macro_f1"], "decision": d.get("applied"),
@@ -119,7 +123,7 @@ def recipe_changes(ref: dict, other: dict) -> str:
 
 def oof_of(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The run's out-of-fold image ids (sorted), 18-class probabilities and truth (first member)."""
-    z = np.load(sorted((run / "members").glob("*/oof.npz"))[0], allow_pickle=False)
+    z = np.load(sorted(members_dir(run).glob(f"*/{OOF_FILE}"))[0], allow_pickle=False)
     order = np.argsort(z["image_id"])
     return z["image_id"][order], z["probs"][order], z["truth"][order]
 
@@ -160,13 +164,13 @@ def view_rows(proxy: Path) -> list[str]:
     from ensemble_core.train.predict import score
 
     torch.set_num_threads(1)
-    recipe = load_json(proxy / "recipe.json")
-    ds = load_dataset(load_json(proxy / "run.json")["data_dir"])
+    recipe = load_json(proxy / RECIPE_FILE)
+    ds = load_dataset(load_json(proxy / RUN_FILE)["data_dir"])
     registry = get_registry()
-    splits = make_splits(ds.train, recipe["split"], recipe["seed"], proxy / "splits.json", registry=registry)
+    splits = make_splits(ds.train, recipe["split"], recipe["seed"], proxy / SPLITS_FILE, registry=registry)
     rows = []
-    for mdir in sorted((proxy / "members").iterdir()):
-        cfg = load_json(mdir / "config.json")["member"]
+    for mdir in sorted(members_dir(proxy).iterdir()):
+        cfg = load_json(mdir / CONFIG_FILE)["member"]
         split = splits[cfg["split_index"]]
         for label, over in VIEW_VARIANTS:
             spec = json.loads(json.dumps(cfg))
