@@ -60,10 +60,11 @@ class TimmBackbone(LazyFactory):
         self.model_name = model_name
 
     def __call__(self, num_classes: int, pretrained: bool = False, pretrained_path: str | None = None,
-                 drop_rate: float = 0.0, drop_path_rate: float | None = None, in_chans: int = 3):
+                 drop_rate: float = 0.0, drop_path_rate: float | None = None, in_chans: int = 3,
+                 model_kwargs: dict | None = None):
         return create_timm_model(self.model_name, num_classes, pretrained=pretrained,
                                  pretrained_path=pretrained_path, drop_rate=drop_rate,
-                                 drop_path_rate=drop_path_rate, in_chans=in_chans)
+                                 drop_path_rate=drop_path_rate, in_chans=in_chans, model_kwargs=model_kwargs)
 
 
 curated = SimpleNamespace(**{name: TimmBackbone(model) for name, (model, _) in CURATED.items()})
@@ -71,7 +72,10 @@ curated = SimpleNamespace(**{name: TimmBackbone(model) for name, (model, _) in C
 
 def create_timm_model(model_name: str, num_classes: int, *, pretrained: bool = False,
                       pretrained_path: str | None = None, drop_rate: float = 0.0,
-                      drop_path_rate: float | None = None, in_chans: int = 3):
+                      drop_path_rate: float | None = None, in_chans: int = 3, model_kwargs: dict | None = None):
+    """``model_kwargs`` are the timm architecture's own arguments (e.g. ``channels`` and ``stem_width`` of a
+    timm ResNet), passed to ``timm.create_model``; an argument the architecture does not take is refused with
+    its name."""
     import timm
 
     if pretrained and pretrained_path:
@@ -80,12 +84,34 @@ def create_timm_model(model_name: str, num_classes: int, *, pretrained: bool = F
     kwargs = {"num_classes": num_classes, "drop_rate": drop_rate, "in_chans": in_chans}
     if drop_path_rate is not None:
         kwargs["drop_path_rate"] = drop_path_rate
+    extra = _model_kwargs(model_name, model_kwargs, set(kwargs) | {"pretrained", "drop_path_rate"})
+    kwargs.update(extra)
     if pretrained:
         return _create_downloaded(model_name, kwargs)
-    model = timm.create_model(model_name, pretrained=False, **kwargs)
+    try:
+        model = timm.create_model(model_name, pretrained=False, **kwargs)
+    except TypeError as e:
+        if not extra:
+            raise
+        raise TrainingError(f"backbone {model_name!r}: timm could not build it with model_kwargs {extra} "
+                            f"({e}); use the argument names of the timm architecture's constructor") from None
     if pretrained_path:
         load_local_weights(model, pretrained_path, model_name)
     return model
+
+
+def _model_kwargs(model_name: str, model_kwargs, reserved: set[str]) -> dict:
+    if model_kwargs is None:
+        return {}
+    if not isinstance(model_kwargs, dict) or not all(isinstance(k, str) for k in model_kwargs):
+        raise TrainingError(f"backbone {model_name!r}: model_kwargs must be a mapping of argument name to value, "
+                            f"got {model_kwargs!r}")
+    clash = sorted(set(model_kwargs) & reserved)
+    if clash:
+        raise TrainingError(f"backbone {model_name!r}: model_kwargs {clash} are backbone params of their own; "
+                            f"set them next to model_kwargs, not inside it")
+    # YAML and JSON give lists where timm's signatures say tuples (channels, layers, ...)
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in model_kwargs.items()}
 
 
 def _local_weights_hint(model_name: str) -> str:

@@ -132,6 +132,20 @@ def test_pretrained_path_of_another_architecture_or_missing_file_is_refused(tmp_
         get_registry().build("backbone", "test_resnet", 3, pretrained_path=str(tmp_path / "nope.pth"))
 
 
+def test_model_kwargs_reach_the_timm_architecture_and_unknown_ones_are_named():
+    from ensemble_core.manager import get_registry
+    reg = get_registry()
+    narrow = reg.build("backbone", "test_resnet", 3, model_kwargs={"channels": [8, 8, 16, 16], "stem_width": 8})
+    assert narrow.conv1[0].out_channels == 8 and narrow.fc.in_features == 16        # lists arrive as timm's tuples
+    assert narrow.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 3)
+    with pytest.raises(TrainingError, match=r"model_kwargs \{'chanels': \(8,\)\}.*argument names"):
+        reg.build("backbone", "test_resnet", 3, model_kwargs={"chanels": [8]})
+    with pytest.raises(TrainingError, match=r"model_kwargs \['drop_rate'\] are backbone params of their own"):
+        reg.build("backbone", "test_resnet", 3, model_kwargs={"drop_rate": 0.5})
+    with pytest.raises(TrainingError, match="must be a mapping"):
+        reg.build("backbone", "test_resnet", 3, model_kwargs=[("channels", 8)])
+
+
 def test_same_seed_same_data_order():
     from ensemble_core.train.seeding import epoch_order
     assert np.array_equal(epoch_order(100, 42, 3), epoch_order(100, 42, 3))
