@@ -159,9 +159,39 @@ class ComponentSpec:
                 problems.append(f"unknown parameter {key!r} for {self.kind} {self.name!r}.{hint} "
                                 f"Valid names: {', '.join(valid) or '(none)'}")
         for p in named:
+            if p.name in params:
+                why = _scalar_type_problem(p.annotation, params[p.name])
+                if why:
+                    problems.append(f"parameter {p.name!r} of {self.kind} {self.name!r} {why}")
+        for p in named:
             if p.default is p.empty and p.name not in params and p.kind != p.VAR_KEYWORD:
                 problems.append(f"missing required parameter {p.name!r} for {self.kind} {self.name!r}")
         return problems
+
+
+_SCALARS = {"bool": (bool,), "int": (int,), "float": (int, float)}
+
+
+def _scalar_type_problem(annotation: Any, value: Any) -> str:
+    """Why ``value`` does not fit a plain ``bool`` / ``int`` / ``float`` annotation (``| None`` allowed);
+    empty when it fits or the annotation is anything else. A command line that spells ``false`` bare
+    gives the string 'false', which would otherwise read as true."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", None) or str(annotation)
+    parts = [t.strip() for t in str(text).split("|")]
+    optional = "None" in parts
+    parts = [t for t in parts if t != "None"]
+    if len(parts) != 1 or parts[0] not in _SCALARS or (value is None and optional):
+        return ""
+    want = parts[0]
+    fits = isinstance(value, _SCALARS[want]) and (want == "bool" or not isinstance(value, bool))
+    if fits:
+        return ""
+    spelled = {"bool": "true or false", "int": "a whole number", "float": "a number"}[want]
+    hint = ""
+    if isinstance(value, str):
+        hint = (" (on a fire command line write Python literals inside {...}: False, True, 0.5)" if want == "bool"
+                else " (a string: YAML reads 1e-3 as text, write 1.0e-3; on a fire command line write 0.001)")
+    return f"must be {spelled}{' or null' if optional else ''}, got {value!r}{hint}"
 
 
 class KindRegistry:

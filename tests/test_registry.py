@@ -73,6 +73,24 @@ def test_bind_reports_unknown_and_missing_params(registry):
     assert problems == ["missing required parameter 'lr' for optimizer 'sgd'"]
 
 
+def make_backbone(num_classes, pretrained: bool = False, drop_rate: float = 0.0, depth: int = 2,
+                  drop_path_rate: float | None = None, note: str = ""):
+    return num_classes
+
+
+def test_bind_refuses_a_string_where_a_flag_or_number_belongs():
+    # fire reads --x='{pretrained: false}' as the string 'false', which would read as true
+    spec = ComponentSpec("net", "backbone", make_backbone)
+    assert spec.bind({"pretrained": False, "drop_rate": 1, "depth": 3, "drop_path_rate": None, "note": "x"}) == []
+    problems = spec.bind({"pretrained": "false", "drop_rate": "0.2", "depth": True, "drop_path_rate": "0.1"})
+    assert len(problems) == 4, problems
+    assert problems[0] == ("parameter 'pretrained' of backbone 'net' must be true or false, got 'false' "
+                           "(on a fire command line write Python literals inside {...}: False, True, 0.5)")
+    assert "'drop_rate'" in problems[1] and "must be a number, got '0.2'" in problems[1]
+    assert "'depth'" in problems[2] and "must be a whole number, got True" in problems[2]
+    assert "'drop_path_rate'" in problems[3] and "must be a number or null" in problems[3]
+
+
 def test_engine_args_are_not_recipe_parameters(registry):
     names = [p.name for p in registry["optimizer"].get("sgd").parameters()]
     assert names == ["lr", "momentum"]
