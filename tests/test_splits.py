@@ -66,6 +66,17 @@ def test_same_seed_same_splits_and_stratum_fractions(train):
             assert abs(np.sum(s[va] == k) - 0.25 * np.sum(s == k)) <= 0.5 + 1e-9
 
 
+@pytest.mark.parametrize("make", [lambda seed: ShuffleSplitter(2, 0.25, seed=seed),
+                                  lambda seed: KFoldSplitter(3, seed=seed)], ids=["shuffle", "kfold"])
+def test_a_split_seed_fixes_the_people_whatever_the_recipe_seed(train, make):
+    persons = train.drop_duplicates("person").reset_index(drop=True)
+    val = lambda splits: [v.tolist() for _, v in splits]    # noqa: E731
+    assert val(make(7).split(persons, 1)) == val(make(7).split(persons, 2)) == val(make(None).split(persons, 7))
+    assert val(make(None).split(persons, 1)) != val(make(None).split(persons, 2))
+    with pytest.raises(ValueError, match="seed must be a whole number"):
+        make("7")
+
+
 def test_manifest_is_reused(train, tmp_path):
     path = tmp_path / "splits.json"
     first = make_splits(train, "shuffle", 1, path, registry=get_registry())

@@ -31,17 +31,29 @@ def strata(persons: pd.DataFrame) -> np.ndarray:
     return np.asarray(persons["gender"], dtype=np.int64) * 3 + np.asarray(age_class, dtype=np.int64)
 
 
-class ShuffleSplitter:
-    """``n_splits`` independent random splits, ``val_fraction`` of every stratum to validation."""
+def _split_seed(name: str, seed: Any) -> int | None:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError(f"{name}: seed must be a whole number (or left out to follow the recipe's seed), "
+                         f"got {seed!r}")
+    return seed
 
-    def __init__(self, n_splits: int = 3, val_fraction: float = 0.2):
+
+class ShuffleSplitter:
+    """``n_splits`` independent random splits, ``val_fraction`` of every stratum to validation.
+
+    ``seed`` fixes the people of each split whatever the recipe's seed (to compare training seeds, or
+    settings, on the same people); left out, the split follows the recipe's seed."""
+
+    def __init__(self, n_splits: int = 3, val_fraction: float = 0.2, seed: int | None = None):
         if not isinstance(n_splits, int) or n_splits < 1:
             raise ValueError(f"shuffle: n_splits must be a positive integer, got {n_splits!r}")
         if not 0 < float(val_fraction) < 1:
             raise ValueError(f"shuffle: val_fraction must be between 0 and 1, got {val_fraction!r}")
         self.n_splits, self.val_fraction = n_splits, float(val_fraction)
+        self.seed = _split_seed("shuffle", seed)
 
     def split(self, persons: pd.DataFrame, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        seed = seed if self.seed is None else self.seed
         n = len(persons)
         if n < 2:
             raise DataError(f"shuffle split needs at least 2 people, got {n}")
@@ -63,16 +75,19 @@ class ShuffleSplitter:
 
 
 class KFoldSplitter:
-    """Stratified k-fold over people (sklearn ``StratifiedGroupKFold``, shuffled with the seed)."""
+    """Stratified k-fold over people (sklearn ``StratifiedGroupKFold``, shuffled with the seed; ``seed`` fixes
+    the folds whatever the recipe's seed, as for ``shuffle``)."""
 
-    def __init__(self, n_splits: int = 5):
+    def __init__(self, n_splits: int = 5, seed: int | None = None):
         if not isinstance(n_splits, int) or n_splits < 2:
             raise ValueError(f"kfold: n_splits must be an integer >= 2, got {n_splits!r}")
         self.n_splits = n_splits
+        self.seed = _split_seed("kfold", seed)
 
     def split(self, persons: pd.DataFrame, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
         import warnings
 
+        seed = seed if self.seed is None else self.seed
         from sklearn.model_selection import StratifiedGroupKFold
 
         n = len(persons)
