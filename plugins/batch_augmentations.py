@@ -2,6 +2,10 @@
 
 Each factory takes the engine-supplied ``num_classes`` and returns a callable
 ``(images (N,C,H,W) float tensor, targets (N,) int64) -> (images, soft_targets (N, num_classes))``.
+``cutmix`` and ``mixup`` also take soft targets (``mixes_soft_targets``), which is how they serve a
+multi-head task: the engine hands them one row of per-head one-hot blocks and splits the mixed row back
+per head (``ensemble_core.train.components.HeadSoftTargets``). ``class_cutmix`` picks samples by class
+id, so it stays with one-head tasks.
 Randomness comes from torch's global generator, which the trainer seeds, so a
 seed gives the same augmentation sequence.
 """
@@ -40,10 +44,11 @@ def _random_box(height: int, width: int, lam: float) -> tuple[int, int, int, int
 
 
 def _soft_targets_and_partners(images, targets, num_classes: int, prob: float):
-    """One-hot targets, and a random partner permutation with probability ``prob`` (else None)."""
+    """One-hot targets (soft ones pass as they are: a multi-head task's blocks), and a random partner
+    permutation with probability ``prob`` (else None)."""
     import torch
 
-    soft = _one_hot(targets, num_classes).to(images.device)
+    soft = (targets.to(torch.float32) if targets.is_floating_point() else _one_hot(targets, num_classes)).to(images.device)
     if float(torch.rand(1)) >= prob or len(images) < 2:
         return soft, None
     return soft, torch.randperm(len(images)).to(images.device)
@@ -51,6 +56,8 @@ def _soft_targets_and_partners(images, targets, num_classes: int, prob: float):
 
 class CutMix:
     """Paste a box from a shuffled partner; targets mix by the pasted area."""
+
+    mixes_soft_targets = True     # takes soft targets as well (a multi-head task's per-head blocks)
 
     def __init__(self, num_classes: int, alpha: float = 1.0, prob: float = 0.5):
         self.num_classes, self.alpha, self.prob = num_classes, alpha, prob
@@ -68,6 +75,8 @@ class CutMix:
 
 class MixUp:
     """Blend each image with a shuffled partner by lam ~ Beta(alpha, alpha)."""
+
+    mixes_soft_targets = True
 
     def __init__(self, num_classes: int, alpha: float = 0.4, prob: float = 0.5):
         self.num_classes, self.alpha, self.prob = num_classes, alpha, prob

@@ -200,13 +200,46 @@ def test_the_scheduler_sets_each_epochs_learning_rate(features_run):
     assert [r["lr"] for r in lines] == pytest.approx([3e-3, 1.5e-3])   # step: halved after every epoch
 
 
-def test_batch_augmentation_on_a_multihead_task_is_refused(demo, tmp_path):
+def test_class_cutmix_on_a_multihead_task_is_refused_and_cutmix_trains_it(demo, tmp_path):
     from ensemble_core.errors import TrainingError
     from ensemble_core.train import train_member
     ds, split = demo
-    member = tiny_member("multihead", batch_augmentation="cutmix")
-    with pytest.raises(TrainingError, match="single-head"):
+    member = tiny_member("multihead", batch_augmentation={"name": "class_cutmix", "params": {"target_class": 2}})
+    with pytest.raises(TrainingError, match="single-head tasks only.*Use cutmix or mixup"):
         train_member(member, ds, split, tmp_path / member.run_name, quiet=True, registry=get_registry())
+    member = tiny_member("multihead", batch_augmentation={"name": "cutmix", "params": {"prob": 1.0}}, epochs=1)
+    summary = train_member(member, ds, split, tmp_path / "cutmix" / member.run_name, quiet=True,
+                           registry=get_registry())
+    assert summary["status"] == "trained" and np.isfinite(summary["oof_macro_f1"])
+
+
+def test_multihead_soft_targets_are_per_head_blocks_that_cutmix_and_mixup_mix():
+    import torch
+
+    from ensemble_core.tasks import MultiHeadTask, age_bins5
+    from ensemble_core.train.components import HeadLosses, HeadSoftTargets
+    task = MultiHeadTask(age_bins5())
+    slices = task.head_slices()                                   # mask 0:3, gender 3:5, age 5:10
+    targets = torch.tensor([[0, 1, 4], [2, 0, 0], [1, -1, 2]])   # -1: unknown gender
+    _, blocks = HeadSoftTargets(lambda im, t: (im, t), slices)(torch.zeros(3, 3, 8, 8), targets)
+    assert blocks.shape == (3, 10) and blocks.dtype == torch.float32
+    assert blocks[0].nonzero().flatten().tolist() == [0, 4, 9]
+    assert blocks[2, 3:5].sum() == 0                              # an unknown label stays out of its head
+    ce = HeadLosses([torch.nn.CrossEntropyLoss()] * 3, slices, ["mask", "gender", "age"])
+    logits = torch.randn(3, 10)
+    assert torch.allclose(ce(logits, blocks), ce(logits, targets))   # one-hot blocks = the class ids
+    reg = get_registry()
+    for name in ("cutmix", "mixup"):
+        torch.manual_seed(0)
+        aug = HeadSoftTargets(reg.build("batch_augmentation", {"name": name, "params": {"prob": 1.0}}, 10), slices)
+        images = torch.rand(16, 3, 8, 8)
+        mixed_images, soft = aug(images, torch.stack([torch.randint(0, 3, (16,)), torch.randint(0, 2, (16,)),
+                                                      torch.randint(0, 5, (16,))], 1))
+        assert not torch.equal(mixed_images, images)
+        for sl in slices:                                         # every head's block is a distribution
+            assert torch.allclose(soft[:, sl].sum(1), torch.ones(16))
+        assert ((soft > 0) & (soft < 1)).any(), f"{name}: no row mixes two classes"
+        assert torch.isfinite(ce(torch.randn(16, 10), soft))
 
 
 def test_partial_checkpoint_is_never_loaded(mask_run, demo, tmp_path):

@@ -35,11 +35,36 @@ class HeadLosses(nn.Module):
 
     def forward(self, logits, targets):
         total = logits.new_zeros((), dtype=torch.float32)
+        soft = targets.is_floating_point()     # (N, sum of head widths), laid out as the logits (CutMix / MixUp)
         for i, (loss, sl) in enumerate(zip(self.losses, self.slices)):
+            if soft:
+                t = targets[:, sl]
+                mass = t.sum(dim=1)
+                keep = mass > 0
+                if bool(keep.any()):
+                    total = total + loss(logits[keep, sl], t[keep] / mass[keep, None])
+                continue
             keep = targets[:, i] >= 0
             if bool(keep.any()):
                 total = total + loss(logits[keep, sl], targets[keep, i])
         return total
+
+
+class HeadSoftTargets:
+    """Runs a batch augmentation that mixes soft targets (CutMix, MixUp) on a multi-head task: the ``(N, heads)``
+    class ids become one row of one-hot blocks laid out as the logits (an unknown label: a zero block), which
+    the augmentation mixes and :class:`HeadLosses` splits back per head."""
+
+    def __init__(self, augmentation: Callable, slices: list[slice]):
+        self.augmentation, self.slices = augmentation, slices
+
+    def __call__(self, images, targets):
+        width = self.slices[-1].stop
+        soft = torch.zeros(len(targets), width, dtype=torch.float32, device=targets.device)
+        for i, sl in enumerate(self.slices):
+            known = targets[:, i] >= 0
+            soft[known, sl.start + targets[known, i]] = 1.0
+        return self.augmentation(images, soft)
 
 
 def build_loss(member, task: Task, registry) -> nn.Module:
@@ -73,12 +98,16 @@ def build_scheduler(member, optimizer, steps_per_epoch: int, registry) -> Schedu
 def build_batch_augmentation(member, task: Task, registry) -> Callable | None:
     if member.batch_augmentation is None:
         return None
-    if len(task.heads) != 1:
+    augmentation = registry.build("batch_augmentation", member.batch_augmentation, task.num_outputs,
+                                  field="batch_augmentation")
+    if len(task.heads) == 1:
+        return augmentation
+    if not getattr(augmentation, "mixes_soft_targets", False):
         raise TrainingError(f"batch_augmentation {normalize_ref(member.batch_augmentation)['name']!r}: works on "
                             f"single-head tasks only; task {task.name!r} has heads "
-                            f"{[h.name for h in task.heads]}. Remove batch_augmentation for this task.")
-    return registry.build("batch_augmentation", member.batch_augmentation, task.num_outputs,
-                     field="batch_augmentation")
+                            f"{[h.name for h in task.heads]}. Use cutmix or mixup (they mix every head's "
+                            f"targets), or remove batch_augmentation for this task.")
+    return HeadSoftTargets(augmentation, task.head_slices())
 
 
 def build_ttas(member, registry) -> list[Callable]:
