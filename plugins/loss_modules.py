@@ -31,6 +31,32 @@ class CrossEntropy(nn.Module):
                                label_smoothing=self.label_smoothing)
 
 
+class OrdinalCrossEntropy(nn.Module):
+    """Cross-entropy against a Gaussian over neighbouring class indices: for ordered classes (fine age bins),
+    class ``k``'s target puts weight ``exp(-(j - k)^2 / (2 sigma^2))`` on class ``j`` (rows normalised), so a
+    near miss costs less than a far one (label-distribution learning). Soft targets (CutMix / MixUp) are
+    spread the same way."""
+
+    def __init__(self, sigma: float = 1.0):
+        super().__init__()
+        if not float(sigma) > 0:
+            raise ValueError(f"ordinal_cross_entropy: sigma must be > 0 (in classes), got {sigma!r}")
+        self.sigma = float(sigma)
+        self._kernel: torch.Tensor | None = None
+
+    def kernel(self, num_classes: int, device) -> torch.Tensor:
+        if self._kernel is None or self._kernel.shape[0] != num_classes or self._kernel.device != device:
+            idx = torch.arange(num_classes, dtype=torch.float32, device=device)
+            k = torch.exp(-(idx[:, None] - idx[None, :]) ** 2 / (2 * self.sigma ** 2))
+            self._kernel = k / k.sum(dim=1, keepdim=True)
+        return self._kernel
+
+    def forward(self, logits, targets):
+        logp = logits.float().log_softmax(dim=1)
+        y = as_soft(targets, logits.shape[1]).to(logp.device) @ self.kernel(logits.shape[1], logp.device)
+        return -(y * logp).sum(dim=1).mean()
+
+
 class SoftF1(nn.Module):
     """1 - macro F1 computed from softmax probabilities (differentiable)."""
 

@@ -25,6 +25,11 @@ def label_smoothing(smoothing: float = 0.1, class_weights: Sequence[float] | Non
     return CrossEntropy(label_smoothing=smoothing, class_weights=class_weights)
 
 
+def ordinal_cross_entropy(sigma: float = 1.0):
+    from ensemble_core_plugins.loss_modules import OrdinalCrossEntropy
+    return OrdinalCrossEntropy(sigma=sigma)
+
+
 def soft_f1(eps: float = 1e-7):
     from ensemble_core_plugins.loss_modules import SoftF1
     return SoftF1(eps=eps)
@@ -51,6 +56,9 @@ def ensemble_register_losses():
                       description="cross-entropy; int or soft targets (label_smoothing, class_weights)"),
         ComponentSpec("label_smoothing", "loss", f"{__name__}:label_smoothing",
                       description="cross-entropy with label smoothing (smoothing)"),
+        ComponentSpec("ordinal_cross_entropy", "loss", f"{__name__}:ordinal_cross_entropy",
+                      description="cross-entropy against a Gaussian over neighbouring classes (sigma, in "
+                                  "classes): ordered classes such as fine age bins"),
         ComponentSpec("soft_f1", "loss", f"{__name__}:soft_f1",
                       description="1 - differentiable macro F1 from softmax probabilities"),
         ComponentSpec("focal", "loss", f"{__name__}:focal",

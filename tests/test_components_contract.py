@@ -71,6 +71,25 @@ def test_loss_takes_int_and_soft_targets_and_trains_one_step(name):
     check("loss", name, num_classes=N_CLASSES)
 
 
+def test_ordinal_cross_entropy_charges_a_near_miss_less_than_a_far_one():
+    import torch
+
+    loss = REGISTRY.build("loss", {"name": "ordinal_cross_entropy", "params": {"sigma": 1.0}})
+    logits = torch.full((1, 6), -4.0)
+    logits[0, 2] = 4.0                                             # sure of class 2
+    costs = [float(loss(logits, torch.tensor([k]))) for k in range(6)]
+    assert costs[2] < costs[3] < costs[4] < costs[5] and costs[1] < costs[0]
+    sharp = REGISTRY.build("loss", {"name": "ordinal_cross_entropy", "params": {"sigma": 1e-3}})
+    z = torch.randn(5, 6)
+    t = torch.tensor([0, 1, 2, 3, 5])
+    assert float(sharp(z, t)) == pytest.approx(float(torch.nn.functional.cross_entropy(z, t)), rel=1e-5)
+    soft = torch.zeros(5, 6)
+    soft[torch.arange(5), t] = 1.0                                 # one-hot soft targets = the class ids
+    assert float(loss(z, soft)) == pytest.approx(float(loss(z, t)), rel=1e-6)
+    with pytest.raises(ValueError, match="sigma must be > 0"):
+        REGISTRY.build("loss", {"name": "ordinal_cross_entropy", "params": {"sigma": 0}})
+
+
 @pytest.mark.parametrize("name", names("optimizer"))
 def test_optimizer_updates_parameters(name):
     """Kit: a torch.optim.Optimizer whose two steps (ADOPT initialises on the first) move a tiny model's weights."""
