@@ -116,7 +116,7 @@ def field_diffs(ref, other, prefix: str = "") -> list[str]:
 
 def recipe_changes(ref: dict, other: dict) -> str:
     """The member-facing recipe fields where ``other`` differs from ``ref``."""
-    keys = ("split", "defaults", "tasks")
+    keys = ("seed", "split", "defaults", "tasks")
     diffs = field_diffs({k: ref.get(k) for k in keys}, {k: other.get(k) for k in keys})
     return "; ".join(diffs).replace("|", "\\|") or "(none)"
 
@@ -153,6 +153,30 @@ def proxy_rows(proxies: list[Path]) -> list[str]:
     return rows
 
 
+def proxy_table(proxies: list[Path]) -> list[str]:
+    return ["Proxies (one member each on the same person split; OOF = its validation people; the first "
+            "row is the reference, each other row names the recipe fields it changes, its OOF macro F1 minus the "
+            "reference's, and the share of person-bootstrap replicates in which it is ahead, as the "
+            "decision rules are checked; the bootstrap resamples people, not training seeds):", "",
+            "| proxy run | changes against the first proxy | epochs | val macro F1 by epoch | OOF macro F1 | "
+            "difference (bootstrap support) | OOF images |",
+            "|---|---|---:|---|---:|---:|---:|", *proxy_rows(proxies)]
+
+
+def proxies_only(args, started: float) -> int:
+    if not args.proxy:
+        raise SystemExit("give the default run's folder, or at least one --proxy")
+    lines = proxy_table(args.proxy)
+    if args.reading:
+        lines += ["", *args.reading.read_text().rstrip().splitlines()]
+    lines += ["", f"{time.perf_counter() - started:.0f} s for this table."]
+    print("\n".join(lines))
+    if not args.no_append:
+        results_module().append_results("best.py small proxies: CPU preset settings on one person split of "
+                                        "maskproxy — CPU, from scratch", lines, args.notes)
+    return 0
+
+
 def view_rows(proxy: Path) -> list[str]:
     import torch
 
@@ -187,7 +211,8 @@ def view_rows(proxy: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("run", type=Path)
+    ap.add_argument("run", type=Path, nargs="?",
+                    help="the default run's folder; left out, only the proxies' table (needs --proxy)")
     ap.add_argument("--log", type=Path)
     ap.add_argument("--loadlog", type=Path)
     ap.add_argument("--baseline", type=Path)
@@ -201,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-append", action="store_true")
     args = ap.parse_args(argv)
     started = time.perf_counter()
+    if args.run is None:
+        return proxies_only(args, started)
 
     new = run_figures(args.run)
     wall = wall_seconds(args.log)
@@ -238,14 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{epochs_of(c, 'images_per_s', '.0f')} | {s['seconds_this_process']:.0f} |")
 
     if args.proxy:
-        lines += ["", "Proxies (one member each on the same person split; OOF = its validation people; the first "
-                  "row is the reference, each other row names the recipe fields it changes, its OOF macro F1 minus the "
-                  "reference's, and the share of person-bootstrap replicates in which it is ahead, as the "
-                  "decision rules are checked):", "",
-                  "| proxy run | changes against the first proxy | epochs | val macro F1 by epoch | OOF macro F1 | "
-                  "difference (bootstrap support) | OOF images |",
-                  "|---|---|---:|---|---:|---:|---:|"]
-        lines += proxy_rows(args.proxy)
+        lines += ["", *proxy_table(args.proxy)]
     if args.views:
         lines += ["", f"Test-time views of the proxy member in {args.views} (re-predicted, no training):", "",
                   "| member | views | images | OOF macro F1 | OOF accuracy | OOF log loss |",

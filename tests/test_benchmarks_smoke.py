@@ -58,6 +58,10 @@ def test_cpu_preset_report_tiny(results, tmp_path):
     assert "| (reference) |" in out.stdout and "| (none) |" in out.stdout and "| +0.0000 (0%) |" in out.stdout
     assert "shifts(2 px, flips): 9 views" in out.stdout and "- **a setting** (OOF): why" in out.stdout
     assert "best.py small run" in results.read_text()
+    # proxies only (no default run): the same table in a section of its own
+    out = run_script([str(BENCH / "cpu_preset.py"), "--proxy", str(run), "--proxy", str(run)], results)
+    assert "| (reference) |" in out.stdout and "| wall time" not in out.stdout
+    assert "best.py small proxies" in results.read_text()
 
 
 def test_train_speed_tiny(results):
