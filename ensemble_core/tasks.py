@@ -318,6 +318,17 @@ def age_bins5(edges: Sequence[int] = (20, 29, 45, 57), merge: Sequence[int] = (0
     return AgeBins(edges=edges, merge=merge)
 
 
+# 3-year bins up to 57, then 58+ (the seed's 60+ threshold): fine enough for an ordinal loss to tell a near
+# miss from a far one; bins 0-3 are <30, 4-12 are 30-59 (30-57), 13 is 60+ (58 and over)
+FINE_AGE_EDGES = (20, 23, 26, 29, 32, 35, 38, 41, 44, 47, 50, 53, 57)
+FINE_AGE_MERGE = (0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2)
+
+
+def age_bins(edges: Sequence[int] = FINE_AGE_EDGES, merge: Sequence[int] = FINE_AGE_MERGE) -> LabelTransform:
+    """Any age bins (``edges``: the last age of each bin but the oldest; ``merge``: each bin's age class)."""
+    return AgeBins(edges=edges, merge=merge)
+
+
 def age3() -> LabelTransform:
     return AgeClasses()
 

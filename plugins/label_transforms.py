@@ -16,4 +16,7 @@ def ensemble_register_label_transforms():
                       "per-gender 60+ threshold: ages >= male / female train as 60+ (seed: male=58, female=57)"),
         ComponentSpec("age_bins5", "label_transform", f"{_M}:age_bins5",
                       "5 age bins <=20, <=29, <=45, <=57, 58+; summed back to 3 classes (0,1 | 2,3 | 4)"),
+        ComponentSpec("age_bins", "label_transform", f"{_M}:age_bins",
+                      "any age bins (edges, merge); default 14 bins of 3 years <=20 .. <=57, 58+, summed back to 3 "
+                      "classes (0-3 | 4-12 | 13): for an ordinal age loss"),
     ]

@@ -33,7 +33,7 @@ def task(reg, name, transform=None, **params):
 def test_registered_names(reg):
     assert reg["task"].names() == ["age", "age_female", "age_male", "all18", "factor", "gender", "joint", "mask",
                                    "multihead"]
-    assert reg["label_transform"].names() == ["age3", "age_bins5", "age_threshold"]
+    assert reg["label_transform"].names() == ["age3", "age_bins", "age_bins5", "age_threshold"]
     assert reg.get("task", "multihead").nested == {"head_losses": "loss"}
 
 
@@ -85,6 +85,16 @@ def test_age_bins5_encode_and_merge(reg, samples):
     assert t.probs(np.random.default_rng(1).normal(size=(4, 5))).shape == (4, 3)
     with pytest.raises(ValueError, match="merge"):
         AgeBins(edges=(20, 40), merge=(0, 1))
+
+
+def test_age_bins_default_is_3_year_bins_merged_at_30_and_58(reg, samples):
+    t = task(reg, "age", ("age_bins", {}))
+    assert t.num_outputs == 14
+    assert t.targets(samples).tolist() == [0, 3, 4, 12, 13, 13, 1, 9, 9, 12, 12, 13]
+    p = np.full((1, 14), 1 / 14)
+    np.testing.assert_allclose(t.probs(np.log(p)), [[4 / 14, 9 / 14, 1 / 14]])
+    five = task(reg, "age", ("age_bins", {"edges": [20, 29, 45, 57], "merge": [0, 0, 1, 1, 2]}))
+    assert five.targets(samples).tolist() == task(reg, "age", ("age_bins5", {})).targets(samples).tolist()
 
 
 def test_age3_identity(reg, samples):
