@@ -68,6 +68,7 @@ def run_figures(run: Path) -> dict:
     d = m.get("decision") or {}
     return {"recipe": recipe, "data_dir": data_dir, "oof_n": m["oof"]["n_images"],
             "oof_argmax": m["oof"]["macro_f1"], "decision": d.get("applied"),
+            "requested": (d.get("requested") or {}).get("name"),
             "oof_decision": d.get("crossfit_macro_f1"), "support": d.get("bootstrap_support"),
             "eval": eval_f1(run, data_dir), "members": members(run)}
 
@@ -148,7 +149,9 @@ def proxy_rows(proxies: list[Path]) -> list[str]:
             support = paired_support(truth, probs.argmax(1), ref_probs.argmax(1), person)
             versus = f"{r['oof_argmax'] - ref['oof_argmax']:+.4f} ({support:.0%})"
         changes = "(reference)" if i == 0 else recipe_changes(ref["recipe"], r["recipe"])
-        decided = "n/a" if r["oof_decision"] is None else f"{r['oof_decision']:.4f} ({r['decision']})"
+        decided = "n/a" if r["oof_decision"] is None else (
+            f"{r['oof_decision']:.4f} ({r['requested']}, "
+            f"{'applied' if r['decision'] == r['requested'] else 'not applied: arg-max kept'})")
         rows.append(f"| {p} | {changes} | {r['recipe']['defaults']['epochs']} | "
                     f"{epochs_of(c, 'macro_f1', '.3f')} | {r['oof_argmax']:.4f} | {versus} | {decided} | "
                     f"{r['oof_n']} |")
@@ -161,7 +164,7 @@ def proxy_table(proxies: list[Path]) -> list[str]:
             "reference's, and the share of person-bootstrap replicates in which it is ahead, as the "
             "decision rules are checked; the bootstrap resamples people, not training seeds):", "",
             "| proxy run | changes against the first proxy | epochs | val macro F1 by epoch | OOF macro F1 | "
-            "difference (bootstrap support) | OOF macro F1 of the decision, cross-fitted (rule applied) | "
+            "difference (bootstrap support) | OOF macro F1 of the decision rule, cross-fitted (rule, applied?) | "
             "OOF images |",
             "|---|---|---:|---|---:|---:|---:|---:|", *proxy_rows(proxies)]
 
