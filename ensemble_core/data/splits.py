@@ -182,7 +182,8 @@ def _read_manifest(path: Path, ref: dict, seed: int, fp: str):
     if data.get("fingerprint") != fp:
         raise DataError(f"split manifest {path} was made from different data ({data.get('n_persons')} people, "
                         f"fingerprint {str(data.get('fingerprint'))[:10]}; this data gives {fp[:10]}). {fix}")
-    if data.get("splitter") != ref or data.get("seed") != seed:
+    pinned = (ref.get("params") or {}).get("seed") is not None    # the splitter's own seed: the recipe's is moot
+    if data.get("splitter") != ref or (data.get("seed") != seed and not pinned):
         raise DataError(f"split manifest {path} was made with splitter {data.get('splitter')} seed "
                         f"{data.get('seed')}, but this run asks for {ref} seed {seed}. {fix}")
     return splits
