@@ -166,6 +166,9 @@ class ComponentSpec:
         for p in named:
             if p.default is p.empty and p.name not in params and p.kind != p.VAR_KEYWORD:
                 problems.append(f"missing required parameter {p.name!r} for {self.kind} {self.name!r}")
+        check = getattr(self.load(), "check_params", None)     # a factory's own cheap check of its values
+        if not problems and callable(check):
+            problems.extend(check(dict(params)))
         return problems
 
 

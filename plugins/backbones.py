@@ -67,6 +67,25 @@ class TimmBackbone(LazyFactory):
                                  drop_path_rate=drop_path_rate, in_chans=in_chans, model_kwargs=model_kwargs)
 
 
+    def check_params(self, params: dict) -> list[str]:
+        """What ``validate`` asks before any training: with ``model_kwargs`` the architecture is built on the
+        meta device (no memory, no weights), so an argument timm refuses is reported with the recipe."""
+        if not params.get("model_kwargs"):
+            return []
+        import torch
+
+        try:
+            with torch.device("meta"):
+                create_timm_model(self.model_name, 2, drop_rate=float(params.get("drop_rate") or 0.0),
+                                  in_chans=int(params.get("in_chans", 3)), model_kwargs=params["model_kwargs"])
+        except TrainingError as exc:
+            return [str(exc)]
+        except Exception as exc:   # timm's own refusal of a value (e.g. a wrong-length channels tuple)
+            return [f"backbone {self.model_name!r}: timm could not build it with model_kwargs "
+                    f"{params['model_kwargs']} ({type(exc).__name__}: {exc})"]
+        return []
+
+
 curated = SimpleNamespace(**{name: TimmBackbone(model) for name, (model, _) in CURATED.items()})
 
 

@@ -91,6 +91,23 @@ def test_bind_refuses_a_string_where_a_flag_or_number_belongs():
     assert "'drop_path_rate'" in problems[3] and "must be a number or null" in problems[3]
 
 
+class CheckedFactory:
+    """A factory object with its own check of parameter values (what validate asks after the signature)."""
+
+    def __call__(self, num_classes, width: int = 8):
+        return num_classes
+
+    def check_params(self, params):
+        return [] if params.get("width", 8) % 8 == 0 else [f"width {params['width']} must be a multiple of 8"]
+
+
+def test_bind_asks_a_factory_that_checks_its_own_values():
+    spec = ComponentSpec("net", "backbone", CheckedFactory())
+    assert spec.bind({"width": 16}) == []
+    assert spec.bind({"width": 12}) == ["width 12 must be a multiple of 8"]
+    assert spec.bind({"widht": 12})[0].startswith("unknown parameter 'widht'")   # signature problems come first
+
+
 def test_engine_args_are_not_recipe_parameters(registry):
     names = [p.name for p in registry["optimizer"].get("sgd").parameters()]
     assert names == ["lr", "momentum"]

@@ -138,12 +138,24 @@ def test_model_kwargs_reach_the_timm_architecture_and_unknown_ones_are_named():
     narrow = reg.build("backbone", "test_resnet", 3, model_kwargs={"channels": [8, 8, 16, 16], "stem_width": 8})
     assert narrow.conv1[0].out_channels == 8 and narrow.fc.in_features == 16        # lists arrive as timm's tuples
     assert narrow.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 3)
-    with pytest.raises(TrainingError, match=r"model_kwargs \{'chanels': \(8,\)\}.*argument names"):
+    from ensemble_core.errors import ComponentParamsError
+    # building checks the params first (as validate does): the architecture is tried on the meta device
+    with pytest.raises(ComponentParamsError, match=r"model_kwargs \{'chanels': \(8,\)\}.*argument names"):
         reg.build("backbone", "test_resnet", 3, model_kwargs={"chanels": [8]})
-    with pytest.raises(TrainingError, match=r"model_kwargs \['drop_rate'\] are backbone params of their own"):
+    with pytest.raises(ComponentParamsError, match=r"model_kwargs \['drop_rate'\] are backbone params of their own"):
         reg.build("backbone", "test_resnet", 3, model_kwargs={"drop_rate": 0.5})
-    with pytest.raises(TrainingError, match="must be a mapping"):
+    with pytest.raises(ComponentParamsError, match="must be a mapping"):
         reg.build("backbone", "test_resnet", 3, model_kwargs=[("channels", 8)])
+    from ensemble_core_plugins.backbones import create_timm_model           # called directly: a TrainingError
+    with pytest.raises(TrainingError, match="argument names"):
+        create_timm_model("test_resnet", 3, model_kwargs={"chanels": [8]})
+    # validate binds the params: the architecture is tried on the meta device, before any member trains
+    spec = reg.get("backbone", "test_resnet")
+    assert spec.bind({"model_kwargs": {"channels": [8, 8, 16, 16]}}) == []
+    problems = spec.bind({"model_kwargs": {"chanels": [8]}})
+    assert len(problems) == 1 and "unexpected keyword argument 'chanels'" in problems[0]
+    # a value timm's constructor asserts against (output_stride must be 8, 16 or 32)
+    assert "timm could not build it" in spec.bind({"model_kwargs": {"output_stride": 7}})[0]
 
 
 def test_same_seed_same_data_order():
