@@ -62,8 +62,9 @@ reference re-trained with seeds 1-4 gave 0.5741-0.6052 arg-max (SD 0.012; its 0.
 of five), so a single proxy difference under ~0.02 says little. Against that seed range: an ordinal age loss
 (``ordinal_cross_entropy`` on 14 three-year ``age_bins``) 0.5894 mean over five seeds with the decision it needs
 (reference 0.5941); MobileNetV3-Small at 96x96 0.4295; a narrower resnet10t (``model_kwargs``) at 96x96
-0.5553 or for 7 epochs 0.5809; a 16-wide stem at 64x64 0.5593; CoarseDropout 0.5760; CutMix on all three
-heads 0.5809; soft-F1 weight 0.5 0.5849.
+0.5553 or for 7 epochs 0.5809 (for the default's 5 epochs: 0.5699 / 0.5606 over two seeds, ~22% less time);
+a 16-wide stem at 64x64 0.5593; CoarseDropout 0.5760; CutMix on all three heads 0.5809; soft-F1 weight 0.5
+0.5849.
 
 Measured (default ``fire recipes/best.py run --data_dir /tmp/maskproxy``, 2026-11-30, nothing else
 started on the machine): 943 s wall (15.7 min); OOF macro F1 0.5743 soft + arg-max, 0.5845 with the decision
