@@ -66,7 +66,6 @@ class TimmBackbone(LazyFactory):
                                  pretrained_path=pretrained_path, drop_rate=drop_rate,
                                  drop_path_rate=drop_path_rate, in_chans=in_chans, model_kwargs=model_kwargs)
 
-
     def check_params(self, params: dict) -> list[str]:
         """What ``validate`` asks before any training: with ``model_kwargs`` the architecture is built on the
         meta device (no memory, no weights), so an argument timm refuses is reported with the recipe."""
@@ -80,7 +79,7 @@ class TimmBackbone(LazyFactory):
                                   in_chans=int(params.get("in_chans", 3)), model_kwargs=params["model_kwargs"])
         except TrainingError as exc:
             return [str(exc)]
-        except Exception as exc:   # timm's own refusal of a value (e.g. a wrong-length channels tuple)
+        except Exception as exc:   # timm's own refusal of a value (e.g. an output_stride it asserts against)
             return [f"backbone {self.model_name!r}: timm could not build it with model_kwargs "
                     f"{params['model_kwargs']} ({type(exc).__name__}: {exc})"]
         return []

@@ -87,8 +87,9 @@ class KFoldSplitter:
     def split(self, persons: pd.DataFrame, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
         import warnings
 
-        seed = seed if self.seed is None else self.seed
         from sklearn.model_selection import StratifiedGroupKFold
+
+        seed = seed if self.seed is None else self.seed
 
         n = len(persons)
         if n < self.n_splits:
