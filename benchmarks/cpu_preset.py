@@ -132,9 +132,12 @@ def oof_of(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def proxy_rows(proxies: list[Path]) -> list[str]:
     from ensemble_core.ensemble.decision import paired_support
 
+    from ensemble_core.data.layout import load_dataset
+
     ref = run_figures(proxies[0])
     ids, ref_probs, truth = oof_of(proxies[0])
-    person = np.array([str(i).split("/")[0] for i in ids])
+    train = load_dataset(ref["data_dir"]).train            # the data layer says whose photo each image is
+    person = train.set_index(train["image_id"].astype(str))["person"].astype(str).loc[ids.astype(str)].to_numpy()
     rows = []
     for i, p in enumerate(proxies):
         r = run_figures(p)

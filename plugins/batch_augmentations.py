@@ -48,7 +48,8 @@ def _soft_targets_and_partners(images, targets, num_classes: int, prob: float):
     permutation with probability ``prob`` (else None)."""
     import torch
 
-    soft = (targets.to(torch.float32) if targets.is_floating_point() else _one_hot(targets, num_classes)).to(images.device)
+    soft = targets.to(torch.float32) if targets.is_floating_point() else _one_hot(targets, num_classes)
+    soft = soft.to(images.device)
     if float(torch.rand(1)) >= prob or len(images) < 2:
         return soft, None
     return soft, torch.randperm(len(images)).to(images.device)
