@@ -91,7 +91,7 @@ def loads(path: Path | None) -> str:
 
 
 def epochs_of(curve: list[dict], key: str, fmt: str) -> str:
-    return " ".join(format(e[key], fmt) for e in curve)
+    return " ".join("-" if e.get(key) is None else format(e[key], fmt) for e in curve)
 
 
 def member_setting(recipe: dict) -> str:
@@ -100,7 +100,8 @@ def member_setting(recipe: dict) -> str:
     return (f"{recipe['tasks'][0]['backbone']['name']} {df['image_size'][0]}x{df['image_size'][1]}, "
             f"{df['epochs']} epochs, batch {df['batch_size']}, split {split['name']} "
             f"{json.dumps(split.get('params', {}))}, executor {recipe['executor']['name']}, "
-            f"threads {df.get('threads', 1)}, channels_last {df.get('channels_last', 'auto')}")
+            f"threads {df.get('threads', 1)}, channels_last {df.get('channels_last', 'auto')}"
+            + (f", refit {recipe['refit']}" if recipe.get("refit") else ""))
 
 
 def field_diffs(ref, other, prefix: str = "") -> list[str]:
@@ -200,11 +201,14 @@ def view_rows(proxy: Path) -> list[str]:
     recipe = load_json(proxy / RECIPE_FILE)
     ds = load_dataset(load_json(proxy / RUN_FILE)["data_dir"])
     registry = get_registry()
-    splits = make_splits(ds.train, recipe["split"], recipe["seed"], proxy / SPLITS_FILE, registry=registry)
+    splits = make_splits(ds.train, recipe["split"], recipe["seed"], proxy / SPLITS_FILE, registry=registry,
+                         refit=recipe.get("refit", 0))
     rows = []
     for mdir in sorted(members_dir(proxy).iterdir()):
         cfg = load_json(mdir / CONFIG_FILE)["member"]
         split = splits[cfg["split_index"]]
+        if not len(split[1]):   # a refit member: no validation images to re-predict
+            continue
         for label, over in VIEW_VARIANTS:
             spec = json.loads(json.dumps(cfg))
             spec["fields"].update(over)
@@ -269,8 +273,9 @@ def main(argv: list[str] | None = None) -> int:
               "|---|---:|---:|---|---:|---|---:|"]
     for m in new["members"]:
         s, c = m["summary"], m["curve"]
-        lines.append(f"| {m['name']} | {s['split_index']} | {s['n_val']} | "
-                     f"{epochs_of(c, 'macro_f1', '.3f')} | {s['best_val_macro_f1']:.4f} | "
+        best = "n/a (refit)" if s.get("refit") else f"{s['best_val_macro_f1']:.4f}"
+        lines.append(f"| {m['name']} | {s['split_index']}{' (refit)' if s.get('refit') else ''} | {s['n_val']} | "
+                     f"{epochs_of(c, 'macro_f1', '.3f')} | {best} | "
                      f"{epochs_of(c, 'images_per_s', '.0f')} | {s['seconds_this_process']:.0f} |")
 
     if args.proxy:

@@ -53,6 +53,9 @@ def table(result: dict[str, Any]) -> list[str]:
     lines = ["| member | task | backbone | split | val images | val macro F1 | val accuracy |",
              "|---|---|---|---:|---:|---:|---:|"]
     for m in result["members"]:
+        if m.get("refit"):
+            lines.append(f"| {m['run_name']} | {m['task']} | {m['backbone']} | {m['split']} (refit) | 0 | n/a | n/a |")
+            continue
         lines.append(f"| {m['run_name']} | {m['task']} | {m['backbone']} | {m['split']} | {m['n_val_images']} | "
                      f"{m['val_macro_f1']:.4f} | {m['val_accuracy']:.4f} |")
     oof, ev = result["oof"], result["eval"]

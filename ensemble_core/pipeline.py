@@ -365,7 +365,7 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
     if space is None or space.n_classes != dataset.label_space.n_classes:
         check_coverage(dataset.label_space)
     splits, save_splits = plan_splits(dataset.train, recipe.split, recipe.seed, out_dir / SPLITS_FILE,
-                                           registry=registry)
+                                      registry=registry, refit=recipe.n_refit())
     jobs = plan_jobs(members, data_dir, splits, out_dir, exclude, {"quiet": quiet},
                      dataset=None if layout.name == "mask_competition" else recipe.dataset)
 

@@ -4,6 +4,8 @@
     name: full
     seed: 42
     split: {name: shuffle, params: {n_splits: 3, val_fraction: 0.2}}
+    refit: 0                             # members per backbone trained on every person, for the eval vote only
+    refit_share: 0.5                     # their share of their group's eval vote
     voter: {name: soft}
     decision: {name: argmax}             # how the 18-class probabilities become classes (fitted on OOF)
     executor: {name: local}
@@ -18,7 +20,7 @@
 :func:`validate` resolves every component name and binds every parameter
 against its factory's signature before any model exists, and reports every
 problem at once with its field path. :meth:`Recipe.plan` expands the recipe into
-:class:`Member` objects (task x backbone x split).
+:class:`Member` objects (task x backbone x split, then ``refit`` members per task x backbone).
 """
 from __future__ import annotations
 
@@ -88,6 +90,8 @@ TOP_LEVEL: dict[str, Any] = {
     "name": "recipe",
     "seed": 42,
     "split": {"name": "shuffle", "params": {"n_splits": 3, "val_fraction": 0.2}},
+    "refit": 0,               # members per task entry x backbone trained on every person (left out of recipe.json at 0)
+    "refit_share": 0.5,       # the refit members' share of their group's eval vote (left out at 0.5)
     "voter": {"name": "soft"},
     "decision": {"name": "argmax"},
     "executor": {"name": "local"},
@@ -208,6 +212,8 @@ class Recipe:
     name: str = "recipe"
     seed: int = 42
     split: Any = field(default_factory=lambda: copy.deepcopy(TOP_LEVEL["split"]))
+    refit: int = 0            # members per task entry x backbone trained on every training person (no validation)
+    refit_share: float = 0.5  # on eval, each split member's prediction is blended with its group's refit members
     voter: Any = field(default_factory=lambda: {"name": "soft"})
     decision: Any = field(default_factory=lambda: {"name": "argmax"})
     executor: Any = field(default_factory=lambda: {"name": "local"})
@@ -229,6 +235,10 @@ class Recipe:
         data = copy.deepcopy(asdict(self))
         if data.get("dataset") is None:   # the default layout: recipes and recipe.json read as before the field
             data.pop("dataset", None)
+        if data.get("refit") == 0:        # likewise no refit members
+            data.pop("refit", None)
+        if data.get("refit_share") == TOP_LEVEL["refit_share"]:
+            data.pop("refit_share", None)
         return data
 
     @classmethod
@@ -285,12 +295,17 @@ class Recipe:
         ref = normalize_ref(self.split)
         return int(ref["params"].get("n_splits", 3 if ref["name"] == "shuffle" else 5))
 
+    def n_refit(self) -> int:
+        """Members per task entry x backbone trained on every training person (after the split's members)."""
+        return int(self.refit or 0)
+
     def plan(self) -> list[Member]:
-        """Every member of the recipe: task entry x backbone x split, in that order."""
+        """Every member of the recipe: task entry x backbone x (split, then refit), in that order."""
         return [m for i in range(len(self.tasks)) for m in self.plan_entry(i)]
 
     def plan_entry(self, i: int) -> list[Member]:
-        """The members of task entry ``i`` (backbone x split)."""
+        """The members of task entry ``i`` (backbone x split, then its ``refit`` members: split indices
+        ``n_splits() ..``, each trained on every person with its own seed)."""
         members = []
         fields = self.member_fields(i)
         task = normalize_ref(fields.pop("task"))
@@ -300,7 +315,7 @@ class Recipe:
                 fields[key] = ([normalize_ref(v) for v in (fields[key] or [])] if is_list
                                else normalize_ref(fields[key]))
         for bb in self.backbones(i):
-            for split in range(self.n_splits()):
+            for split in range(self.n_splits() + self.n_refit()):
                 members.append(Member(recipe=self.name, task=task, backbone=normalize_ref(bb),
                                       split_index=split, seed=int(self.seed) + split, **copy.deepcopy(fields)))
         return members
@@ -506,6 +521,20 @@ def _check_task_fits(registry, task: Any, space, path: str, problems: list[str])
         problems.extend(f"{path}: {p}" for p in task_label_space_problems(built, space))
 
 
+def _check_refit(registry, fields: Mapping[str, Any], path: str, problems: list[str]) -> None:
+    """A refit member has no validation people: nothing to stop early on or to step a plateau schedule with."""
+    if fields.get("early_stopping_patience"):
+        problems.append(f"{path}.early_stopping_patience: refit members train on every person, so there is no "
+                        f"validation score to stop on; set refit: 0 or early_stopping_patience: null (refit "
+                        f"members train the full epochs)")
+    scheduler = fields.get("scheduler")
+    if scheduler is not None:
+        ref = normalize_ref(scheduler)
+        if ref["name"] == "timm_plateau":
+            problems.append(f"{path}.scheduler: the plateau schedule steps on the validation score, which refit "
+                            f"members do not have; use cosine / step, or refit: 0")
+
+
 def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | None = None,
              contracts: bool = True) -> Recipe:
     """Check everything that can be checked without building a model; raise :class:`RecipeError` listing all problems.
@@ -523,6 +552,14 @@ def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | No
         problems.append(f"version: this ensemble_core reads recipe version {RECIPE_VERSION}, got {recipe.version!r}")
     if not isinstance(recipe.seed, int):
         problems.append(f"seed: must be an integer, got {recipe.seed!r}")
+    refit_ok = isinstance(recipe.refit, int) and not isinstance(recipe.refit, bool) and recipe.refit >= 0
+    if not refit_ok:
+        problems.append(f"refit: must be a whole number >= 0 (members per backbone trained on every person, "
+                        f"e.g. 1), got {recipe.refit!r}")
+    share = recipe.refit_share
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+        problems.append(f"refit_share: must be a number above 0 and at most 1 (the refit members' share of their "
+                        f"group's eval vote, e.g. 0.5), got {share!r}")
     _check_ref(registry, "splitter", recipe.split, "split", problems)
     _check_ref(registry, "voter", recipe.voter, "voter", problems)
     _check_ref(registry, "decision", recipe.decision, "decision", problems)
@@ -573,6 +610,8 @@ def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | No
             else:
                 _check_ref(registry, kind, value, f"{where}.{key}", problems)
         _check_scalar(fields, path, problems)
+        if refit_ok and recipe.refit:
+            _check_refit(registry, fields, path, problems)
         if space is not None and fields.get("task") is not None:
             _check_task_fits(registry, fields["task"], space, f"{path}.task", problems)
         if fields.get("augment_on") == "device":

@@ -128,6 +128,40 @@ def test_valid_recipe_plans_task_x_backbone_x_split(registry):
     assert changed[0].run_name != members[0].run_name
 
 
+def test_refit_plans_members_on_every_person_after_the_splits(registry):
+    data = {**good_recipe(), "refit": 1}
+    recipe = validate(data, registry)
+    members = recipe.plan()
+    assert len(members) == 2 * (2 + 1)                     # per backbone: 2 splits + 1 refit member
+    assert [m.split_index for m in members[:3]] == [0, 1, 2]
+    assert [m.seed for m in members[:3]] == [recipe.seed, recipe.seed + 1, recipe.seed + 2]
+    plain = Recipe.from_dict(good_recipe()).plan()
+    assert [m.run_name for m in members if m.split_index < 2] == [m.run_name for m in plain]  # folds unchanged
+    assert Recipe.from_dict(good_recipe()).to_dict() == good_recipe()          # refit 0 / share 0.5 left out
+    assert Recipe.from_dict({**data, "refit_share": 0.7}).to_dict()["refit_share"] == 0.7
+    bad = {**good_recipe(), "refit": -1, "refit_share": 0}
+    with pytest.raises(RecipeError) as err:
+        validate(bad, registry)
+    assert "refit: must be a whole number >= 0" in str(err.value) and "refit_share: must be a number above 0" \
+        in str(err.value)
+    for value in (True, "1", 1.0):
+        with pytest.raises(RecipeError, match="refit: must be a whole number"):
+            validate({**good_recipe(), "refit": value}, registry)
+
+
+def test_refit_refuses_what_needs_a_validation_score():
+    from ensemble_core.manager import get_registry
+    data = {"version": 1, "name": "r", "refit": 1, "split": "shuffle", "defaults": {},
+            "tasks": [{"task": "all18", "backbone": "test_resnet", "early_stopping_patience": 2,
+                       "scheduler": {"name": "timm_plateau"}}]}
+    with pytest.raises(RecipeError) as err:
+        validate(data, get_registry())
+    text = str(err.value)
+    assert "tasks[0].early_stopping_patience: refit members train on every person" in text
+    assert "tasks[0].scheduler: the plateau schedule steps on the validation score" in text
+    validate({**data, "refit": 0}, get_registry())         # without refit both are fine
+
+
 def test_member_spec_round_trips():
     m = Recipe.from_dict(good_recipe()).plan()[0]
     from ensemble_core.recipe import MemberSpec

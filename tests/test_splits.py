@@ -103,6 +103,11 @@ def test_manifest_mismatch_raises_clear_error(train, tmp_path):
     first = make_splits(train, ref, 1, pinned, registry=get_registry())
     again = make_splits(train, ref, 2, pinned, registry=get_registry())
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(first, again))
+    # ... but not when it draws a training share with the recipe's seed: those people would differ
+    share = {"name": "shuffle", "params": {"seed": 7, "train_fraction": 0.5}}
+    make_splits(train, share, 1, tmp_path / "share.json", registry=get_registry())
+    with pytest.raises(DataError, match=r"seed 1.*seed 2"):
+        make_splits(train, share, 2, tmp_path / "share.json", registry=get_registry())
 
 
 def test_dropping_one_image_keeps_the_manifest_valid(train, tmp_path):
@@ -120,3 +125,36 @@ def test_unknown_splitter_suggests(train):
 def test_bad_params_named():
     with pytest.raises(ValueError, match="val_fraction"):
         ShuffleSplitter(val_fraction=1.5)
+
+
+def test_shuffle_train_fraction_keeps_the_validation_people_and_trains_on_a_stratified_share(train):
+    persons = train.drop_duplicates("person").reset_index(drop=True)
+    s = strata(persons)
+    full = ShuffleSplitter(2, 0.25, seed=5).split(persons, 0)
+    half = ShuffleSplitter(2, 0.25, seed=5, train_fraction=0.5).split(persons, 0)
+    for (tr_full, va_full), (tr_half, va_half) in zip(full, half):
+        assert np.array_equal(va_full, va_half)                  # the people judged are the same
+        assert set(tr_half) < set(tr_full) and not set(tr_half) & set(va_half)
+        for k in np.unique(s[tr_full]):                          # every stratum halved, none emptied
+            assert np.sum(s[tr_half] == k) == max(1, int(round(0.5 * np.sum(s[tr_full] == k))))
+    again = ShuffleSplitter(2, 0.25, seed=5, train_fraction=0.5).split(persons, 0)
+    other = ShuffleSplitter(2, 0.25, seed=5, train_fraction=0.5).split(persons, 9)
+    assert [t.tolist() for t, _ in half] == [t.tolist() for t, _ in again]       # reproducible
+    assert [t.tolist() for t, _ in half] != [t.tolist() for t, _ in other]       # each recipe seed its own share
+    assert [v.tolist() for _, v in half] == [v.tolist() for _, v in other]
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="train_fraction"):
+            ShuffleSplitter(train_fraction=bad)
+
+
+def test_refit_splits_train_on_every_row_and_stay_out_of_the_manifest(train, tmp_path):
+    path = tmp_path / "splits.json"
+    splits = make_splits(train, {"name": "kfold", "params": {"n_splits": 3}}, 0, path, registry=get_registry(),
+                         refit=2)
+    assert len(splits) == 5
+    assert_person_level(train, splits[:3])
+    for tr, va in splits[3:]:
+        assert tr.tolist() == list(range(len(train))) and len(va) == 0
+    assert len(json.loads(path.read_text())["splits"]) == 3     # the manifest holds the person splits only
+    again = make_splits(train, {"name": "kfold", "params": {"n_splits": 3}}, 0, path, registry=get_registry())
+    assert len(again) == 3 and all(np.array_equal(a[1], b[1]) for a, b in zip(again, splits))

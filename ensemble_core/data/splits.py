@@ -42,18 +42,27 @@ class ShuffleSplitter:
     """``n_splits`` independent random splits, ``val_fraction`` of every stratum to validation.
 
     ``seed`` fixes the people of each split whatever the recipe's seed (to compare training seeds, or
-    settings, on the same people); left out, the split follows the recipe's seed."""
+    settings, on the same people); left out, the split follows the recipe's seed.
 
-    def __init__(self, n_splits: int = 3, val_fraction: float = 0.2, seed: int | None = None):
+    ``train_fraction`` < 1 trains on that share of the remaining people (stratified): a learning-curve point,
+    what more people would buy. The share is drawn with the recipe's seed after the validation people, so with
+    a pinned ``seed`` the judged people stay fixed while each training seed draws its own share."""
+
+    def __init__(self, n_splits: int = 3, val_fraction: float = 0.2, seed: int | None = None,
+                 train_fraction: float = 1.0):
         if not isinstance(n_splits, int) or n_splits < 1:
             raise ValueError(f"shuffle: n_splits must be a positive integer, got {n_splits!r}")
         if not 0 < float(val_fraction) < 1:
             raise ValueError(f"shuffle: val_fraction must be between 0 and 1, got {val_fraction!r}")
+        if isinstance(train_fraction, bool) or not 0 < float(train_fraction) <= 1:
+            raise ValueError(f"shuffle: train_fraction must be above 0 and at most 1 (1 = every person not in "
+                             f"validation), got {train_fraction!r}")
         self.n_splits, self.val_fraction = n_splits, float(val_fraction)
+        self.train_fraction = float(train_fraction)
         self.seed = _split_seed("shuffle", seed)
 
     def split(self, persons: pd.DataFrame, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        seed = seed if self.seed is None else self.seed
+        recipe_seed, seed = int(seed), seed if self.seed is None else self.seed
         n = len(persons)
         if n < 2:
             raise DataError(f"shuffle split needs at least 2 people, got {n}")
@@ -70,8 +79,16 @@ class ShuffleSplitter:
                 is_val[rng.integers(n)] = True
             if is_val.all():
                 is_val[rng.integers(n)] = False
-            out.append((np.flatnonzero(~is_val), np.flatnonzero(is_val)))
+            out.append((self._subsample(np.flatnonzero(~is_val), s, [recipe_seed, i, 1]), np.flatnonzero(is_val)))
         return out
+
+    def _subsample(self, train: np.ndarray, s: np.ndarray, rng_seed) -> np.ndarray:
+        if self.train_fraction >= 1:
+            return train
+        rng = np.random.default_rng(rng_seed)    # its own stream: the validation people do not move
+        keep = [rng.permutation(train[s[train] == k])[:max(1, int(round((s[train] == k).sum() * self.train_fraction)))]
+                for k in np.unique(s[train])]
+        return np.sort(np.concatenate(keep))
 
 
 class KFoldSplitter:
@@ -120,20 +137,21 @@ def build_splitter(splitter_ref: Any, registry):
 
 
 def make_splits(train_df: pd.DataFrame, splitter_ref: Any, seed: int, manifest_path: str | Path | None = None, *,
-                registry) -> list[tuple[np.ndarray, np.ndarray]]:
+                registry, refit: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """Person-level splits as ``[(train_rows, val_rows), ...]`` (row positions in ``train_df``).
 
     With ``manifest_path`` the splits (person ids) are saved as JSON on first use
     and read back afterwards; a manifest made from other data, another splitter
-    or another seed raises :class:`DataError`.
+    or another seed raises :class:`DataError`. ``refit`` appends that many splits that train on every row and
+    validate on none (the recipe's refit members; not in the manifest, they follow from the data).
     """
-    splits, save = plan_splits(train_df, splitter_ref, seed, manifest_path, registry=registry)
+    splits, save = plan_splits(train_df, splitter_ref, seed, manifest_path, registry=registry, refit=refit)
     save()
     return splits
 
 
 def plan_splits(train_df: pd.DataFrame, splitter_ref: Any, seed: int, manifest_path: str | Path | None = None, *,
-                registry) -> tuple[list[tuple[np.ndarray, np.ndarray]], Callable[[], None]]:
+                registry, refit: int = 0) -> tuple[list[tuple[np.ndarray, np.ndarray]], Callable[[], None]]:
     """:func:`make_splits` without writing: the splits and a function that writes the manifest when it is
     new (a no-op when the manifest was read back), so a run can check everything before it writes."""
     persons = persons_table(train_df)
@@ -151,7 +169,12 @@ def plan_splits(train_df: pd.DataFrame, splitter_ref: Any, seed: int, manifest_p
     def save() -> None:
         if new and manifest_path is not None:
             _write_manifest(manifest_path, ref, int(seed), fp, len(persons), person_splits)
-    return rows_of(train_df, person_splits), save
+    return rows_of(train_df, person_splits) + refit_splits(len(train_df), refit), save
+
+
+def refit_splits(n_rows: int, refit: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``refit`` splits that train on all ``n_rows`` rows and validate on none (refit members)."""
+    return [(np.arange(n_rows), np.zeros(0, dtype=np.int64)) for _ in range(int(refit))]
 
 
 def rows_of(train_df: pd.DataFrame, person_splits) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -183,7 +206,9 @@ def _read_manifest(path: Path, ref: dict, seed: int, fp: str):
     if data.get("fingerprint") != fp:
         raise DataError(f"split manifest {path} was made from different data ({data.get('n_persons')} people, "
                         f"fingerprint {str(data.get('fingerprint'))[:10]}; this data gives {fp[:10]}). {fix}")
-    pinned = (ref.get("params") or {}).get("seed") is not None    # the splitter's own seed: the recipe's is moot
+    params = ref.get("params") or {}
+    # the splitter's own seed makes the recipe's moot, unless a training share is drawn with the recipe's seed
+    pinned = params.get("seed") is not None and float(params.get("train_fraction", 1.0)) >= 1
     if data.get("splitter") != ref or (data.get("seed") != seed and not pinned):
         raise DataError(f"split manifest {path} was made with splitter {data.get('splitter')} seed "
                         f"{data.get('seed')}, but this run asks for {ref} seed {seed}. {fix}")

@@ -5,6 +5,12 @@ together). Each task's voter is fitted on that task's out-of-fold predictions,
 restricted to the images the task is about (``Task.rows``: men for
 ``age_male``), then applied to the out-of-fold and the eval predictions.
 
+Refit members (the recipe's ``refit``: trained on every person, so nothing out of fold) do not vote
+themselves: on the eval images each split member's prediction is blended with the mean of its group's
+refit members, ``(1 - refit_share) * own + refit_share * refit`` (:func:`blend_refit`). The voter is
+fitted on, and applied to, the same split members, and a soft vote of the blended members gives the
+refit members ``refit_share`` of the group's eval vote.
+
 Out-of-fold 18-class predictions exist for the images that every task
 predicted out of fold. A gender-conditional age task has, by design, no
 prediction for the other gender's images; there its factor is taken as uniform
@@ -52,6 +58,7 @@ class TaskVote:
     eval: np.ndarray | None     # (N_eval, C)
     groups: list[str] = field(default_factory=list)   # per member: members differing only in split share one
     filled_uniform: int = 0
+    refit: list[MemberPredictions] = field(default_factory=list)   # blended into ``members`` on eval
 
 
 @dataclass
@@ -115,6 +122,25 @@ def member_groups(preds: list[MemberPredictions]) -> list[str]:
     return labels
 
 
+def is_refit(pred: MemberPredictions) -> bool:
+    """A member trained on every person (the recipe's ``refit``): its ``oof.npz`` is empty."""
+    return len(pred.oof_ids) == 0
+
+
+def blend_refit(eval_stack: np.ndarray, groups: list[str], refit_stack: np.ndarray, refit_groups: list[str],
+                share: float) -> np.ndarray:
+    """Each split member's eval rows (``eval_stack`` ``(M, N, C)``) blended with the mean of its group's refit
+    members (``refit_stack`` ``(R, N, C)``): ``(1 - share) * own + share * refit mean``. Groups without a
+    refit member are left as they are."""
+    out = eval_stack.copy()
+    for g in set(refit_groups):
+        mean = refit_stack[[i for i, rg in enumerate(refit_groups) if rg == g]].mean(axis=0)
+        for m, mg in enumerate(groups):
+            if mg == g:
+                out[m] = (1.0 - share) * eval_stack[m] + share * mean
+    return out
+
+
 def fit_voter(voter: Voter, probs: np.ndarray, targets: np.ndarray, groups: list[str],
               persons: np.ndarray | None = None) -> None:
     """``fit`` with the member groups (members of one group share a weight) and the person of each image
@@ -132,7 +158,18 @@ def fit_voter(voter: Voter, probs: np.ndarray, targets: np.ndarray, groups: list
 
 
 def vote_task(name: str, task: Task, preds: list[MemberPredictions], voter: Voter, train_df,
-              eval_ids: np.ndarray | None) -> TaskVote:
+              eval_ids: np.ndarray | None, refit_share: float = 0.5) -> TaskVote:
+    """Fit ``voter`` on the split members' out-of-fold predictions and vote them (eval: blended with the refit
+    members, :func:`blend_refit`)."""
+    all_groups = member_groups(preds)
+    refit = [p for p in preds if is_refit(p)]
+    refit_groups = [g for p, g in zip(preds, all_groups) if is_refit(p)]
+    orphans = sorted({g for g in refit_groups} - {g for p, g in zip(preds, all_groups) if not is_refit(p)})
+    if orphans:
+        raise PredictionCacheError(f"task {name!r}: refit member(s) of {', '.join(orphans)} have no split member "
+                                   f"with the same settings to vote with; every refit member needs its split "
+                                   f"members (the recipe plans both)")
+    everything, preds = preds, [p for p in preds if not is_refit(p)]
     train_ids = train_df["image_id"].astype(str).to_numpy()
     rows = np.asarray(task.rows(train_df), dtype=bool)
     truth = np.asarray(task.truth(train_df), dtype=np.int64)
@@ -145,7 +182,10 @@ def vote_task(name: str, task: Task, preds: list[MemberPredictions], voter: Vote
         raise PredictionCacheError(f"task {name!r}: its members ({', '.join(p.run_name for p in preds)}) have no "
                                    f"out-of-fold prediction on the images the task is about")
     eval_stack = stack(preds, eval_ids, "eval") if eval_ids is not None else None
-    groups = member_groups(preds)
+    groups = [g for p, g in zip(everything, all_groups) if not is_refit(p)]
+    if refit and eval_stack is not None:
+        eval_stack = blend_refit(eval_stack, groups, stack(refit, eval_ids, "eval"), refit_groups, refit_share)
+
     persons = train_df["person"].astype(str).to_numpy() if "person" in train_df else None
     try:
         fit_voter(voter, fit_stack, truth, groups, persons)
@@ -158,7 +198,7 @@ def vote_task(name: str, task: Task, preds: list[MemberPredictions], voter: Vote
     except ValueError as exc:
         raise VotingError(f"task {name!r} with {len(preds)} member(s) "
                           f"({', '.join(p.run_name for p in preds)}): {exc}") from exc
-    return TaskVote(name, task, preds, voter, train_ids, rows, truth, oof, ev, groups)
+    return TaskVote(name, task, preds, voter, train_ids, rows, truth, oof, ev, groups, refit=refit)
 
 
 def build_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: str | Path, dataset, registry,
@@ -182,7 +222,8 @@ def build_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: str | Pat
         task = tasks[name]
         skipped = list(getattr(dataset, "eval_skipped", None) or [])
         preds = [drop_eval_ids(load_member(out_dir, m, task.num_original_classes), skipped) for m in members]
-        votes[name] = vote_task(name, task, preds, build_voter(voter_ref, registry), train_df, eval_ids)
+        votes[name] = vote_task(name, task, preds, build_voter(voter_ref, registry), train_df, eval_ids,
+                                refit_share=recipe.refit_share)
     notes = []
     oof_parts, by_design = {}, {}
     for name, tv in votes.items():
@@ -200,6 +241,12 @@ def build_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: str | Pat
         notes.append("out-of-fold 18-class figures take a gender-specific age model as uniform on the other "
                      "gender's images, which it never predicts out of fold: "
                      + ", ".join(f"{n} on {k} image(s)" for n, k in filled.items()))
+    refit = [p.run_name for tv in votes.values() for p in tv.refit]
+    if refit:
+        notes.append(f"{len(refit)} refit member(s) trained on every person ({', '.join(refit)}): on the eval "
+                     f"images they take {recipe.refit_share:g} of their group's vote (each split member's prediction "
+                     f"is blended with them); they have no out-of-fold predictions, so the out-of-fold figures "
+                     f"describe the split members alone, each trained on fewer people")
     crossfitted = [n for n, tv in votes.items() if getattr(tv.voter, "crossfit_oof", None) is not None]
     if crossfitted:
         notes.append(f"voter {voter_ref['name']!r} was cross-fitted by person (tasks {', '.join(crossfitted)}): "

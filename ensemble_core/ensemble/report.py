@@ -33,14 +33,15 @@ def member_rows(tv: TaskVote) -> list[dict[str, Any]]:
     """Validation figures of each member of a task, on its out-of-fold images the task is about."""
     rows_by_id = dict(zip(tv.train_ids, tv.rows))
     out = []
-    for p in tv.members:
+    for p in [*tv.members, *tv.refit]:
         keep = np.array([rows_by_id.get(i, False) for i in p.oof_ids], dtype=bool)
         truth, pred = p.oof_truth[keep], p.oof_probs[keep].argmax(axis=1)
+        refit = len(p.oof_ids) == 0     # trained on every person: nothing out of fold
         out.append({
             "run_name": p.run_name, "task": tv.name, "backbone": p.member.backbone["name"],
-            "split": p.member.split_index, "n_val_images": int(keep.sum()),
-            "val_macro_f1": macro_f1(truth, pred, tv.task.num_original_classes),
-            "val_accuracy": accuracy(truth, pred),
+            "split": p.member.split_index, "n_val_images": int(keep.sum()), "refit": refit,
+            "val_macro_f1": None if refit else macro_f1(truth, pred, tv.task.num_original_classes),
+            "val_accuracy": None if refit else accuracy(truth, pred),
         })
     return out
 
@@ -51,6 +52,7 @@ def task_summary(tv: TaskVote) -> dict[str, Any]:
     weights = getattr(tv.voter, "weights", None)
     return {
         "members": [p.run_name for p in tv.members],
+        "refit_members": [p.run_name for p in tv.refit],
         "voter": repr(tv.voter),
         "groups": list(tv.groups),
         "weights": None if weights is None else [float(w) for w in weights],
@@ -134,13 +136,16 @@ def render_report(metrics: Mapping[str, Any], context: Mapping[str, Any]) -> str
     lines += ["", "## Tasks (voted members, out of fold, on the images each task is about)", "",
               "| task | members | voter | OOF macro F1 | OOF accuracy | images |", "|---|---|---|---|---|---|"]
     for name, t in metrics["tasks"].items():
-        lines.append(f"| {name} | {len(t['members'])} | {t['voter']} | {_fmt(t['oof_macro_f1'])} | "
+        refit = len(t.get("refit_members") or [])
+        count = f"{len(t['members'])} + {refit} refit" if refit else len(t["members"])
+        lines.append(f"| {name} | {count} | {t['voter']} | {_fmt(t['oof_macro_f1'])} | "
                      f"{_fmt(t['oof_accuracy'])} | {t['n_oof_images']} |")
     lines += ["", "## Members (each on its own validation split)", "",
               "| member | task | backbone | split | val macro F1 | val accuracy | val images |",
               "|---|---|---|---|---|---|---|"]
     for m in metrics["members"]:
-        lines.append(f"| `{m['run_name']}` | {m['task']} | {m['backbone']} | {m['split']} | "
+        split = f"{m['split']} (refit: every person)" if m.get("refit") else m["split"]
+        lines.append(f"| `{m['run_name']}` | {m['task']} | {m['backbone']} | {split} | "
                      f"{_fmt(m['val_macro_f1'])} | {_fmt(m['val_accuracy'])} | {m['n_val_images']} |")
     ref = metrics.get("seed_reference")
     if ref is None:

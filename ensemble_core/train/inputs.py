@@ -41,7 +41,8 @@ def select_samples(task: Task, dataset: Any, split: tuple[Sequence[int], Sequenc
     val = table.iloc[val_rows]
     train = train[task.rows(train)].reset_index(drop=True)
     val = val[task.rows(val)].reset_index(drop=True)
-    if len(train) == 0 or len(val) == 0:
+    refit = len(val_rows) == 0     # a refit member: every person in training, none to validate on
+    if len(train) == 0 or (len(val) == 0 and not refit):
         raise TrainingError(f"task {task.name!r}: the split leaves {len(train)} training and {len(val)} validation "
                             f"samples; a member needs both (check the data set and the task's rows)")
     eval_df = getattr(dataset, "eval", None)

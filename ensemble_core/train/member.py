@@ -1,5 +1,9 @@
 """Train one ensemble member end to end: resume, epochs, best-epoch selection, predictions, ``DONE``.
 
+A member whose split has no validation rows is a *refit* member (the recipe's ``refit``): it trains on
+every person for the full ``epochs``, keeps the last epoch's weights (the EMA's when ``ema_decay`` is set),
+writes an empty ``oof.npz`` and predicts the eval images.
+
 ``train_member(member, dataset, (train_rows, val_rows), run_dir)`` writes into
 ``run_dir`` itself (the executor passes ``<out_dir>/members/<member.run_name>``);
 see :mod:`ensemble_core.runfolder` for the files. A folder with ``DONE``
@@ -73,6 +77,7 @@ class MemberTrainer:
         seed_everything(self.seed)
         self.task = C.build_task(member, registry, getattr(dataset, "label_space", None))
         self.samples = select_samples(self.task, dataset, split)
+        self.refit = len(self.samples.val) == 0   # trained on every person: no validation, last weights kept
         self.device = C.choose_device(device)
         self.precision = C.choose_precision(member, self.device)
         if image_cache is None:   # the data layer's decoded images, shared by the members of this process
@@ -89,6 +94,9 @@ class MemberTrainer:
         check_member(member, self.task, self.model, self.loss_fn, registry)  # logits and loss fit, before epoch 1
         self.optimizer = C.build_optimizer(member, self.model, registry)
         self.schedule = C.build_scheduler(member, self.optimizer, self.loaders.steps_per_epoch, registry)
+        if self.refit and getattr(getattr(self.schedule, "scheduler", None), "wants_metric", False):
+            raise TrainingError(f"{member.run_name}: a refit member has no validation score for a schedule that "
+                                f"steps on one ({member.scheduler['name']}); use cosine / step, or refit: 0")
         self.scaler = torch.amp.GradScaler("cuda") if self.precision.use_scaler else None
         self.ema = None
         if member.ema_decay:
@@ -180,7 +188,7 @@ class MemberTrainer:
     # ---- epochs --------------------------------------------------------
     def stop_early(self) -> bool:
         patience = self.member.early_stopping_patience
-        return bool(patience) and self.progress.bad_epochs >= int(patience)
+        return bool(patience) and not self.refit and self.progress.bad_epochs >= int(patience)
 
     def validate(self) -> tuple[str, dict, float | None, dict[str, float]]:
         """Score the model (and its EMA); return the better candidate's name, score, val loss, and all F1s."""
@@ -219,7 +227,11 @@ class MemberTrainer:
         if not weights_finite(self.model):
             raise TrainingError(f"epoch {epoch + 1}: model weights became NaN/inf; stopped without saving them "
                                 f"(last good checkpoint: {self.run.last}). Lower the learning rate or set grad_clip.")
-        chosen, sc, val_loss, f1s = self.validate()
+        if self.refit:   # nothing to validate on: the latest weights are the ones kept
+            chosen, val_loss, f1s = ("ema" if self.ema is not None else "model"), None, {}
+            sc = {"macro_f1": None, "macro_f1_all": None, "accuracy": None, "per_class_f1": {}, "confusion": None}
+        else:
+            chosen, sc, val_loss, f1s = self.validate()
         if self.schedule is not None and self.schedule.interval == "epoch":
             if getattr(self.schedule.scheduler, "wants_metric", False):  # e.g. timm_plateau
                 self.schedule.scheduler.step(sc["macro_f1"])
@@ -230,16 +242,20 @@ class MemberTrainer:
                   "per_class_f1": sc["per_class_f1"], "images_per_s": stats["images_per_s"],
                   "train_seconds": stats["train_seconds"], "nonfinite_steps": stats["nonfinite_steps"],
                   "weights": chosen}
-        if self.ema is not None:
+        if self.ema is not None and f1s:
             record["model_macro_f1"], record["ema_macro_f1"] = f1s["model"], f1s["ema"]
         p = self.progress
-        improved = val_loss is not None and math.isfinite(val_loss) and sc["macro_f1"] > p.best_metric + 1e-12
+        improved = self.refit or (val_loss is not None and math.isfinite(val_loss)
+                                  and sc["macro_f1"] > p.best_metric + 1e-12)
         p.epoch = epoch
         if improved:
-            p.best_metric, p.best_epoch, p.best_weights, p.bad_epochs = sc["macro_f1"], epoch, chosen, 0
+            metric = p.best_metric if self.refit else sc["macro_f1"]
+            p.best_metric, p.best_epoch, p.best_weights, p.bad_epochs = metric, epoch, chosen, 0
         else:
             p.bad_epochs += 1
-        record["best_macro_f1"], record["best_epoch"] = p.best_metric, p.best_epoch
+        # a refit member has no score: null, never -Infinity (which strict JSON readers refuse)
+        record["best_macro_f1"] = None if self.refit else p.best_metric
+        record["best_epoch"] = p.best_epoch
         self.metrics.append(record)
         epoch_finished()   # in-process listeners (a tuner's pruner) see the epoch before the next one starts
         tb.scalars({"loss/train": record["train_loss"], "loss/val": val_loss, "lr": lr,
@@ -250,11 +266,14 @@ class MemberTrainer:
             weights = self.ema.module if chosen == "ema" else self.model
             save_checkpoint(self.run.best, {"model": weights.state_dict(), "epoch": epoch, "metric": p.best_metric,
                                             "weights": chosen})
-            tb.confusion(sc["confusion"], self.class_names, epoch)
+            if sc["confusion"] is not None:
+                tb.confusion(sc["confusion"], self.class_names, epoch)
         if not self.quiet:
+            scored = (f"refit, no validation ({chosen} kept)" if self.refit else
+                      f"val_loss {val_loss:.4f} macro_f1 {sc['macro_f1']:.4f} ({chosen})")
             _echo(f"{self.member.run_name} epoch {epoch + 1}/{self.member.epochs}: train_loss "
-                  f"{record['train_loss']:.4f} val_loss {val_loss:.4f} macro_f1 {sc['macro_f1']:.4f} "
-                  f"({chosen}) {stats['images_per_s']:.0f} img/s" + (" *best" if improved else ""))
+                  f"{record['train_loss']:.4f} {scored} {stats['images_per_s']:.0f} img/s"
+                  + (" *best" if improved and not self.refit else ""))
         return record
 
     def stop_mid_epoch(self, epoch: int, step: int, lr: float, stats: dict) -> None:
@@ -278,20 +297,26 @@ class MemberTrainer:
 
     def finish(self, started: float, tb: TensorBoardLog) -> dict:
         self.load_best()
-        oof_probs = self.predict(self.loaders.val_loader())
-        final = score(oof_probs, self.samples.val_truth, self.class_names)
+        if self.refit:   # no out-of-fold images: an empty oof.npz of the right width
+            oof_probs = np.zeros((0, len(self.class_names)), dtype=np.float32)
+            final = {"macro_f1": None, "accuracy": None, "per_class_f1": None}
+        else:
+            oof_probs = self.predict(self.loaders.val_loader())
+            final = score(oof_probs, self.samples.val_truth, self.class_names)
         write_predictions(self.run.oof, self.samples.val["image_id"], oof_probs, self.samples.val_truth)
         eval_loader = self.loaders.eval_loader()
         if eval_loader is not None:
             write_predictions(self.run.eval, self.samples.eval["image_id"], self.predict(eval_loader))
-        tb.confusion(final["confusion"], self.class_names, max(self.progress.best_epoch, 0), tag="oof/confusion")
+        if not self.refit:
+            tb.confusion(final["confusion"], self.class_names, max(self.progress.best_epoch, 0), tag="oof/confusion")
         p = self.progress
         summary = {"status": "trained", "run_name": self.member.run_name, "task": self.task.name,
                    "backbone": self.member.backbone["name"], "split_index": self.member.split_index,
                    "seed": self.seed, "epochs_run": p.epoch + 1, "epochs_planned": int(self.member.epochs),
                    "stopped_early": p.epoch + 1 < int(self.member.epochs),
                    "best_epoch": p.best_epoch, "best_weights": p.best_weights,
-                   "best_val_macro_f1": p.best_metric if p.best_epoch >= 0 else None,
+                   "best_val_macro_f1": p.best_metric if p.best_epoch >= 0 and not self.refit else None,
+                   "refit": self.refit,
                    "oof_macro_f1": final["macro_f1"], "oof_accuracy": final["accuracy"],
                    "oof_per_class_f1": final["per_class_f1"], "tta": [repr(t) for t in self.ttas],
                    "resumed_from_epoch": p.resumed_from, "resumed_from_step": p.resumed_from_step,
