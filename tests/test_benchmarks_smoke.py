@@ -96,3 +96,40 @@ def test_gpu_session_script_at_tiny_size(tmp_path):
     text = (out_dir / "RESULTS-gpu.md").read_text()
     assert "quality: best" in text and "ensemble inference" in text
     assert (out_dir / "best.json").is_file() and (out_dir / "best-metrics.json").is_file()
+
+
+def _fake_proxy(root: Path, name: str, probs, truth, train_fraction: float, seed: int) -> Path:
+    """A finished one-member proxy run folder: recipe.json, and the member's oof.npz and summary.json."""
+    import json
+
+    import numpy as np
+    run = root / name
+    member = run / "members" / f"multihead-x-s0-{name}"
+    member.mkdir(parents=True)
+    np.savez(member / "oof.npz", image_id=np.array([f"p{i // 7}/img{i}" for i in range(len(truth))]),
+             probs=np.asarray(probs, dtype=np.float32), truth=np.asarray(truth))
+    (member / "summary.json").write_text(json.dumps({"n_train": int(1000 * train_fraction)}))
+    split = {"name": "shuffle", "params": {"n_splits": 1, "seed": 42, "train_fraction": train_fraction}}
+    (run / "recipe.json").write_text(json.dumps({"seed": seed, "split": split}))
+    return run
+
+
+def test_refit_proxies_compares_designs_on_the_same_people(results, tmp_path):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    truth = np.arange(140) % 18
+
+    def probs(skill: float):   # a proxy that leans towards the truth by `skill`
+        p = rng.dirichlet(np.ones(18), size=len(truth)) + skill * np.eye(18)[truth]
+        return p / p.sum(axis=1, keepdims=True)
+    refit = [_fake_proxy(tmp_path, f"r{i}", probs(0.6), truth, 1.0, i) for i in range(2)]
+    folds = [_fake_proxy(tmp_path, f"f{i}", probs(0.2), truth, 0.667, i) for i in range(3)]
+    args = [str(BENCH / "refit_proxies.py"), *[a for r in refit for a in ("--refit", str(r))],
+            "--design", "3 folds=" + ",".join(map(str, folds)) + "@2", "--share", "0.5"]
+    out = run_script(args, results)
+    assert "| 3 folds | 2 (3) |" in out.stdout and "+1 refit, share 0.5" in out.stdout
+    assert "refit members on proxies" in results.read_text()
+    other = _fake_proxy(tmp_path, "other", probs(0.2), (truth + 1) % 18, 0.667, 9)
+    bad = subprocess.run([sys.executable, str(BENCH / "refit_proxies.py"), "--refit", str(refit[0]), "--design",
+                          f"x={other}", "--no-append"], cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode != 0 and "validated on other images" in bad.stderr
