@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     if base and base["eval"] is not None and pick["eval"] is not None:
         lines += ["", f"Chosen on OOF: voter `{best_voter}`, decision `{best_rule}`: eval macro F1 "
                       f"{pick['eval']:.4f} vs soft + arg-max {base['eval']:.4f} ({pick['eval'] - base['eval']:+.4f})."]
-    n_members = sum(len(tv.members) for tv in ens.tasks.values())
+    n_members = sum(len(tv.members) + len(tv.refit) for tv in ens.tasks.values())
     lines += ["", f"Run: `{run}` (recipe `{recipe.name}`, {n_members} members, data `{data_dir}`); "
                   f"{int(rows.sum())} OOF images, {0 if ens.eval_ids is None else len(ens.eval_ids)} eval images; "
                   f"{time.perf_counter() - start:.0f} s for the whole table."]

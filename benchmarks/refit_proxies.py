@@ -3,8 +3,12 @@
     python benchmarks/refit_proxies.py --refit P9 --refit Q6 ... \\
         --design "4 folds=F75a,F75b,F75c,F75d,F75e@4" --design "3 folds=F67a,F67b,F67c,F67d@3" [--share 0.5]
 
-Every proxy is a one-member run (``fire recipes/best.py run --executor local``) whose validation people are
-the same fixed quarter of the training people (``split: shuffle`` with a pinned ``seed``); its training
+Every proxy is a one-member run whose validation people are the same fixed quarter of the training people,
+
+    fire recipes/best.py run --data_dir /tmp/maskproxy --out_dir PROXY --quiet --executor local --refit 0 \
+        --seed S --split='{name: shuffle, params: {n_splits: 1, val_fraction: 0.25, seed: 42, train_fraction: F}}'
+
+(``split: shuffle`` with a pinned ``seed``, ``refit: 0``: one member); its training
 people are all the others (``--refit`` proxies: what a refit member sees) or a stratified share of them
 (``train_fraction``: what one fold member of a k-fold run sees, (k-1)/k of the people a refit member sees).
 On those validation people, every image predicted by every proxy, the script reports the macro F1 of
@@ -15,7 +19,10 @@ On those validation people, every image predicted by every proxy, the script rep
   refit members (averaged over every choice of them among the ``--refit`` proxies),
 
 so designs of equal compute can be compared on people none of the proxies trained on; nothing here reads
-eval answers. Appended to RESULTS.md unless ``--no-append``.
+eval answers. A refit member has no validation people, so it keeps its last epoch's weights (the EMA's when
+``ema_decay`` is set) where a proxy kept its best epoch (model or EMA) on the very images scored here: by
+default the refit proxies are re-predicted from their last checkpoint's EMA (``--refit-weights last``; ``best``
+reads their ``oof.npz`` as saved). Appended to RESULTS.md unless ``--no-append``.
 """
 from __future__ import annotations
 
@@ -32,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_setup import results_module  # noqa: E402
 
 from ensemble_core.metrics import macro_f1  # noqa: E402
-from ensemble_core.runfolder import OOF_FILE, RECIPE_FILE, SUMMARY_FILE, members_dir  # noqa: E402
+from ensemble_core.runfolder import (CONFIG_FILE, OOF_FILE, RECIPE_FILE, RUN_FILE, SPLITS_FILE,  # noqa: E402
+                                     SUMMARY_FILE, RunFolder, members_dir)
 
 
 def load_proxy(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
@@ -52,6 +60,33 @@ def load_proxy(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     return ids, probs, truth, facts
 
 
+def last_weights_probs(run: Path) -> np.ndarray:
+    """The proxy member's validation probabilities (TTA views as trained) from its last checkpoint's EMA (the
+    model's without EMA): the weights a refit member keeps. Rows sorted by image id, as :func:`load_proxy`."""
+    import torch
+
+    from ensemble_core.data.layout import load_dataset
+    from ensemble_core.data.splits import make_splits
+    from ensemble_core.manager import get_registry
+    from ensemble_core.recipe import Member
+    from ensemble_core.train.checkpoint import load_checkpoint
+    from ensemble_core.train.member import MemberTrainer
+
+    torch.set_num_threads(1)
+    mdir = next(d for d in sorted(members_dir(run).iterdir()) if (d / OOF_FILE).is_file())
+    recipe = json.loads((run / RECIPE_FILE).read_text())
+    ds = load_dataset(json.loads((run / RUN_FILE).read_text())["data_dir"])
+    registry = get_registry()
+    splits = make_splits(ds.train, recipe["split"], recipe["seed"], run / SPLITS_FILE, registry=registry)
+    member = Member.from_dict(json.loads((mdir / CONFIG_FILE).read_text())["member"])
+    trainer = MemberTrainer(member, ds, splits[member.split_index], mdir, registry, quiet=True)
+    ckpt = load_checkpoint(RunFolder(mdir).last)
+    trainer.model.load_state_dict(ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"])
+    probs = trainer.predict(trainer.loaders.val_loader()).astype(np.float64)
+    ids = trainer.samples.val["image_id"].astype(str).to_numpy()
+    return probs[np.argsort(ids)]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--refit", type=Path, action="append", default=[], required=True,
@@ -61,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                          'them (repeat)')
     ap.add_argument("--share", type=float, action="append", default=None,
                     help="refit share(s) of the eval vote to report (default 0.25 0.5 0.75 1.0)")
+    ap.add_argument("--refit-weights", choices=("last", "best"), default="last",
+                    help="refit proxies: last = re-predict from the last checkpoint's EMA (what a refit member "
+                         "keeps; default), best = their oof.npz (best epoch chosen on these images)")
     ap.add_argument("--notes", default="")
     ap.add_argument("--reading", type=Path, help="markdown file: the author's reading of the table (appended as is)")
     ap.add_argument("--no-append", action="store_true")
@@ -79,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"error: --design {text!r}: @{size} needs 1..{len(paths)} of its {len(paths)} runs")
         designs.append((label.strip(), paths, size))
     loaded = {p: load_proxy(p) for p in {*args.refit, *(p for _, runs, _ in designs for p in runs)}}
+    best_refit = {p: loaded[p][3]["oof"] for p in args.refit}
+    if args.refit_weights == "last":
+        for p in args.refit:
+            ids_, probs, truth_, facts = loaded[p]
+            probs = last_weights_probs(p)
+            loaded[p] = (ids_, probs, truth_, {**facts, "oof": macro_f1(truth_, probs.argmax(axis=1), probs.shape[1])})
     ids, _, truth, _ = loaded[args.refit[0]]
     for p, (other, _, t, _) in loaded.items():
         if not (np.array_equal(other, ids) and np.array_equal(t, truth)):
@@ -98,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         fa = loaded[p][3]
         lines.append(f"| {p} | {fa['seed']} | {fa['train_fraction']} | {fa['n_train']} | {fa['oof']:.4f} |")
     single = [loaded[r][3]["oof"] for r in args.refit]
-    lines += ["", f"Refit proxies alone: mean {np.mean(single):.4f} over {len(single)} seeds (SD "
+    weights = ("their last epoch's EMA weights, as a refit member keeps (their best-epoch figure: mean "
+               f"{np.mean(list(best_refit.values())):.4f})" if args.refit_weights == "last"
+               else "their best epoch, chosen on these images")
+    lines += ["", f"Refit proxies predict with {weights}.", "",
+              f"Refit proxies alone: mean {np.mean(single):.4f} over {len(single)} seeds (SD "
                   f"{np.std(single, ddof=1) if len(single) > 1 else 0:.4f}); soft vote of all of them "
                   f"{f1(mean(args.refit)):.4f}.", "",
               "| design | fold proxies (choices) | their soft vote | " + " | ".join(

@@ -137,6 +137,7 @@ def read_run(path: Path, answers: Path | None = None) -> RunRow:
     member_rows = metrics.get("members") or []
     n_members = len(member_rows) or len(statuses)
     trained, reused = statuses.count("trained"), statuses.count("skipped")
+    n_refit = sum(1 for m in member_rows if m.get("refit"))
     backbones = sorted({m.get("backbone") for m in member_rows if m.get("backbone")})
     summaries = _member_summaries(path)
     devices = sorted({str(s["device"]) for s in summaries if s.get("device")})
@@ -156,7 +157,8 @@ def read_run(path: Path, answers: Path | None = None) -> RunRow:
         "run": path.name or str(path),
         "recipe": metrics.get("recipe") or recipe.get("name"),
         "preset": info.get("preset") or "n/a",
-        "members": f"{n_members} ({trained} trained / {reused} reused)" if statuses else str(n_members),
+        "members": (f"{n_members} ({trained} trained / {reused} reused)" if statuses else str(n_members))
+        + (f", {n_refit} refit" if n_refit else ""),
         "members_total": n_members, "members_trained": trained, "members_reused": reused,
         "backbones": ", ".join(backbones),
         "voter": _ref_text(metrics.get("voter") or recipe.get("voter")),
@@ -170,7 +172,12 @@ def read_run(path: Path, answers: Path | None = None) -> RunRow:
         "device": ", ".join(devices) or "n/a",
         "path": str(path),
     }
-    return RunRow(path, values, dict(oof.get("per_class_f1") or {}), [note] if note else [])
+    notes = [note] if note else []
+    if n_refit:
+        notes.append(f"{path.name or path}: {n_refit} refit member(s) trained on every person vote on eval only; its "
+                     f"out-of-fold figures describe the split members (fewer people each), so they understate "
+                     f"the eval vote against runs without refit members")
+    return RunRow(path, values, dict(oof.get("per_class_f1") or {}), notes)
 
 
 def _fmt_seconds(seconds: float | None) -> str:

@@ -366,6 +366,11 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
         check_coverage(dataset.label_space)
     splits, save_splits = plan_splits(dataset.train, recipe.split, recipe.seed, out_dir / SPLITS_FILE,
                                       registry=registry, refit=recipe.n_refit())
+    made = len(splits) - recipe.n_refit()
+    if recipe.n_refit() and made != recipe.n_splits():   # refit members take the split indices after n_splits
+        raise RecipeError([f"split: the splitter made {made} person split(s) but the recipe plans "
+                           f"{recipe.n_splits()} (split.params.n_splits); refit members need the two to agree. "
+                           f"Set n_splits to the number of splits {normalize_ref(recipe.split)['name']!r} makes"])
     jobs = plan_jobs(members, data_dir, splits, out_dir, exclude, {"quiet": quiet},
                      dataset=None if layout.name == "mask_competition" else recipe.dataset)
 

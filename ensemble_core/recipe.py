@@ -151,8 +151,9 @@ class Member:
     threads: int = _field("threads")
     augment_on: str = _field("augment_on")
     eval_image_size: list | None = _field("eval_image_size")
+    refit: bool = False    # trained on every person (split index n_splits + k), not on a person split
 
-    IDENTITY = ("recipe", "task", "backbone", "split_index", "seed")
+    IDENTITY = ("recipe", "task", "backbone", "split_index", "seed", "refit")
 
     @property
     def task_name(self) -> str:
@@ -168,6 +169,8 @@ class Member:
         """``{recipe, task, backbone, split_index, seed, fields: {...}}``: the JSON of job files and
         ``config.json``, and what the run folder's name hashes."""
         data = {k: copy.deepcopy(getattr(self, k)) for k in self.IDENTITY}
+        if not data["refit"]:   # a split member's dict (and so its hash and folder) is as before refit existed
+            data.pop("refit")
         data["fields"] = self.fields
         return data
 
@@ -196,7 +199,8 @@ class Member:
     def run_name(self) -> str:
         """Folder name: readable prefix + hash of the resolved config."""
         bb = self.backbone["name"].replace("/", "_").replace(".", "_")
-        return f"{self.task_name}-{bb}-s{self.split_index}-{self.config_hash()}"
+        split = f"s{self.split_index}" + ("-refit" if self.refit else "")
+        return f"{self.task_name}-{bb}-{split}-{self.config_hash()}"
 
 
 _MEMBER_FIELDS = [f.name for f in dataclass_fields(Member) if f.name not in Member.IDENTITY]
@@ -317,7 +321,8 @@ class Recipe:
         for bb in self.backbones(i):
             for split in range(self.n_splits() + self.n_refit()):
                 members.append(Member(recipe=self.name, task=task, backbone=normalize_ref(bb),
-                                      split_index=split, seed=int(self.seed) + split, **copy.deepcopy(fields)))
+                                      split_index=split, seed=int(self.seed) + split,
+                                      refit=split >= self.n_splits(), **copy.deepcopy(fields)))
         return members
 
 
@@ -521,18 +526,22 @@ def _check_task_fits(registry, task: Any, space, path: str, problems: list[str])
         problems.extend(f"{path}: {p}" for p in task_label_space_problems(built, space))
 
 
-def _check_refit(registry, fields: Mapping[str, Any], path: str, problems: list[str]) -> None:
-    """A refit member has no validation people: nothing to stop early on or to step a plateau schedule with."""
+def _check_refit(fields: Mapping[str, Any], where, problems: list[str]) -> None:
+    """A refit member has no validation people: nothing to stop early on or to step a plateau schedule with.
+    ``where(key)`` names the field's place (``defaults`` or ``tasks[i]``); a problem is reported once."""
+    found = []
     if fields.get("early_stopping_patience"):
-        problems.append(f"{path}.early_stopping_patience: refit members train on every person, so there is no "
-                        f"validation score to stop on; set refit: 0 or early_stopping_patience: null (refit "
-                        f"members train the full epochs)")
-    scheduler = fields.get("scheduler")
-    if scheduler is not None:
-        ref = normalize_ref(scheduler)
-        if ref["name"] == "timm_plateau":
-            problems.append(f"{path}.scheduler: the plateau schedule steps on the validation score, which refit "
-                            f"members do not have; use cosine / step, or refit: 0")
+        found.append(f"{where('early_stopping_patience')}.early_stopping_patience: refit members train on every "
+                     f"person, so there is no validation score to stop on; set refit: 0 or "
+                     f"early_stopping_patience: null (refit members train the full epochs)")
+    try:
+        scheduler = normalize_ref(fields["scheduler"]) if fields.get("scheduler") is not None else None
+    except (TypeError, ValueError):
+        scheduler = None          # a malformed reference: reported by the scheduler's own check
+    if scheduler is not None and scheduler["name"] == "timm_plateau":
+        found.append(f"{where('scheduler')}.scheduler: the plateau schedule steps on the validation score, which "
+                     f"refit members do not have; use cosine / step, or refit: 0")
+    problems.extend(p for p in found if p not in problems)
 
 
 def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | None = None,
@@ -611,7 +620,8 @@ def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | No
                 _check_ref(registry, kind, value, f"{where}.{key}", problems)
         _check_scalar(fields, path, problems)
         if refit_ok and recipe.refit:
-            _check_refit(registry, fields, path, problems)
+            _check_refit(fields, lambda key: "defaults" if key in recipe.defaults and key not in entry else path,
+                         problems)
         if space is not None and fields.get("task") is not None:
             _check_task_fits(registry, fields["task"], space, f"{path}.task", problems)
         if fields.get("augment_on") == "device":

@@ -390,6 +390,15 @@ def tune(recipe_path: str | Path, space: str | Path, trials: int, out_dir: str |
         base = {**base, "dataset": dataset}
     validate(base, registry=get_registry(), source=str(recipe_path))
     dims = load_space(space)
+    refit_dims = [d.field for d in dims if d.field in ("refit", "refit_share")]
+    if refit_dims:
+        raise TuneError(f"space field {refit_dims[0]!r}: refit members vote on eval only, so they cannot change the "
+                        f"out-of-fold macro F1 a study maximises; leave {refit_dims[0]} out of the space (set it "
+                        f"on the final run)")
+    if base.get("refit"):   # they would cost every trial compute without moving its objective
+        say(f"[tune] the recipe's refit: {base['refit']} is left out of the trials (refit members do not change "
+            f"the out-of-fold objective); run the best parameters with the recipe's refit for a submission")
+        base = {**base, "refit": 0}
     check_space(base, dims)
     out = Path(out_dir if out_dir is not None else Path("runs") / f"tune-{base['name']}").expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -56,8 +56,9 @@ answers were only reported. Speed settings were chosen on measured images/s.
   people than the vote gains from one more member: on the proxy split (benchmarks/RESULTS.md "refit
   members on proxies"), one member on 1,350 / 1,519 / 2,025 people scores 0.5535 / 0.5595 / 0.5873 (means
   over 5 / 6 / 5 seeds), and on the same 4,725 held-out images 3 fold proxies (2/3 of the people each) + 1
-  refit proxy (all of them, half of the vote) score 0.5933 against 4 fold proxies' (3/4 each) 0.5821, means
-  over the choices of seeds; share 0.75 ties, 2 folds + 2 refit members lose at 0.5. The out-of-fold
+  refit proxy (all of them, last-epoch EMA weights as a refit member keeps, half of the vote) score 0.5929
+  against 4 fold proxies' (3/4 each) 0.5821, means over the choices of seeds (the later of the two
+  sections); share 0.75 ties, 2 folds + 2 refit members lose at 0.5. The out-of-fold
   figures are now those of the 3 fold members (2/3 of the people each, below 4 folds' 3/4), so they
   understate the eval vote. Every training image is still predicted out of fold. 5 epochs at 48x48: at
   equal compute, 48x48 x 7 epochs and 56x56 x 5 epochs tied (0.5693 vs 0.5725), so the cheaper size stays.

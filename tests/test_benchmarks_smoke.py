@@ -114,22 +114,32 @@ def _fake_proxy(root: Path, name: str, probs, truth, train_fraction: float, seed
     return run
 
 
-def test_refit_proxies_compares_designs_on_the_same_people(results, tmp_path):
+def test_refit_proxies_compares_designs_on_the_same_people(results, tmp_path, demo_dir):
+    """Real tiny proxies (the refit ones re-predicted from their last checkpoint), then a proxy validated on
+    other images, which is refused."""
     import numpy as np
-    rng = np.random.default_rng(0)
-    truth = np.arange(140) % 18
 
-    def probs(skill: float):   # a proxy that leans towards the truth by `skill`
-        p = rng.dirichlet(np.ones(18), size=len(truth)) + skill * np.eye(18)[truth]
-        return p / p.sum(axis=1, keepdims=True)
-    refit = [_fake_proxy(tmp_path, f"r{i}", probs(0.6), truth, 1.0, i) for i in range(2)]
-    folds = [_fake_proxy(tmp_path, f"f{i}", probs(0.2), truth, 0.667, i) for i in range(3)]
+    from helpers_runs import tiny_recipe
+
+    from ensemble_core.pipeline import run_recipe
+
+    def proxy(name: str, fraction: float, seed: int) -> Path:
+        split = {"name": "shuffle", "params": {"n_splits": 1, "val_fraction": 0.3, "seed": 42,
+                                               "train_fraction": fraction}}
+        recipe = tiny_recipe(**{"split": split, "seed": seed, "defaults.ema_decay": 0.9})
+        run_recipe(recipe, data_dir=demo_dir, out_dir=tmp_path / name, quiet=True)
+        return tmp_path / name
+    refit = [proxy(f"r{i}", 1.0, i) for i in (1, 2)]
+    folds = [proxy(f"f{i}", 0.5, i) for i in (1, 2, 3)]
     args = [str(BENCH / "refit_proxies.py"), *[a for r in refit for a in ("--refit", str(r))],
             "--design", "3 folds=" + ",".join(map(str, folds)) + "@2", "--share", "0.5"]
     out = run_script(args, results)
     assert "| 3 folds | 2 (3) |" in out.stdout and "+1 refit, share 0.5" in out.stdout
+    assert "last epoch's EMA weights" in out.stdout
     assert "refit members on proxies" in results.read_text()
-    other = _fake_proxy(tmp_path, "other", probs(0.2), (truth + 1) % 18, 0.667, 9)
+    truth = np.arange(140) % 18
+    other = _fake_proxy(tmp_path, "other", np.full((140, 18), 1 / 18), truth, 0.5, 9)
     bad = subprocess.run([sys.executable, str(BENCH / "refit_proxies.py"), "--refit", str(refit[0]), "--design",
-                          f"x={other}", "--no-append"], cwd=REPO, capture_output=True, text=True)
+                          f"x={other}", "--no-append", "--refit-weights", "best"], cwd=REPO, capture_output=True,
+                         text=True)
     assert bad.returncode != 0 and "validated on other images" in bad.stderr

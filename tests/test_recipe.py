@@ -134,6 +134,7 @@ def test_refit_plans_members_on_every_person_after_the_splits(registry):
     members = recipe.plan()
     assert len(members) == 2 * (2 + 1)                     # per backbone: 2 splits + 1 refit member
     assert [m.split_index for m in members[:3]] == [0, 1, 2]
+    assert [m.refit for m in members[:3]] == [False, False, True] and "-s2-refit-" in members[2].run_name
     assert [m.seed for m in members[:3]] == [recipe.seed, recipe.seed + 1, recipe.seed + 2]
     plain = Recipe.from_dict(good_recipe()).plan()
     assert [m.run_name for m in members if m.split_index < 2] == [m.run_name for m in plain]  # folds unchanged
@@ -160,6 +161,16 @@ def test_refit_refuses_what_needs_a_validation_score():
     assert "tasks[0].early_stopping_patience: refit members train on every person" in text
     assert "tasks[0].scheduler: the plateau schedule steps on the validation score" in text
     validate({**data, "refit": 0}, get_registry())         # without refit both are fine
+    # set in defaults and shared by two entries: named once, where it was set
+    shared = {**data, "defaults": {"early_stopping_patience": 2},
+              "tasks": [{"task": "all18", "backbone": "test_resnet"}, {"task": "all18", "backbone": "test_convnext"}]}
+    with pytest.raises(RecipeError) as err:
+        validate(shared, get_registry())
+    assert err.value.problems == ["defaults.early_stopping_patience: refit members train on every person, so there "
+                                  "is no validation score to stop on; set refit: 0 or early_stopping_patience: null "
+                                  "(refit members train the full epochs)"]
+    with pytest.raises(RecipeError, match="scheduler"):     # a malformed scheduler is a listed problem, no TypeError
+        validate({**data, "tasks": [{"task": "all18", "backbone": "test_resnet", "scheduler": 5}]}, get_registry())
 
 
 def test_member_spec_round_trips():

@@ -62,7 +62,7 @@ def test_refit_members_take_their_share_of_the_eval_vote_and_none_of_the_oof(ref
     assert rows[refit.name]["refit"] and rows[refit.name]["val_macro_f1"] is None
     report = (out / "report.md").read_text()
     assert "| all18 | 1 + 1 refit |" in report and "1 (refit: every person)" in report
-    assert "take 0.6 of their group's vote" in report
+    assert "blended with them at refit_share 0.6 before the vote" in report
 
 
 def test_a_rerun_trains_nothing_and_gives_the_same_submission(refit_run, demo_dir):
@@ -97,3 +97,31 @@ def test_a_refit_member_without_its_split_members_is_refused(refit_run, demo_dir
     preds = [load_member(out, m, task.num_original_classes) for m in refit]
     with pytest.raises(PredictionCacheError, match="no split member with the same settings"):
         vote_task("all18", task, preds, SoftVote(), load_dataset(demo_dir).train, None)
+
+
+def test_refit_is_part_of_the_member_not_guessed_from_its_split(demo_dir):
+    from ensemble_core.data.layout import load_dataset
+    from ensemble_core.errors import TrainingError
+    from ensemble_core.manager import get_registry
+    from ensemble_core.tasks import build_task
+    from ensemble_core.train.inputs import select_samples
+    ds = load_dataset(demo_dir)
+    task = build_task(get_registry(), "all18")
+    rows = np.arange(len(ds.train))
+    with pytest.raises(TrainingError, match="a member needs both"):          # a fold member with no validation
+        select_samples(task, ds, (rows, rows[:0]))
+    with pytest.raises(TrainingError, match="refit member trains on every person, but its split has 5"):
+        select_samples(task, ds, (rows[5:], rows[:5]), refit=True)
+    assert len(select_samples(task, ds, (rows, rows[:0]), refit=True).val) == 0
+
+
+def test_refit_needs_the_splitter_to_make_n_splits(demo_dir, tmp_path, monkeypatch):
+    """Refit members take the split indices after n_splits: a splitter that makes another count is refused
+    before anything is written (a refit member must never be handed a person split)."""
+    from ensemble_core.data.splits import ShuffleSplitter
+    from ensemble_core.errors import RecipeError
+    original = ShuffleSplitter.split
+    monkeypatch.setattr(ShuffleSplitter, "split", lambda self, persons, seed: original(self, persons, seed) * 2)
+    with pytest.raises(RecipeError, match=r"made 2 person split\(s\) but the recipe plans 1"):
+        run_recipe(tiny_recipe(refit=1), data_dir=demo_dir, out_dir=tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run" / "members").exists()

@@ -40,6 +40,7 @@ def write_inputs(tmp_path: Path, space: str = SPACE, **overrides) -> tuple[Path,
     ("defaults.optimizer.params.lrr: {type: float, low: 0.001, high: 0.01}\n", "unknown parameter 'lrr'"),
     ("defaults.optimizer.name: {type: categorical, choices: [adamw, lamm]}\n", "unknown optimizer 'lamm'"),
     ("voter.name: {type: uniform, low: 0, high: 1}\n", "needs type int, float or categorical"),
+    ("refit_share: {type: float, low: 0.2, high: 0.8}\n", "refit members vote on eval only"),
 ])
 def test_bad_space_is_one_clear_error_before_any_trial(tmp_path, demo_dir, capsys, space, expected):
     recipe, space_file = write_inputs(tmp_path, space)
@@ -158,3 +159,14 @@ def test_rerun_draws_new_parameters_instead_of_replaying_the_first_run(tmp_path,
     result = tune(recipe, space, 2, out_dir=out, data_dir=demo_dir, quiet=True)
     lrs = [r["param.tasks.0.optimizer.params.lr"] for r in result["trials"]]
     assert len(lrs) == 2 and lrs[0] != lrs[1]
+
+
+def test_a_recipes_refit_members_are_left_out_of_the_trials(tmp_path, demo_dir, capsys):
+    from ensemble_core.tune import tune
+    recipe, space = write_inputs(tmp_path, **{"defaults.epochs": 1, "refit": 1})
+    out = tmp_path / "out"
+    tune(recipe, space, 1, out_dir=out, data_dir=demo_dir)
+    assert "refit: 1 is left out of the trials" in capsys.readouterr().out
+    trial = next((out / "trials").iterdir())
+    assert "refit" not in json.loads((trial / "recipe.json").read_text())
+    assert not [m for m in (trial / "members").iterdir() if "-refit-" in m.name]

@@ -62,14 +62,14 @@ class ShuffleSplitter:
         self.seed = _split_seed("shuffle", seed)
 
     def split(self, persons: pd.DataFrame, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        recipe_seed, seed = int(seed), seed if self.seed is None else self.seed
+        recipe_seed, seed = int(seed) % 2**64, seed if self.seed is None else self.seed   # numpy seeds are >= 0
         n = len(persons)
         if n < 2:
             raise DataError(f"shuffle split needs at least 2 people, got {n}")
         s = strata(persons)
         out = []
         for i in range(self.n_splits):
-            rng = np.random.default_rng([int(seed), i])
+            rng = np.random.default_rng([int(seed) % 2**64, i])   # numpy seeds are >= 0
             is_val = np.zeros(n, dtype=bool)
             for k in np.unique(s):
                 members = rng.permutation(np.flatnonzero(s == k))

@@ -112,7 +112,7 @@ def member_groups(preds: list[MemberPredictions]) -> list[str]:
     labels, by_key = [], {}
     for p in preds:
         config = p.member.to_dict()
-        config.pop("split_index"), config.pop("seed")
+        config.pop("split_index"), config.pop("seed"), config.pop("refit", None)
         key = json.dumps(config, sort_keys=True, default=str)
         if key not in by_key:
             base = p.member.backbone["name"]
@@ -123,8 +123,8 @@ def member_groups(preds: list[MemberPredictions]) -> list[str]:
 
 
 def is_refit(pred: MemberPredictions) -> bool:
-    """A member trained on every person (the recipe's ``refit``): its ``oof.npz`` is empty."""
-    return len(pred.oof_ids) == 0
+    """A member trained on every person (the recipe's ``refit``; its ``oof.npz`` is empty)."""
+    return bool(pred.member.refit)
 
 
 def blend_refit(eval_stack: np.ndarray, groups: list[str], refit_stack: np.ndarray, refit_groups: list[str],
@@ -244,9 +244,10 @@ def build_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: str | Pat
     refit = [p.run_name for tv in votes.values() for p in tv.refit]
     if refit:
         notes.append(f"{len(refit)} refit member(s) trained on every person ({', '.join(refit)}): on the eval "
-                     f"images they take {recipe.refit_share:g} of their group's vote (each split member's prediction "
-                     f"is blended with them); they have no out-of-fold predictions, so the out-of-fold figures "
-                     f"describe the split members alone, each trained on fewer people")
+                     f"images each split member's prediction of their group is blended with them at refit_share "
+                     f"{recipe.refit_share:g} before the vote (with a soft vote, {recipe.refit_share:g} of the "
+                     f"group's vote); they have no out-of-fold predictions, so the out-of-fold figures describe the "
+                     f"split members alone, each trained on fewer people")
     crossfitted = [n for n, tv in votes.items() if getattr(tv.voter, "crossfit_oof", None) is not None]
     if crossfitted:
         notes.append(f"voter {voter_ref['name']!r} was cross-fitted by person (tasks {', '.join(crossfitted)}): "

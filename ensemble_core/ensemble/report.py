@@ -36,7 +36,7 @@ def member_rows(tv: TaskVote) -> list[dict[str, Any]]:
     for p in [*tv.members, *tv.refit]:
         keep = np.array([rows_by_id.get(i, False) for i in p.oof_ids], dtype=bool)
         truth, pred = p.oof_truth[keep], p.oof_probs[keep].argmax(axis=1)
-        refit = len(p.oof_ids) == 0     # trained on every person: nothing out of fold
+        refit = bool(p.member.refit)    # trained on every person: nothing out of fold
         out.append({
             "run_name": p.run_name, "task": tv.name, "backbone": p.member.backbone["name"],
             "split": p.member.split_index, "n_val_images": int(keep.sum()), "refit": refit,

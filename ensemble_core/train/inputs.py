@@ -27,7 +27,9 @@ class MemberSamples:
     val_truth: np.ndarray
 
 
-def select_samples(task: Task, dataset: Any, split: tuple[Sequence[int], Sequence[int]]) -> MemberSamples:
+def select_samples(task: Task, dataset: Any, split: tuple[Sequence[int], Sequence[int]],
+                   refit: bool = False) -> MemberSamples:
+    """The member's rows; a ``refit`` member's split has training rows only (every person)."""
     table = dataset.train
     train_rows, val_rows = (np.asarray(r, dtype=np.int64) for r in split)
     for name, rows in (("train", train_rows), ("validation", val_rows)):
@@ -41,7 +43,10 @@ def select_samples(task: Task, dataset: Any, split: tuple[Sequence[int], Sequenc
     val = table.iloc[val_rows]
     train = train[task.rows(train)].reset_index(drop=True)
     val = val[task.rows(val)].reset_index(drop=True)
-    refit = len(val_rows) == 0     # a refit member: every person in training, none to validate on
+    if refit and len(val_rows):
+        raise TrainingError(f"task {task.name!r}: a refit member trains on every person, but its split has "
+                            f"{len(val_rows)} validation rows; the splits do not match the planned members "
+                            f"(does the splitter make n_splits splits?)")
     if len(train) == 0 or (len(val) == 0 and not refit):
         raise TrainingError(f"task {task.name!r}: the split leaves {len(train)} training and {len(val)} validation "
                             f"samples; a member needs both (check the data set and the task's rows)")

@@ -76,8 +76,8 @@ class MemberTrainer:
         self.seed = int(member.seed)
         seed_everything(self.seed)
         self.task = C.build_task(member, registry, getattr(dataset, "label_space", None))
-        self.samples = select_samples(self.task, dataset, split)
-        self.refit = len(self.samples.val) == 0   # trained on every person: no validation, last weights kept
+        self.refit = bool(member.refit)   # trained on every person: no validation, last weights kept
+        self.samples = select_samples(self.task, dataset, split, refit=self.refit)
         self.device = C.choose_device(device)
         self.precision = C.choose_precision(member, self.device)
         if image_cache is None:   # the data layer's decoded images, shared by the members of this process
