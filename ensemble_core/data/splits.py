@@ -86,8 +86,11 @@ class ShuffleSplitter:
         if self.train_fraction >= 1:
             return train
         rng = np.random.default_rng(rng_seed)    # its own stream: the validation people do not move
-        keep = [rng.permutation(train[s[train] == k])[:max(1, int(round((s[train] == k).sum() * self.train_fraction)))]
-                for k in np.unique(s[train])]
+        strata_of = s[train]
+        keep = []
+        for k in np.unique(strata_of):
+            share = max(1, int(round((strata_of == k).sum() * self.train_fraction)))
+            keep.append(rng.permutation(train[strata_of == k])[:share])
         return np.sort(np.concatenate(keep))
 
 

@@ -161,15 +161,14 @@ def vote_task(name: str, task: Task, preds: list[MemberPredictions], voter: Vote
               eval_ids: np.ndarray | None, refit_share: float = 0.5) -> TaskVote:
     """Fit ``voter`` on the split members' out-of-fold predictions and vote them (eval: blended with the refit
     members, :func:`blend_refit`)."""
-    all_groups = member_groups(preds)
-    refit = [p for p in preds if is_refit(p)]
-    refit_groups = [g for p, g in zip(preds, all_groups) if is_refit(p)]
-    orphans = sorted({g for g in refit_groups} - {g for p, g in zip(preds, all_groups) if not is_refit(p)})
+    labelled = list(zip(preds, member_groups(preds)))
+    preds, groups = [p for p, _ in labelled if not is_refit(p)], [g for p, g in labelled if not is_refit(p)]
+    refit, refit_groups = [p for p, _ in labelled if is_refit(p)], [g for p, g in labelled if is_refit(p)]
+    orphans = sorted(set(refit_groups) - set(groups))
     if orphans:
         raise PredictionCacheError(f"task {name!r}: refit member(s) of {', '.join(orphans)} have no split member "
                                    f"with the same settings to vote with; every refit member needs its split "
                                    f"members (the recipe plans both)")
-    everything, preds = preds, [p for p in preds if not is_refit(p)]
     train_ids = train_df["image_id"].astype(str).to_numpy()
     rows = np.asarray(task.rows(train_df), dtype=bool)
     truth = np.asarray(task.truth(train_df), dtype=np.int64)
@@ -182,10 +181,8 @@ def vote_task(name: str, task: Task, preds: list[MemberPredictions], voter: Vote
         raise PredictionCacheError(f"task {name!r}: its members ({', '.join(p.run_name for p in preds)}) have no "
                                    f"out-of-fold prediction on the images the task is about")
     eval_stack = stack(preds, eval_ids, "eval") if eval_ids is not None else None
-    groups = [g for p, g in zip(everything, all_groups) if not is_refit(p)]
     if refit and eval_stack is not None:
         eval_stack = blend_refit(eval_stack, groups, stack(refit, eval_ids, "eval"), refit_groups, refit_share)
-
     persons = train_df["person"].astype(str).to_numpy() if "person" in train_df else None
     try:
         fit_voter(voter, fit_stack, truth, groups, persons)

@@ -1,7 +1,7 @@
 """Train one ensemble member end to end: resume, epochs, best-epoch selection, predictions, ``DONE``.
 
-A member whose split has no validation rows is a *refit* member (the recipe's ``refit``): it trains on
-every person for the full ``epochs``, keeps the last epoch's weights (the EMA's when ``ema_decay`` is set),
+A *refit* member (``Member.refit``, planned by the recipe's ``refit``; its split has no validation rows)
+trains on every person for the full ``epochs``, keeps the last epoch's weights (the EMA's when ``ema_decay`` is set),
 writes an empty ``oof.npz`` and predicts the eval images.
 
 ``train_member(member, dataset, (train_rows, val_rows), run_dir)`` writes into
