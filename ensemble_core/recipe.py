@@ -70,6 +70,7 @@ MEMBER_DEFAULTS: dict[str, Any] = {
     "grad_clip": None,
     "ema_decay": None,
     "early_stopping_patience": None,
+    "val_every": 1,
     "num_workers": 0,
     "amp": "auto",
     "channels_last": "auto",
@@ -83,7 +84,7 @@ MEMBER_DEFAULTS: dict[str, Any] = {
 
 # Member fields added after run folders existed, with the value that reproduces the older behaviour: at that
 # value a field is left out of the config hash, so a folder trained before the field existed keeps its name.
-HASH_NEUTRAL: dict[str, Any] = {"threads": 1, "augment_on": "workers", "eval_image_size": None}
+HASH_NEUTRAL: dict[str, Any] = {"threads": 1, "augment_on": "workers", "eval_image_size": None, "val_every": 1}
 
 TOP_LEVEL: dict[str, Any] = {
     "version": RECIPE_VERSION,
@@ -142,6 +143,7 @@ class Member:
     grad_clip: float | None = _field("grad_clip")
     ema_decay: float | None = _field("ema_decay")
     early_stopping_patience: int | None = _field("early_stopping_patience")
+    val_every: int = _field("val_every")
     num_workers: int = _field("num_workers")
     amp: str = _field("amp")
     channels_last: Any = _field("channels_last")
@@ -438,7 +440,7 @@ def _check_scalar(fields: Mapping[str, Any], path: str, problems: list[str]) -> 
     def bad(key: str, why: str) -> None:
         problems.append(f"{path}.{key}: {why}, got {fields.get(key)!r}")
 
-    for key in ("epochs", "batch_size", "threads"):
+    for key in ("epochs", "batch_size", "threads", "val_every"):
         v = fields.get(key)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             bad(key, "must be a positive integer")
@@ -526,6 +528,27 @@ def _check_task_fits(registry, task: Any, space, path: str, problems: list[str])
         problems.extend(f"{path}: {p}" for p in task_label_space_problems(built, space))
 
 
+def _scheduler_name(fields: Mapping[str, Any]) -> str | None:
+    """The scheduler's registered name; None without one or for a malformed reference (its own check reports it)."""
+    try:
+        return normalize_ref(fields["scheduler"])["name"] if fields.get("scheduler") is not None else None
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+def _check_val_every(fields: Mapping[str, Any], where, problems: list[str]) -> None:
+    """With ``val_every`` > 1 some epochs have no validation score: a plateau schedule steps on one every epoch."""
+    every = fields.get("val_every")
+    if not isinstance(every, int) or isinstance(every, bool) or every <= 1:
+        return   # 1 (every epoch), or a bad value _check_scalar reported
+    if _scheduler_name(fields) == "timm_plateau":
+        problem = (f"{where('scheduler')}.scheduler: the plateau schedule steps on a validation score every epoch, "
+                   f"and {where('val_every')}.val_every: {every} leaves epochs without one; use cosine / step, "
+                   f"or val_every: 1")
+        if problem not in problems:
+            problems.append(problem)
+
+
 def _check_refit(fields: Mapping[str, Any], where, problems: list[str]) -> None:
     """A refit member has no validation people: nothing to stop early on or to step a plateau schedule with.
     ``where(key)`` names the field's place (``defaults`` or ``tasks[i]``); a problem is reported once."""
@@ -534,11 +557,7 @@ def _check_refit(fields: Mapping[str, Any], where, problems: list[str]) -> None:
         found.append(f"{where('early_stopping_patience')}.early_stopping_patience: refit members train on every "
                      f"person, so there is no validation score to stop on; set refit: 0 or "
                      f"early_stopping_patience: null (refit members train the full epochs)")
-    try:
-        scheduler = normalize_ref(fields["scheduler"]) if fields.get("scheduler") is not None else None
-    except (TypeError, ValueError):
-        scheduler = None          # a malformed reference: reported by the scheduler's own check
-    if scheduler is not None and scheduler["name"] == "timm_plateau":
+    if _scheduler_name(fields) == "timm_plateau":
         found.append(f"{where('scheduler')}.scheduler: the plateau schedule steps on the validation score, which "
                      f"refit members do not have; use cosine / step, or refit: 0")
     problems.extend(p for p in found if p not in problems)
@@ -619,6 +638,8 @@ def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | No
             else:
                 _check_ref(registry, kind, value, f"{where}.{key}", problems)
         _check_scalar(fields, path, problems)
+        _check_val_every(fields, lambda key: "defaults" if key in recipe.defaults and key not in entry else path,
+                         problems)
         if refit_ok and recipe.refit:
             _check_refit(fields, lambda key: "defaults" if key in recipe.defaults and key not in entry else path,
                          problems)

@@ -173,6 +173,24 @@ def test_refit_refuses_what_needs_a_validation_score():
         validate({**data, "tasks": [{"task": "all18", "backbone": "test_resnet", "scheduler": 5}]}, get_registry())
 
 
+def test_val_every_must_be_a_positive_integer_and_refuses_a_plateau_schedule():
+    from ensemble_core.manager import get_registry
+    data = {"version": 1, "name": "v", "split": "shuffle", "defaults": {"val_every": 2},
+            "tasks": [{"task": "all18", "backbone": "test_resnet"}]}
+    validate(data, get_registry())
+    for value in (0, -1, 1.5, True, "2"):
+        with pytest.raises(RecipeError, match=r"tasks\[0\]\.val_every: must be a positive integer"):
+            validate({**data, "defaults": {"val_every": value}}, get_registry())
+    plateau = {**data, "tasks": [{"task": "all18", "backbone": "test_resnet", "scheduler": {"name": "timm_plateau"}},
+                                 {"task": "all18", "backbone": "test_convnext"}]}
+    with pytest.raises(RecipeError) as err:
+        validate(plateau, get_registry())
+    assert err.value.problems == ["tasks[0].scheduler: the plateau schedule steps on a validation score every "
+                                  "epoch, and defaults.val_every: 2 leaves epochs without one; use cosine / step, "
+                                  "or val_every: 1"]
+    validate({**plateau, "defaults": {}}, get_registry())      # every epoch scored: the plateau schedule is fine
+
+
 def test_member_spec_round_trips():
     m = Recipe.from_dict(good_recipe()).plan()[0]
     from ensemble_core.recipe import MemberSpec

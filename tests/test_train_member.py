@@ -338,3 +338,51 @@ def test_a_shared_image_cache_of_the_train_table_is_reused(demo, tmp_path, monke
     member = tiny_member("gender")
     train_member(member, ds, split, tmp_path / member.run_name, quiet=True, image_cache=shared, registry=get_registry())
     assert built == [len(ds.eval)]
+
+
+def test_val_every_scores_every_nth_epoch_and_the_last_and_patience_counts_validations(demo, tmp_path,
+                                                                                        monkeypatch):
+    """val_every 2 over 5 epochs validates after epochs 2, 4 and 5 (1-based) only; a skipped epoch logs null
+    figures, cannot become best and does not count against early-stopping patience."""
+    from ensemble_core.train import train_member
+    from ensemble_core.train.member import MemberTrainer
+    ds, split = demo
+    calls = []
+    scripted = {1: 0.5, 3: 0.4, 4: 0.45}       # 0-based epochs that are scored -> their F1
+    real_validate = MemberTrainer.validate
+
+    def validate(self):
+        epoch = self.progress.epoch + 1
+        calls.append(epoch)
+        chosen, sc, val_loss, f1s = real_validate(self)
+        return chosen, {**sc, "macro_f1": scripted[epoch]}, val_loss, f1s
+
+    monkeypatch.setattr(MemberTrainer, "validate", validate)
+    member = tiny_member("gender", epochs=5, val_every=2, early_stopping_patience=2, ema_decay=0.9)
+    run_dir = tmp_path / member.run_name
+    summary = train_member(member, ds, split, run_dir, quiet=True, registry=get_registry())
+    assert calls == [1, 3, 4]
+    # two validations without improvement (epochs 3 and 4): stopping would come after the last epoch anyway
+    assert summary["epochs_run"] == 5 and summary["best_epoch"] == 1 and summary["best_val_macro_f1"] == 0.5
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["macro_f1"] for r in lines] == [None, 0.5, None, 0.4, 0.45]
+    assert [r["best_macro_f1"] for r in lines] == [None, 0.5, 0.5, 0.5, 0.5]     # never -Infinity
+    assert lines[0]["val_loss"] is None and "model_macro_f1" not in lines[0]
+    assert "model_macro_f1" in lines[1] and "-Infinity" not in (run_dir / "metrics.jsonl").read_text()
+    best = __import__("torch").load(run_dir / "checkpoints" / "best.pt", weights_only=True)
+    assert best["epoch"] == 1
+
+
+def test_val_every_is_hash_neutral_at_one_and_named_in_the_folder_hash_above(demo):
+    assert tiny_member("gender", val_every=1).run_name == tiny_member("gender").run_name
+    assert tiny_member("gender", val_every=3).run_name != tiny_member("gender").run_name
+
+
+def test_val_every_with_a_plateau_schedule_is_refused_when_training_starts(demo, tmp_path):
+    from ensemble_core.errors import TrainingError
+    from ensemble_core.train import train_member
+    ds, split = demo
+    member = tiny_member("gender", epochs=2, val_every=2, scheduler={"name": "timm_plateau", "params": {}})
+    with pytest.raises(TrainingError, match="val_every 2 leaves epochs without the validation score"):
+        train_member(member, ds, split, tmp_path / member.run_name, quiet=True, registry=get_registry())
+    assert not (tmp_path / member.run_name / "DONE").exists()

@@ -94,9 +94,13 @@ class MemberTrainer:
         check_member(member, self.task, self.model, self.loss_fn, registry)  # logits and loss fit, before epoch 1
         self.optimizer = C.build_optimizer(member, self.model, registry)
         self.schedule = C.build_scheduler(member, self.optimizer, self.loaders.steps_per_epoch, registry)
-        if self.refit and getattr(getattr(self.schedule, "scheduler", None), "wants_metric", False):
-            raise TrainingError(f"{member.run_name}: a refit member has no validation score for a schedule that "
-                                f"steps on one ({member.scheduler['name']}); use cosine / step, or refit: 0")
+        if getattr(getattr(self.schedule, "scheduler", None), "wants_metric", False):
+            if self.refit:
+                raise TrainingError(f"{member.run_name}: a refit member has no validation score for a schedule "
+                                    f"that steps on one ({member.scheduler['name']}); use cosine / step, or refit: 0")
+            if int(member.val_every) > 1:
+                raise TrainingError(f"{member.run_name}: val_every {member.val_every} leaves epochs without the "
+                                    f"validation score {member.scheduler['name']} steps on; use val_every: 1")
         self.scaler = torch.amp.GradScaler("cuda") if self.precision.use_scaler else None
         self.ema = None
         if member.ema_decay:
@@ -190,6 +194,10 @@ class MemberTrainer:
         patience = self.member.early_stopping_patience
         return bool(patience) and not self.refit and self.progress.bad_epochs >= int(patience)
 
+    def validates_after(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` (0-based) is scored: every ``val_every``-th one, and always the last."""
+        return (epoch + 1) % int(self.member.val_every) == 0 or epoch + 1 == int(self.member.epochs)
+
     def validate(self) -> tuple[str, dict, float | None, dict[str, float]]:
         """Score the model (and its EMA); return the better candidate's name, score, val loss, and all F1s."""
         candidates = [("model", self.forward_model)] + ([("ema", self.ema.module)] if self.ema is not None else [])
@@ -227,11 +235,12 @@ class MemberTrainer:
         if not weights_finite(self.model):
             raise TrainingError(f"epoch {epoch + 1}: model weights became NaN/inf; stopped without saving them "
                                 f"(last good checkpoint: {self.run.last}). Lower the learning rate or set grad_clip.")
-        if self.refit:   # nothing to validate on: the latest weights are the ones kept
+        validated = not self.refit and self.validates_after(epoch)
+        if validated:
+            chosen, sc, val_loss, f1s = self.validate()
+        else:   # a refit member (the latest weights are the ones kept) or an epoch val_every skips
             chosen, val_loss, f1s = ("ema" if self.ema is not None else "model"), None, {}
             sc = {"macro_f1": None, "macro_f1_all": None, "accuracy": None, "per_class_f1": {}, "confusion": None}
-        else:
-            chosen, sc, val_loss, f1s = self.validate()
         if self.schedule is not None and self.schedule.interval == "epoch":
             if getattr(self.schedule.scheduler, "wants_metric", False):  # e.g. timm_plateau
                 self.schedule.scheduler.step(sc["macro_f1"])
@@ -251,10 +260,10 @@ class MemberTrainer:
         if improved:
             metric = p.best_metric if self.refit else sc["macro_f1"]
             p.best_metric, p.best_epoch, p.best_weights, p.bad_epochs = metric, epoch, chosen, 0
-        else:
+        elif validated:   # early-stopping patience counts validations
             p.bad_epochs += 1
         # a refit member has no score: null, never -Infinity (which strict JSON readers refuse)
-        record["best_macro_f1"] = None if self.refit else p.best_metric
+        record["best_macro_f1"] = None if self.refit or p.best_epoch < 0 else p.best_metric
         record["best_epoch"] = p.best_epoch
         self.metrics.append(record)
         epoch_finished()   # in-process listeners (a tuner's pruner) see the epoch before the next one starts
@@ -270,7 +279,8 @@ class MemberTrainer:
                 tb.confusion(sc["confusion"], self.class_names, epoch)
         if not self.quiet:
             scored = (f"refit, no validation ({chosen} kept)" if self.refit else
-                      f"val_loss {val_loss:.4f} macro_f1 {sc['macro_f1']:.4f} ({chosen})")
+                      f"val_loss {val_loss:.4f} macro_f1 {sc['macro_f1']:.4f} ({chosen})" if validated else
+                      f"not validated (val_every {self.member.val_every})")
             _echo(f"{self.member.run_name} epoch {epoch + 1}/{self.member.epochs}: train_loss "
                   f"{record['train_loss']:.4f} {scored} {stats['images_per_s']:.0f} img/s"
                   + (" *best" if improved and not self.refit else ""))
