@@ -117,7 +117,9 @@ SIZING = {
             # 3 person folds (every training image predicted out of fold once) + 1 refit member trained on
             # every person, which takes half of the eval vote: more people per member beat more members
             # at this budget (see the docstring)
-            "split": {"name": "kfold", "params": {"n_splits": 3}}, "refit": 1,
+            "split": {"name": "kfold", "params": {"n_splits": 3}}, "refit": 2, "refit_share": 0.75,
+            # only the last epoch is scored (model against EMA): the cosine schedule's best epoch is its last
+            "val_every": 5,
             "executor": {"name": "process"}, "threads": 1, "channels_last": True},
 }
 
@@ -127,9 +129,10 @@ def build(p: Preset) -> dict:
     header = recipe_header(NAME, split=s.get("split"))
     if "executor" in s:
         header["executor"] = s["executor"]
-    if s.get("refit"):
-        header["refit"] = s["refit"]
-    cpu_only = {k: s[k] for k in ("threads", "channels_last") if k in s}
+    for key in ("refit", "refit_share"):
+        if s.get(key):
+            header[key] = s[key]
+    cpu_only = {k: s[k] for k in ("threads", "channels_last", "val_every") if k in s}
     return {
         **header,
         "decision": {"name": "prior_power"},

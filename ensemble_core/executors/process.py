@@ -18,7 +18,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Sequence
 
 from ensemble_core.errors import EnsembleCoreError
-from ensemble_core.executors.parallel import (clear_stop_file, collect, default_cpu_count, run_member_in_worker)
+from ensemble_core.executors.parallel import (clear_stop_file, collect, default_cpu_count, run_member_in_worker,
+                                              submission_order)
 from ensemble_core.executors.job import DEFAULT_RETRIES, MemberJob, MemberResult, check_retries
 
 
@@ -165,7 +166,9 @@ class ProcessExecutor:
                 f.cancel()
 
         try:
-            futures = {submit(k): k for k in range(len(todo))}
+            # the pool takes jobs first in, first out: submit them in the order that finishes soonest
+            order = submission_order([jobs[i] for i in todo], pools.workers)
+            futures = {submit(k): k for k in order}
             done = collect([jobs[i] for i in todo], futures, wait_some, cancel_pending, resubmit=resubmit)
         except BaseException:
             pools.terminate()

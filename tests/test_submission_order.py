@@ -1,0 +1,70 @@
+"""The process executor's submission order: members are submitted so that the pool, which hands the next job to
+the first free worker, finishes soonest on the estimated costs (plan order when that changes nothing)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ensemble_core.executors import MemberJob
+from ensemble_core.executors.parallel import estimated_cost, simulated_makespan, submission_order
+from ensemble_core.recipe import Recipe
+
+N_PEOPLE_ROWS = 900
+
+
+def member(**fields):
+    return Recipe.from_dict({"name": "o", "split": {"name": "kfold", "params": {"n_splits": 3}},
+                             "tasks": [{"task": "all18", "backbone": "test_resnet", "epochs": 5,
+                                        "image_size": [48, 48], **fields}]}).plan()[0]
+
+
+def job(m, n_train: int, n_val: int, name: str) -> MemberJob:
+    return MemberJob(member=m, data_dir="unused", train_rows=np.arange(n_train), val_rows=np.arange(n_val),
+                     run_dir=f"/nonexistent/members/{name}")
+
+
+def folds_and_refits(n_folds=3, n_refit=2, **fields):
+    m = member(**fields)
+    fold = [job(m, N_PEOPLE_ROWS * 2 // 3, N_PEOPLE_ROWS // 3, f"f{i}") for i in range(n_folds)]
+    refit = [job(dataclasses.replace(m, refit=True), N_PEOPLE_ROWS, 0, f"r{i}") for i in range(n_refit)]
+    return fold + refit
+
+
+def test_costs_count_training_validation_and_size():
+    base = member()
+    fold, refit = job(base, 600, 300, "f"), job(dataclasses.replace(base, refit=True), 900, 0, "r")
+    assert estimated_cost(refit) == 48 * 48 * 5 * 900                       # no validation people
+    # five validations x (model + EMA) + the out-of-fold predictions with the hflip view, a third of a step each
+    ema = job(member(ema_decay=0.99), 600, 300, "e")
+    assert estimated_cost(ema) == 48 * 48 * (5 * 600 + (5 * 2 + 2) * 300 / 3)
+    last_only = job(member(ema_decay=0.99, val_every=5), 600, 300, "v")
+    assert estimated_cost(last_only) == 48 * 48 * (5 * 600 + (1 * 2 + 2) * 300 / 3)
+    assert estimated_cost(job(member(image_size=[96, 96]), 600, 300, "big")) == 4 * estimated_cost(fold)
+    assert estimated_cost(MemberJob(member={"recipe": "r"}, data_dir="x", train_rows=np.arange(2),
+                                    val_rows=np.arange(1), run_dir="/nonexistent/x")) == 0.0
+
+
+def test_folds_then_refits_are_interleaved_so_two_workers_finish_sooner():
+    jobs = folds_and_refits(val_every=5)
+    costs = [estimated_cost(j) for j in jobs]
+    order = submission_order(jobs, workers=2)
+    assert sorted(order) == list(range(5))
+    plan_span = simulated_makespan(costs, 2)
+    span = simulated_makespan([costs[i] for i in order], 2)
+    assert span < plan_span * 0.95
+    # the best any order can do here: the two refit members on one worker, the three folds on the other
+    assert span == max(costs[3] + costs[4], costs[0] + costs[1] + costs[2])
+    assert order == [0, 3, 1, 4, 2]      # the first such order: fold, refit, fold, refit, fold
+
+
+def test_plan_order_is_kept_when_nothing_is_gained():
+    jobs = folds_and_refits(n_refit=0)
+    assert submission_order(jobs, workers=2) == [0, 1, 2]             # equal costs
+    assert submission_order(folds_and_refits(), workers=5) == [0, 1, 2, 3, 4]   # a worker for every job
+    assert submission_order(folds_and_refits(), workers=1) == [0, 1, 2, 3, 4]   # one worker: any order ends alike
+
+
+def test_many_jobs_go_longest_first_keeping_plan_order_among_equals():
+    jobs = folds_and_refits(n_folds=6, n_refit=3)
+    assert submission_order(jobs, workers=2) == [6, 7, 8, 0, 1, 2, 3, 4, 5]
