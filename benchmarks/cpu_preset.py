@@ -83,11 +83,16 @@ def wall_seconds(log: Path | None) -> float | None:
 def loads(path: Path | None) -> str:
     if path is None or not path.is_file():
         return "not recorded"
-    one = [float(x) for x in re.findall(r"load average: ([0-9.]+),", path.read_text())]
+    text = path.read_text()
+    one = [float(x) for x in re.findall(r"load average: ([0-9.]+),", text)]
     if not one:
         return "not recorded"
+    clock = [int(h) * 3600 + int(m) * 60 + int(sec) for h, m, sec in re.findall(r"^\s*(\d\d):(\d\d):(\d\d) up", text,
+                                                                             flags=re.M)]
+    gaps = np.diff(clock) % 86400 if len(clock) == len(one) and len(clock) > 1 else []
+    every = f"one every {float(np.median(gaps)):.0f} s" if len(gaps) else "uptime lines"
     return (f"1-minute load average over the run: min {min(one):.2f}, median {float(np.median(one)):.2f}, "
-            f"max {max(one):.2f} ({len(one)} samples, one a minute; 2 cores)")
+            f"max {max(one):.2f} ({len(one)} samples, {every}; 2 cores)")
 
 
 def epochs_of(curve: list[dict], key: str, fmt: str) -> str:
@@ -101,7 +106,9 @@ def member_setting(recipe: dict) -> str:
             f"{df['epochs']} epochs, batch {df['batch_size']}, split {split['name']} "
             f"{json.dumps(split.get('params', {}))}, executor {recipe['executor']['name']}, "
             f"threads {df.get('threads', 1)}, channels_last {df.get('channels_last', 'auto')}"
-            + (f", refit {recipe['refit']}" if recipe.get("refit") else ""))
+            + (f", refit {recipe['refit']}" if recipe.get("refit") else "")
+            + (f" at share {recipe['refit_share']}" if recipe.get("refit") and "refit_share" in recipe else "")
+            + (f", val_every {df['val_every']}" if df.get("val_every", 1) != 1 else ""))
 
 
 def field_diffs(ref, other, prefix: str = "") -> list[str]:
