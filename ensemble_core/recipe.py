@@ -161,6 +161,11 @@ class Member:
     def task_name(self) -> str:
         return self.task["name"]
 
+    def validates_after(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` (0-based) is scored on the validation people: every ``val_every``-th one and
+        always the last (a refit member has no validation people at all)."""
+        return (epoch + 1) % int(self.val_every) == 0 or epoch + 1 == int(self.epochs)
+
     @property
     def fields(self) -> dict[str, Any]:
         """The member fields (everything but its identity), as a new dict."""
@@ -638,11 +643,13 @@ def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | No
             else:
                 _check_ref(registry, kind, value, f"{where}.{key}", problems)
         _check_scalar(fields, path, problems)
-        _check_val_every(fields, lambda key: "defaults" if key in recipe.defaults and key not in entry else path,
-                         problems)
+
+        def where(key: str, entry=entry, path=path) -> str:   # where a field was set: defaults or this entry
+            return "defaults" if key in recipe.defaults and key not in entry else path
+
+        _check_val_every(fields, where, problems)
         if refit_ok and recipe.refit:
-            _check_refit(fields, lambda key: "defaults" if key in recipe.defaults and key not in entry else path,
-                         problems)
+            _check_refit(fields, where, problems)
         if space is not None and fields.get("task") is not None:
             _check_task_fits(registry, fields["task"], space, f"{path}.task", problems)
         if fields.get("augment_on") == "device":

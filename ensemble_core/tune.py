@@ -18,9 +18,9 @@ Rerunning the command continues the study until it holds ``--trials`` finished t
 process died (killed, out of memory) is marked failed — at once when it ran on this machine and its
 process is gone, else when its heartbeat is stale — and its parameters are queued again with its
 run folder, so its finished members are reused and the others resume from their checkpoints.
-``--prune`` stops trials whose per-epoch validation macro F1 falls below the median of earlier
-trials at the same step (Optuna's MedianPruner). Results in ``<out_dir>/tune/``: ``best.json``,
-``trials.csv`` and ``param_importances.png``.
+``--prune`` stops trials whose per-epoch validation macro F1 (per validated epoch with ``val_every``) falls
+below the median of earlier trials at the same step (Optuna's MedianPruner). Results in ``<out_dir>/tune/``:
+``best.json``, ``trials.csv`` and ``param_importances.png``.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ The reference it is meant to beat (docs: /work/shared/datasets/maskproxy/README.
 from scratch, one 18-class model per 8:2 person split, 24 epochs, 3 splits soft-voted: eval macro F1
 0.542 (age accuracy 0.717). The age task is where the points are, and macro F1 punishes missing the
 rare 60+ classes. Both presets: 0.7 cross-entropy + 0.3 soft-F1 loss (a macro-F1 surrogate; cross-entropy
-leads from scratch), EMA of the weights (the better of model / EMA is kept per epoch, on validation F1),
+leads from scratch), EMA of the weights (the better of model / EMA is kept per validated epoch, on validation F1),
 geometric + colour augmentation, hflip TTA, soft vote, decision ``prior_power``.
 
 Presets: ``seed`` (and ``auto`` on a GPU) -> one 18-class efficientnet_b0 per split at 224x224 (images
@@ -63,8 +63,9 @@ answers were only reported. Speed settings were chosen on measured images/s.
   understate the eval vote. Every training image is still predicted out of fold. 5 epochs at 48x48: at
   equal compute, 48x48 x 7 epochs and 56x56 x 5 epochs tied (0.5693 vs 0.5725), so the cheaper size stays.
 - ``val_every: 5``: the fold members score model and EMA on their validation people after the last epoch
-  only (speed only: 45 of 51 proxies had their best epoch at the last one; a fold member takes ~360 s
-  instead of ~396 s). The process executor submits fold, refit, fold, refit, fold, so one core trains
+  only (speed only in practice: 45 of 51 proxies had their best epoch at the last one, and the three
+  fold members here keep the same epoch and weights as before; a fold member takes ~360 s instead of
+  ~396 s). The process executor submits fold, refit, fold, refit, fold, so one core trains
   the three fold members and the other the two refit members (~100 s sooner than in plan order).
 - Rejected earlier on the proxy's OOF: ``eval_image_size`` 56 for a 48x48-trained member (0.4119 vs
   0.5693); ``shifts`` TTA (9 views: 0.5696 vs hflip's 0.5693 for 5x the inference). ``augment_on: device``

@@ -19,15 +19,15 @@ def member(**fields):
                                         "image_size": [48, 48], **fields}]}).plan()[0]
 
 
-def job(m, n_train: int, n_val: int, name: str) -> MemberJob:
+def job(m, n_train: int, n_val: int, name: str, root: str = "/nonexistent") -> MemberJob:
     return MemberJob(member=m, data_dir="unused", train_rows=np.arange(n_train), val_rows=np.arange(n_val),
-                     run_dir=f"/nonexistent/members/{name}")
+                     run_dir=f"{root}/members/{name}")
 
 
-def folds_and_refits(n_folds=3, n_refit=2, **fields):
+def folds_and_refits(n_folds=3, n_refit=2, root: str = "/nonexistent", **fields):
     m = member(**fields)
-    fold = [job(m, N_PEOPLE_ROWS * 2 // 3, N_PEOPLE_ROWS // 3, f"f{i}") for i in range(n_folds)]
-    refit = [job(dataclasses.replace(m, refit=True), N_PEOPLE_ROWS, 0, f"r{i}") for i in range(n_refit)]
+    fold = [job(m, N_PEOPLE_ROWS * 2 // 3, N_PEOPLE_ROWS // 3, f"f{i}", root) for i in range(n_folds)]
+    refit = [job(dataclasses.replace(m, refit=True), N_PEOPLE_ROWS, 0, f"r{i}", root) for i in range(n_refit)]
     return fold + refit
 
 
@@ -40,6 +40,10 @@ def test_costs_count_training_validation_and_size():
     assert estimated_cost(ema) == 48 * 48 * (5 * 600 + (5 * 2 + 2) * 300 / 3)
     last_only = job(member(ema_decay=0.99, val_every=5), 600, 300, "v")
     assert estimated_cost(last_only) == 48 * 48 * (5 * 600 + (1 * 2 + 2) * 300 / 3)
+    every_other = job(member(val_every=2), 600, 300, "o")                  # after epochs 2, 4 and the last, 5
+    assert estimated_cost(every_other) == 48 * 48 * (5 * 600 + (3 + 2) * 300 / 3)
+    larger_eval = job(member(eval_image_size=[96, 96]), 600, 300, "l")      # predictions at the eval size
+    assert estimated_cost(larger_eval) == 48 * 48 * 5 * 600 + 96 * 96 * (5 + 2) * 300 / 3
     assert estimated_cost(job(member(image_size=[96, 96]), 600, 300, "big")) == 4 * estimated_cost(fold)
     assert estimated_cost(MemberJob(member={"recipe": "r"}, data_dir="x", train_rows=np.arange(2),
                                     val_rows=np.arange(1), run_dir="/nonexistent/x")) == 0.0
@@ -68,3 +72,39 @@ def test_plan_order_is_kept_when_nothing_is_gained():
 def test_many_jobs_go_longest_first_keeping_plan_order_among_equals():
     jobs = folds_and_refits(n_folds=6, n_refit=3)
     assert submission_order(jobs, workers=2) == [6, 7, 8, 0, 1, 2, 3, 4, 5]
+
+
+def test_the_process_executor_submits_the_unfinished_members_in_that_order(tmp_path, monkeypatch):
+    """A finished member is left out before ordering; the rest reach the pool fold, refit, fold, refit, fold."""
+    from concurrent.futures import Future
+
+    import ensemble_core.executors.process as process
+    from ensemble_core.executors import MemberResult
+
+    submitted = []
+
+    class RecordingPools:     # stands in for the spawned pool: records what is submitted, finishes it at once
+        def __init__(self, workers, slots):
+            self.workers, self.generation, self.current = workers, 0, self
+
+        def submit(self, fn, job, retries, stop_file):
+            submitted.append(job.run_name)
+            future = Future()
+            future.set_result(MemberResult(job.run_name, job.run_dir, "trained"))
+            return future
+
+        def close(self):
+            pass
+
+        def terminate(self):
+            pass
+
+    monkeypatch.setattr(process, "WorkerPools", RecordingPools)
+    jobs = folds_and_refits(n_folds=4, root=str(tmp_path), val_every=5)     # f0 f1 f2 f3 r0 r1
+    done = tmp_path / "members" / "f0"
+    done.mkdir(parents=True)
+    (done / "DONE").write_text("trained\n")
+    results = process.ProcessExecutor(workers=2).run(jobs)
+    assert submitted == ["f1", "r0", "f2", "r1", "f3"]
+    assert [r.run_name for r in results] == ["f0", "f1", "f2", "f3", "r0", "r1"]      # results in plan order
+    assert [r.status for r in results] == ["skipped"] + ["trained"] * 5

@@ -386,3 +386,17 @@ def test_val_every_with_a_plateau_schedule_is_refused_when_training_starts(demo,
     with pytest.raises(TrainingError, match="val_every 2 leaves epochs without the validation score"):
         train_member(member, ds, split, tmp_path / member.run_name, quiet=True, registry=get_registry())
     assert not (tmp_path / member.run_name / "DONE").exists()
+
+
+def test_a_member_with_a_bad_val_every_is_refused_before_training(demo, tmp_path):
+    """train_member called without a recipe's validation: the field and the fix are named, nothing is trained."""
+    import dataclasses
+
+    from ensemble_core.errors import TrainingError
+    from ensemble_core.train import train_member
+    ds, split = demo
+    for value in (0, None):
+        member = dataclasses.replace(tiny_member("gender"), val_every=value)
+        with pytest.raises(TrainingError, match=r"val_every must be a positive integer \(1 scores every epoch\)"):
+            train_member(member, ds, split, tmp_path / f"bad{value}", quiet=True, registry=get_registry())
+        assert not (tmp_path / f"bad{value}" / "metrics.jsonl").exists()

@@ -135,3 +135,37 @@ def test_a_stop_mid_epoch_then_resume_gives_what_an_uninterrupted_run_gives(demo
     uninterrupted = tmp_path / "uninterrupted" / member.run_name
     train_member(member, ds, split, uninterrupted, quiet=True, registry=get_registry())
     assert_same_outputs(member_outputs(stopped), member_outputs(uninterrupted))
+
+
+def test_a_stop_after_an_epoch_val_every_skipped_resumes_to_the_same_outputs(demo_dir, tmp_path, monkeypatch):
+    """val_every 2 over 3 epochs: stopped after epoch 1, which was trained but not scored (no best epoch
+    yet); the resume restores that progress and ends exactly where an uninterrupted run ends."""
+    import ensemble_core.train.member as member_module
+    from ensemble_core.stopping import MemberStopped
+    from ensemble_core.train import train_member
+
+    ds = load_demo(demo_dir)
+    split = person_split(ds.train)
+    member = tiny_member("mask", epochs=3, batch_size=8, val_every=2, **RANDOM_FIELDS)
+    stopped = tmp_path / "stopped" / member.run_name
+
+    def stop_once_epoch_one_is_logged() -> bool:
+        metrics = stopped / "metrics.jsonl"
+        return metrics.is_file() and len(metrics.read_text().splitlines()) >= 1
+
+    monkeypatch.setattr(member_module, "stop_requested", stop_once_epoch_one_is_logged)
+    with pytest.raises(MemberStopped, match="stopped on request after epoch 1 "):
+        train_member(member, ds, split, stopped, quiet=True, registry=get_registry())
+    first = json.loads((stopped / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["macro_f1"] is None and first["best_epoch"] == -1 and first["best_macro_f1"] is None
+    assert not (stopped / "checkpoints" / "best.pt").exists()
+    monkeypatch.setattr(member_module, "stop_requested", lambda: False)
+    summary = train_member(member, ds, split, stopped, quiet=True, registry=get_registry())
+    assert summary["resumed_from_epoch"] == 1 and summary["best_epoch"] in (1, 2)
+
+    uninterrupted = tmp_path / "uninterrupted" / member.run_name
+    train_member(member, ds, split, uninterrupted, quiet=True, registry=get_registry())
+    assert_same_outputs(member_outputs(stopped), member_outputs(uninterrupted))
+    lines = member_outputs(uninterrupted)["metrics"]
+    assert [r["macro_f1"] is None for r in lines] == [True, False, False]
+    assert [r["weights"] for r in lines][0] is None        # nothing compared on a skipped epoch

@@ -1,6 +1,7 @@
 """What the process-pool and Ray executors share: the function a worker runs for one member, and
 the parent's loop that collects results, stops the run after a failure or a signal, and reports
-members that never started.
+members that never started; and the order a first-in-first-out pool is given its members in
+(:func:`submission_order`, used by the process executor; Ray schedules its tasks itself).
 
 Stopping a parallel run: the parent writes ``<out_dir>/members/.stop-requested``; running members
 see it (:func:`ensemble_core.stopping.watch_stop_file`), save ``checkpoints/last.pt`` and return
@@ -9,6 +10,7 @@ the run returns, so a rerun starts clean.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import traceback
 from pathlib import Path
@@ -99,19 +101,20 @@ ORDER_SEARCH_MAX_JOBS = 8      # up to this many members every submission order 
 
 
 def estimated_cost(job: MemberJob) -> float:
-    """The member's work in trained-image equivalents: its training images x epochs, plus every validation
-    pass (model and EMA) and the final out-of-fold predictions with their TTA views, times the image area.
-    Only ever used to order submissions; nothing a member computes depends on it."""
+    """The member's work, roughly, in trained-image equivalents: its training images x epochs x the training
+    image area, plus its validation passes (model and EMA) and out-of-fold predictions (one view per ``tta``
+    entry besides the identity; a multi-view entry counts once) x the evaluation image area. The eval images
+    every member predicts alike are left out. Only ever used to order submissions: nothing a member computes
+    depends on it."""
     m = job.member
-    if not hasattr(m, "epochs"):   # not a planned member (it fails with its own error when it runs)
+    if not hasattr(m, "validates_after"):   # not a planned member (it fails with its own error when it runs)
         return 0.0
-    epochs = int(m.epochs)
-    every = int(getattr(m, "val_every", 1) or 1)
     n_val = len(job.val_rows)
-    validations = sum(1 for e in range(epochs) if (e + 1) % every == 0 or e + 1 == epochs) if n_val else 0
+    validations = sum(map(m.validates_after, range(int(m.epochs)))) if n_val else 0
     passes = validations * (2 if m.ema_decay else 1) + 1 + len(m.tta or [])
     h, w = m.image_size
-    return float(h * w) * (epochs * len(job.train_rows) + INFERENCE_SHARE * passes * n_val)
+    eh, ew = m.eval_image_size or m.image_size
+    return float(h * w * int(m.epochs) * len(job.train_rows) + eh * ew * INFERENCE_SHARE * passes * n_val)
 
 
 def simulated_makespan(costs: Sequence[float], workers: int) -> float:
@@ -130,11 +133,9 @@ def submission_order(jobs: Sequence[MemberJob], workers: int) -> list[int]:
     shortest makespan is kept; above it, longest first (LPT). E.g. on two workers three fold members (cost 3
     each) and two refit members (4 each) in plan order finish at 3 + 3 + 4 = 10; fold, refit, fold, refit, fold
     finish at 9."""
-    import itertools
-
     n = len(jobs)
     plan = list(range(n))
-    if n <= workers:
+    if n <= workers or workers <= 1:     # every job starts at once, or one after the other whatever the order
         return plan
     costs = [estimated_cost(j) for j in jobs]
     lpt = sorted(plan, key=lambda i: -costs[i])     # stable: equal costs keep their plan order

@@ -149,9 +149,14 @@ class ProcessExecutor:
             pools.replace(broken_generation=generation[k])
             return submit(k)
 
+        # the pool takes jobs first in, first out: submit them in the order that finishes soonest (members
+        # resubmitted after a dead worker keep that order too)
+        order = submission_order([jobs[i] for i in todo], pools.workers)
+        rank = {k: position for position, k in enumerate(order)}
+
         def wait_some(pending, timeout):
             done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
-            for f in done:
+            for f in sorted(done, key=lambda f: rank[owner[f]]):
                 k = owner[f]
                 try:
                     yield f, f.result()
@@ -166,8 +171,6 @@ class ProcessExecutor:
                 f.cancel()
 
         try:
-            # the pool takes jobs first in, first out: submit them in the order that finishes soonest
-            order = submission_order([jobs[i] for i in todo], pools.workers)
             futures = {submit(k): k for k in order}
             done = collect([jobs[i] for i in todo], futures, wait_some, cancel_pending, resubmit=resubmit)
         except BaseException:

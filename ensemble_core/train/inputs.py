@@ -167,7 +167,7 @@ class MemberLoaders:
                             epoch=epoch)
 
     def val_loader(self) -> DataLoader:
-        # built once: validation runs every epoch (twice with EMA) with no randomness, so its workers
+        # built once: validation runs after each scored epoch (twice with EMA) with no randomness, so its workers
         # stay up between passes instead of being forked again each time
         if self._val_loader is None:
             self._val_loader = self._loader(self.val_set, self.eval_batch_size, persistent=True)

@@ -26,6 +26,7 @@ from ensemble_core.contracts import check_member
 from ensemble_core.data.images import dataset_images
 from ensemble_core.errors import TrainingError
 from ensemble_core.recipe import Member
+from ensemble_core.registry import normalize_ref
 from ensemble_core.stopping import MemberStopped, epoch_finished, stop_requested
 from ensemble_core.train import components as C
 from ensemble_core.atomic import atomic_write_json, atomic_write_text, remove_stale_temp_files
@@ -48,7 +49,7 @@ class Progress:
     best_metric: float = -math.inf
     best_epoch: int = -1
     best_weights: str = "model"       # "model" or "ema": which weights best.pt holds
-    bad_epochs: int = 0               # epochs since the last improvement
+    bad_epochs: int = 0               # validations since the last improvement (val_every skips don't count)
     resumed_from: int | None = None   # epochs finished when this process started (None: fresh)
     resumed_from_step: int = 0        # step of epoch ``resumed_from`` this process started at (stopped mid-epoch)
 
@@ -76,6 +77,9 @@ class MemberTrainer:
         self.seed = int(member.seed)
         seed_everything(self.seed)
         self.task = C.build_task(member, registry, getattr(dataset, "label_space", None))
+        if isinstance(member.val_every, bool) or not isinstance(member.val_every, int) or member.val_every < 1:
+            raise TrainingError(f"{member.run_name}: val_every must be a positive integer (1 scores every epoch), "
+                                f"got {member.val_every!r}")
         self.refit = bool(member.refit)   # trained on every person: no validation, last weights kept
         self.samples = select_samples(self.task, dataset, split, refit=self.refit)
         self.device = C.choose_device(device)
@@ -95,12 +99,13 @@ class MemberTrainer:
         self.optimizer = C.build_optimizer(member, self.model, registry)
         self.schedule = C.build_scheduler(member, self.optimizer, self.loaders.steps_per_epoch, registry)
         if getattr(getattr(self.schedule, "scheduler", None), "wants_metric", False):
+            name = normalize_ref(member.scheduler)["name"]
             if self.refit:
                 raise TrainingError(f"{member.run_name}: a refit member has no validation score for a schedule "
-                                    f"that steps on one ({member.scheduler['name']}); use cosine / step, or refit: 0")
-            if int(member.val_every) > 1:
+                                    f"that steps on one ({name}); use cosine / step, or refit: 0")
+            if member.val_every > 1:
                 raise TrainingError(f"{member.run_name}: val_every {member.val_every} leaves epochs without the "
-                                    f"validation score {member.scheduler['name']} steps on; use val_every: 1")
+                                    f"validation score {name} steps on; use val_every: 1")
         self.scaler = torch.amp.GradScaler("cuda") if self.precision.use_scaler else None
         self.ema = None
         if member.ema_decay:
@@ -194,10 +199,6 @@ class MemberTrainer:
         patience = self.member.early_stopping_patience
         return bool(patience) and not self.refit and self.progress.bad_epochs >= int(patience)
 
-    def validates_after(self, epoch: int) -> bool:
-        """Whether epoch ``epoch`` (0-based) is scored: every ``val_every``-th one, and always the last."""
-        return (epoch + 1) % int(self.member.val_every) == 0 or epoch + 1 == int(self.member.epochs)
-
     def validate(self) -> tuple[str, dict, float | None, dict[str, float]]:
         """Score the model (and its EMA); return the better candidate's name, score, val loss, and all F1s."""
         candidates = [("model", self.forward_model)] + ([("ema", self.ema.module)] if self.ema is not None else [])
@@ -235,11 +236,11 @@ class MemberTrainer:
         if not weights_finite(self.model):
             raise TrainingError(f"epoch {epoch + 1}: model weights became NaN/inf; stopped without saving them "
                                 f"(last good checkpoint: {self.run.last}). Lower the learning rate or set grad_clip.")
-        validated = not self.refit and self.validates_after(epoch)
+        validated = not self.refit and self.member.validates_after(epoch)
         if validated:
             chosen, sc, val_loss, f1s = self.validate()
-        else:   # a refit member (the latest weights are the ones kept) or an epoch val_every skips
-            chosen, val_loss, f1s = ("ema" if self.ema is not None else "model"), None, {}
+        else:   # a refit member (the latest weights are the ones kept) or an epoch val_every skips (none compared)
+            chosen, val_loss, f1s = ("ema" if self.ema is not None else "model") if self.refit else None, None, {}
             sc = {"macro_f1": None, "macro_f1_all": None, "accuracy": None, "per_class_f1": {}, "confusion": None}
         if self.schedule is not None and self.schedule.interval == "epoch":
             if getattr(self.schedule.scheduler, "wants_metric", False):  # e.g. timm_plateau
