@@ -81,10 +81,10 @@ a 16-wide stem at 64x64 0.5593; CoarseDropout 0.5760; CutMix on all three heads 
 0.5849.
 
 Measured (default ``fire recipes/best.py run --data_dir /tmp/maskproxy``, 2026-11-30, nothing else
-started on the machine; benchmarks/RESULTS.md, the last "best.py small run"): 1111 s wall (18.5 min; 1086 s
-when repeated); OOF
-macro F1 of the 3 fold members 0.5654 soft + arg-max (prior_power cross-fitted 0.5685, 78% bootstrap
-support: arg-max kept), on all 18,900 training images. Eval macro F1, reported only: 0.5998. The preset
+started on the machine; benchmarks/RESULTS.md, the last "best.py small run"): 1111 s wall (18.5 min;
+1086 s when repeated); OOF macro F1 of the 3 fold members 0.5654 soft + arg-max (prior_power cross-fitted
+0.5685, 78% bootstrap support: arg-max kept), on all 18,900 training images. Eval macro F1, reported only:
+0.5998. The preset
 before it (kfold 3 + refit 1 at 0.5, every epoch validated): 868 s, the same OOF, eval 0.6040; the 4-fold
 preset before that: 943 s, OOF 0.5743, eval 0.5864 (arg-max 0.6085). Issue 13's 0.63 is not reached; the
 eval set's 300 people alone move macro F1 by ~0.03 (one SD), more than any difference between these presets.
