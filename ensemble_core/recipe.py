@@ -624,6 +624,10 @@ def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | No
         backbones = recipe.backbones(i)
         if not backbones:
             problems.append(f"{path}: needs 'backbone' or 'backbones'")
+
+        def set_at(key: str, entry=entry, path=path) -> str:   # where a field was set: defaults or this entry
+            return "defaults" if key in recipe.defaults and key not in entry else path
+
         for key, (kind, is_list) in COMPONENT_FIELDS.items():
             value = fields.get(key)
             if key == "backbone":
@@ -633,7 +637,7 @@ def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | No
                 continue
             if value is None:
                 continue
-            where = "defaults" if key in recipe.defaults and key not in entry else path
+            where = set_at(key)
             if is_list:
                 if not isinstance(value, list):
                     problems.append(f"{where}.{key}: must be a list, got {value!r}")
@@ -643,13 +647,9 @@ def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | No
             else:
                 _check_ref(registry, kind, value, f"{where}.{key}", problems)
         _check_scalar(fields, path, problems)
-
-        def where(key: str, entry=entry, path=path) -> str:   # where a field was set: defaults or this entry
-            return "defaults" if key in recipe.defaults and key not in entry else path
-
-        _check_val_every(fields, where, problems)
+        _check_val_every(fields, set_at, problems)
         if refit_ok and recipe.refit:
-            _check_refit(fields, where, problems)
+            _check_refit(fields, set_at, problems)
         if space is not None and fields.get("task") is not None:
             _check_task_fits(registry, fields["task"], space, f"{path}.task", problems)
         if fields.get("augment_on") == "device":

@@ -161,9 +161,12 @@ def vote_task(name: str, task: Task, preds: list[MemberPredictions], voter: Vote
               eval_ids: np.ndarray | None, refit_share: float = 0.5) -> TaskVote:
     """Fit ``voter`` on the split members' out-of-fold predictions and vote them (eval: blended with the refit
     members, :func:`blend_refit`)."""
-    labelled = list(zip(preds, member_groups(preds)))
-    preds, groups = [p for p, _ in labelled if not is_refit(p)], [g for p, g in labelled if not is_refit(p)]
-    refit, refit_groups = [p for p, _ in labelled if is_refit(p)], [g for p, g in labelled if is_refit(p)]
+    preds_of = {False: ([], []), True: ([], [])}     # refit? -> (members, their group labels)
+    for p, g in zip(preds, member_groups(preds)):
+        members, labels = preds_of[is_refit(p)]
+        members.append(p)
+        labels.append(g)
+    (preds, groups), (refit, refit_groups) = preds_of[False], preds_of[True]
     orphans = sorted(set(refit_groups) - set(groups))
     if orphans:
         raise PredictionCacheError(f"task {name!r}: refit member(s) of {', '.join(orphans)} have no split member "

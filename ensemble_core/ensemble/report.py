@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ensemble_core.ensemble.assemble import Ensemble, TaskVote
+from ensemble_core.ensemble.assemble import Ensemble, TaskVote, is_refit
 from ensemble_core.metrics import accuracy, confusion, f1_per_class, macro_f1, macro_f1_from_confusion
 from ensemble_core.atomic import atomic_write_json, atomic_write_text
 from ensemble_core.runfolder import CONFUSION_FILE, METRICS_FILE, REPORT_FILE
@@ -34,15 +34,15 @@ def member_rows(tv: TaskVote) -> list[dict[str, Any]]:
     rows_by_id = dict(zip(tv.train_ids, tv.rows))
     out = []
     for p in [*tv.members, *tv.refit]:
-        keep = np.array([rows_by_id.get(i, False) for i in p.oof_ids], dtype=bool)
-        truth, pred = p.oof_truth[keep], p.oof_probs[keep].argmax(axis=1)
-        refit = bool(p.member.refit)    # trained on every person: nothing out of fold
-        out.append({
-            "run_name": p.run_name, "task": tv.name, "backbone": p.member.backbone["name"],
-            "split": p.member.split_index, "n_val_images": int(keep.sum()), "refit": refit,
-            "val_macro_f1": None if refit else macro_f1(truth, pred, tv.task.num_original_classes),
-            "val_accuracy": None if refit else accuracy(truth, pred),
-        })
+        row = {"run_name": p.run_name, "task": tv.name, "backbone": p.member.backbone["name"],
+               "split": p.member.split_index, "n_val_images": 0, "refit": is_refit(p),
+               "val_macro_f1": None, "val_accuracy": None}     # a refit member: nothing out of fold
+        if not row["refit"]:
+            keep = np.array([rows_by_id.get(i, False) for i in p.oof_ids], dtype=bool)
+            truth, pred = p.oof_truth[keep], p.oof_probs[keep].argmax(axis=1)
+            row.update(n_val_images=int(keep.sum()), val_macro_f1=macro_f1(truth, pred, tv.task.num_original_classes),
+                       val_accuracy=accuracy(truth, pred))
+        out.append(row)
     return out
 
 

@@ -138,9 +138,8 @@ def submission_order(jobs: Sequence[MemberJob], workers: int) -> list[int]:
     if n <= workers or workers <= 1:     # every job starts at once, or one after the other whatever the order
         return plan
     costs = [estimated_cost(j) for j in jobs]
-    lpt = sorted(plan, key=lambda i: -costs[i])     # stable: equal costs keep their plan order
     if n > ORDER_SEARCH_MAX_JOBS:
-        return lpt
+        return sorted(plan, key=lambda i: -costs[i])     # stable: equal costs keep their plan order
     best, best_span = plan, simulated_makespan(costs, workers)
     for order in itertools.permutations(plan):
         span = simulated_makespan([costs[i] for i in order], workers)
