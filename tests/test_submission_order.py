@@ -1,4 +1,4 @@
-"""The process executor's submission order: members are submitted so that the pool, which hands the next job to
+"""The process and Ray executors' submission order: members are submitted so that the pool, which hands the next job to
 the first free worker, finishes soonest on the estimated costs (plan order when that changes nothing)."""
 from __future__ import annotations
 
@@ -108,3 +108,51 @@ def test_the_process_executor_submits_the_unfinished_members_in_that_order(tmp_p
     assert submitted == ["f1", "r0", "f2", "r1", "f3"]
     assert [r.run_name for r in results] == ["f0", "f1", "f2", "f3", "r0", "r1"]      # results in plan order
     assert [r.status for r in results] == ["skipped"] + ["trained"] * 5
+
+
+def test_the_ray_executor_submits_in_that_order_on_the_cluster_slots(tmp_path, monkeypatch):
+    """Ray gets the same order for its slots (cluster CPUs over cpus_per_member, or GPUs over GPUs per member)."""
+    import ensemble_core.executors.ray as ray_executor
+    from ensemble_core.executors import MemberResult
+
+    submitted = []
+
+    class FakeRemote:
+        def options(self, **kwargs):
+            return self
+
+        def remote(self, job, retries, stop_file):
+            submitted.append(job.run_name)
+            return job.run_name
+
+    class FakeRay:       # a two-CPU cluster whose tasks finish at once
+        def __init__(self, cpus, gpus=0):
+            self.resources = {"CPU": cpus, "GPU": gpus}
+
+        def is_initialized(self):
+            return True
+
+        def cluster_resources(self):
+            return self.resources
+
+        def remote(self, fn):
+            return FakeRemote()
+
+        def wait(self, pending, num_returns, timeout):
+            return list(pending)[:1], list(pending)[1:]
+
+        def get(self, ref):
+            return MemberResult(ref, str(tmp_path / "members" / ref), "trained")
+
+    executor = ray_executor.RayExecutor(cpus_per_member=1)
+    assert executor.slots(FakeRay(2), 0) == 2 and executor.slots(FakeRay(16, 4), 1.0) == 4
+    assert ray_executor.RayExecutor(cpus_per_member=4).slots(FakeRay(2), 0) == 1
+    monkeypatch.setattr(ray_executor, "import_ray", lambda: FakeRay(2))
+    jobs = folds_and_refits(root=str(tmp_path), val_every=5)     # f0 f1 f2 r0 r1
+    results = executor.run(jobs)
+    assert submitted == ["f0", "r0", "f1", "r1", "f2"]
+    assert [r.run_name for r in results] == ["f0", "f1", "f2", "r0", "r1"] and {r.status for r in results} == {"trained"}
+    submitted.clear()
+    monkeypatch.setattr(ray_executor, "import_ray", lambda: FakeRay(8))     # a slot for every member: plan order
+    executor.run(folds_and_refits(root=str(tmp_path / "b"), val_every=5))
+    assert submitted == ["f0", "f1", "f2", "r0", "r1"]

@@ -1,7 +1,7 @@
 """What the process-pool and Ray executors share: the function a worker runs for one member, and
 the parent's loop that collects results, stops the run after a failure or a signal, and reports
 members that never started; and the order a first-in-first-out pool is given its members in
-(:func:`submission_order`, used by the process executor; Ray schedules its tasks itself).
+(:func:`submission_order`, used by the process and Ray executors).
 
 Stopping a parallel run: the parent writes ``<out_dir>/members/.stop-requested``; running members
 see it (:func:`ensemble_core.stopping.watch_stop_file`), save ``checkpoints/last.pt`` and return

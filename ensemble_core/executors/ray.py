@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ensemble_core.errors import EnsembleCoreError
-from ensemble_core.executors.parallel import clear_stop_file, collect, run_member_in_worker
+from ensemble_core.executors.parallel import clear_stop_file, collect, run_member_in_worker, submission_order
 from ensemble_core.executors.job import DEFAULT_RETRIES, MemberJob, MemberResult, check_retries
 
 INSTALL_HINT = 'pip install -e ".[ray]"  (or: pip install "ray>=2.9")'
@@ -84,6 +84,15 @@ class RayExecutor:
             return float(self.num_gpus_per_member)
         return 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
 
+    def slots(self, ray, gpus: float) -> int:
+        """How many members the cluster runs at once: its CPUs (or GPUs, when members ask for GPUs) over what
+        one member asks for; at least 1."""
+        resources = ray.cluster_resources()
+        fits = [resources.get("CPU", 0) / self.cpus_per_member]
+        if gpus > 0:
+            fits.append(resources.get("GPU", 0) / gpus)
+        return max(1, int(min(fits) + 1e-9))
+
     def run(self, jobs: Sequence[MemberJob]) -> list[MemberResult]:
         jobs = list(jobs)
         todo = [i for i, j in enumerate(jobs) if not j.is_done()]
@@ -100,7 +109,10 @@ class RayExecutor:
             gpus = self.gpus_per_member(ray)
             task = ray.remote(_ray_member_task).options(num_cpus=self.cpus_per_member, num_gpus=gpus,
                                                         max_retries=self.retries)
-            refs = {task.remote(jobs[i], self.retries, stop_file): k for k, i in enumerate(todo)}
+            # Ray generally starts queued tasks of one resource shape in the order they were submitted: submit them
+            # in the order that finishes soonest on the cluster's slots (as the process executor does)
+            order = submission_order([jobs[i] for i in todo], self.slots(ray, gpus))
+            refs = {task.remote(jobs[todo[k]], self.retries, stop_file): k for k in order}
 
             def wait_some(pending, timeout):
                 ready, _ = ray.wait(pending, num_returns=1, timeout=timeout)
