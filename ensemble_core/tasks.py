@@ -229,34 +229,52 @@ class MultiHeadTask(Task):
     :meth:`head_probs` gives the per-head probabilities. ``head_losses`` maps a
     head name to a loss reference (``"cross_entropy"`` or ``{name:, params:}``);
     heads without one use the member's loss.
+
+    ``aux_age`` (a label transform, e.g. ``age_bins``' 14 three-year bins) adds a
+    fourth head, ``age_aux``, trained on the same ages in those bins (its loss:
+    ``head_losses.age_aux``, e.g. an ordinal cross-entropy) and never used for
+    predictions: finer age supervision for the shared features while the 18-class
+    probabilities still come from the three heads above.
     """
 
     name = "multihead"
     covers = ("mask", "gender", "age")
     uses_age = True
     HEAD_NAMES = ("mask", "gender", "age")
+    AUX_HEAD = "age_aux"
 
     def __init__(self, label_transform: LabelTransform | None = None,
-                 head_losses: Mapping[str, object] | None = None):
+                 head_losses: Mapping[str, object] | None = None, aux_age: LabelTransform | None = None):
         super().__init__(label_transform)
+        if aux_age is not None and not isinstance(aux_age, LabelTransform):
+            raise ValueError(f"multihead: aux_age must be a label transform (e.g. age_bins), got {aux_age!r}")
+        self.aux_age = aux_age
+        names = self.HEAD_NAMES + ((self.AUX_HEAD,) if aux_age is not None else ())
         head_losses = dict(head_losses or {})
-        unknown = [k for k in head_losses if k not in self.HEAD_NAMES]
+        unknown = [k for k in head_losses if k not in names]
         if unknown:
+            hint = (f" (head {self.AUX_HEAD!r} exists only with aux_age set)" if self.AUX_HEAD in unknown else "")
             raise ValueError(f"multihead: head_losses has unknown head(s) {unknown}; heads are "
-                             f"{', '.join(self.HEAD_NAMES)}")
+                             f"{', '.join(names)}{hint}")
         self.head_losses = head_losses
 
     @property
     def heads(self) -> list[Head]:
-        return [Head("mask", N_MASK), Head("gender", N_GENDER), Head("age", self.label_transform.num_classes)]
+        out = [Head("mask", N_MASK), Head("gender", N_GENDER), Head("age", self.label_transform.num_classes)]
+        if self.aux_age is not None:
+            out.append(Head(self.AUX_HEAD, self.aux_age.num_classes))
+        return out
 
     @property
     def num_original_classes(self) -> int:
         return N_CLASSES
 
     def targets(self, samples):
-        age = self.label_transform.encode(_col(samples, "age"), _col(samples, "gender"))
-        return np.stack([_col(samples, "mask"), _col(samples, "gender"), np.asarray(age, np.int64)], axis=1)
+        age, gender = _col(samples, "age"), _col(samples, "gender")
+        cols = [_col(samples, "mask"), gender, np.asarray(self.label_transform.encode(age, gender), np.int64)]
+        if self.aux_age is not None:
+            cols.append(np.asarray(self.aux_age.encode(age, gender), np.int64))
+        return np.stack(cols, axis=1)
 
     def truth(self, samples):
         return class_id(_col(samples, "mask"), _col(samples, "gender"), age_to_class(_col(samples, "age")))
@@ -264,7 +282,7 @@ class MultiHeadTask(Task):
     def head_probs(self, logits) -> dict[str, np.ndarray]:
         """Per-head probabilities over original classes: mask (N,3), gender (N,2), age (N,3)."""
         logits = _check_logits(logits, self.num_outputs, self.name)
-        sm, sg, sa = self.head_slices()
+        sm, sg, sa = self.head_slices()[:3]     # an aux_age head only shapes the features
         return {"mask": softmax(logits[:, sm]), "gender": softmax(logits[:, sg]),
                 "age": self.label_transform.to_age3(softmax(logits[:, sa]))}
 
@@ -277,7 +295,8 @@ class MultiHeadTask(Task):
         return np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0))
 
     def __repr__(self) -> str:
-        return f"MultiHeadTask(label_transform={self.label_transform!r}, head_losses={self.head_losses!r})"
+        return (f"MultiHeadTask(label_transform={self.label_transform!r}, head_losses={self.head_losses!r}"
+                + (f", aux_age={self.aux_age!r})" if self.aux_age is not None else ")"))
 
 
 # ---------------------------------------------------------------- factories (what plugins register)
@@ -306,8 +325,14 @@ def all18_task(label_transform: LabelTransform | None = None) -> Task:
 
 
 def multihead_task(label_transform: LabelTransform | None = None,
-                   head_losses: Mapping[str, object] | None = None) -> Task:
-    return MultiHeadTask(label_transform, head_losses=head_losses)
+                   head_losses: Mapping[str, object] | None = None, aux_age: Any = None, registry=None) -> Task:
+    """``aux_age``: a label transform reference (``age_bins``, ``{name: age_bins, params: {edges: ...}}``) for
+    an auxiliary age head; ``registry`` is injected by ``Registry.build``."""
+    if aux_age is not None and not isinstance(aux_age, LabelTransform):
+        if registry is None:
+            raise TypeError("multihead builds aux_age from a registry: build it with registry.build('task', ...)")
+        aux_age = registry.build("label_transform", aux_age, field="task.params.aux_age")
+    return MultiHeadTask(label_transform, head_losses=head_losses, aux_age=aux_age)
 
 
 def age_threshold(male: int = 60, female: int = 60) -> LabelTransform:

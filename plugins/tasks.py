@@ -15,8 +15,9 @@ def ensemble_register_tasks():
         ComponentSpec("age_female", "task", f"{_M}:age_female_task", "age of women only (3 classes)"),
         ComponentSpec("all18", "task", f"{_M}:all18_task", "one head over the 18 classes"),
         ComponentSpec("multihead", "task", f"{_M}:multihead_task",
-                      "heads mask 3 + gender 2 + age 3, a loss per head (head_losses: {head: loss})",
-                      nested={"head_losses": "loss"}),
+                      "heads mask 3 + gender 2 + age 3, a loss per head (head_losses: {head: loss}); aux_age: "
+                      "a label transform for an auxiliary age head (age_aux) that only shapes the features",
+                      nested={"head_losses": "loss", "aux_age": "label_transform"}),
         ComponentSpec("joint", "task", f"{_M}:joint_task",
                       "one head over every final class of the run's label space (any data set)"),
         ComponentSpec("factor", "task", f"{_M}:factor_task",

@@ -34,7 +34,7 @@ def test_registered_names(reg):
     assert reg["task"].names() == ["age", "age_female", "age_male", "all18", "factor", "gender", "joint", "mask",
                                    "multihead"]
     assert reg["label_transform"].names() == ["age3", "age_bins", "age_bins5", "age_threshold"]
-    assert reg.get("task", "multihead").nested == {"head_losses": "loss"}
+    assert reg.get("task", "multihead").nested == {"head_losses": "loss", "aux_age": "label_transform"}
 
 
 def test_listing_and_building_tasks_never_imports_torch():
@@ -152,3 +152,28 @@ def test_multihead(reg, samples):
         task(reg, "multihead", head_losses={"agee": "cross_entropy"})
     bins = task(reg, "multihead", ("age_bins5", {}))
     assert bins.num_outputs == 10 and bins.probs(np.zeros((2, 10))).shape == (2, 18)
+
+
+def test_multihead_aux_age_head_trains_on_fine_bins_and_never_reaches_the_probabilities(reg, samples):
+    """aux_age adds a fourth head (age_aux) over the transform's bins; its targets are the same ages in
+    those bins, and the 18-class probabilities come from the first three heads only."""
+    t = reg.build("task", {"name": "multihead", "params": {
+        "aux_age": "age_bins", "head_losses": {"age_aux": "ordinal_cross_entropy"}}},
+        label_transform=reg.build("label_transform", "age_bins5"))
+    assert [h.name for h in t.heads] == ["mask", "gender", "age", "age_aux"]
+    assert t.num_outputs == 3 + 2 + 5 + 14
+    y = t.targets(samples)
+    assert y.shape == (len(samples), 4)
+    # ages 20 29 30 57 58 60 21 45 46 56 57 59 in 3-year bins (<=20, 23, ..., 53, 57, 58+)
+    assert y[:, 3].tolist() == [0, 3, 4, 12, 13, 13, 1, 9, 9, 12, 12, 13]
+    np.testing.assert_array_equal(y[:, :3], reg.build("task", "multihead", label_transform=reg.build(
+        "label_transform", "age_bins5")).targets(samples))
+    logits = np.random.default_rng(4).normal(size=(5, 24))
+    changed = logits.copy()
+    changed[:, 10:] = np.random.default_rng(5).normal(size=(5, 14)) * 10     # only the age_aux logits
+    np.testing.assert_array_equal(t.probs(logits), t.probs(changed))
+    np.testing.assert_allclose(t.probs(logits).sum(1), 1.0)
+    with pytest.raises(ValueError, match="age_aux.*only with aux_age"):
+        reg.build("task", {"name": "multihead", "params": {"head_losses": {"age_aux": "cross_entropy"}}})
+    with pytest.raises(Exception, match="aux_age"):
+        reg.build("task", {"name": "multihead", "params": {"aux_age": "age_bins_typo"}})

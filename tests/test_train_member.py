@@ -116,6 +116,33 @@ def test_multihead_task_trains_one_loss_per_head_and_head_losses_reach_their_hea
     assert len(ce) == 2 * steps and sorted(c["width"] for c in ce[:2]) == [2, 3]   # gender 2, mask 3
 
 
+
+def test_multihead_aux_age_head_gets_its_loss_and_fine_targets(demo, tmp_path):
+    """aux_age: age_bins adds a 14-wide head whose loss (head_losses.age_aux) sees the fine age bins of every
+    training batch; the member still writes 18-class out-of-fold probabilities."""
+    from ensemble_core.train import train_member
+    from ensemble_core.train.components import build_task
+    from ensemble_core.train.inputs import select_samples
+    from ensemble_core.train.seeding import epoch_order
+    from helpers_train import recording_loss_registry
+    ds, split = demo
+    registry, calls = recording_loss_registry()
+    member = tiny_member({"name": "multihead", "params": {"aux_age": "age_bins", "head_losses": {
+                             "age_aux": {"name": "recording", "params": {"wraps": "ordinal_cross_entropy"}}}}},
+                         label_transform="age_bins5")
+    summary = train_member(member, ds, split, tmp_path / member.run_name, registry=registry, quiet=True)
+    oof = np.load(tmp_path / member.run_name / "oof.npz")
+    assert summary["status"] == "trained" and oof["probs"].shape[1] == 18
+    np.testing.assert_allclose(oof["probs"].sum(1), 1.0, atol=1e-5)
+    task = build_task(member, registry)
+    targets = select_samples(task, ds, split).train_targets          # (N, 4): mask, gender, age, age_aux
+    assert targets.shape[1] == 4
+    steps, batch = len(targets) // 16, 16
+    seen = targets[epoch_order(len(targets), member.seed, 0)[:steps * batch]]
+    aux = [c for c in calls if c["wraps"] == "ordinal_cross_entropy"]
+    assert len(aux) == steps and {c["width"] for c in aux} == {14}
+    np.testing.assert_array_equal(np.sort(np.concatenate([c["targets"].numpy() for c in aux])), np.sort(seen[:, 3]))
+
 GRAD_CLIP = 0.05   # small enough that the tiny model's gradients are clipped on most steps
 
 
