@@ -3,7 +3,9 @@
 #
 # Here (a checkout beside ../shared), once before the device calls:
 #     bash benchmarks/gpu_session.sh prepare      # wheels -> .whl/, maskproxy source + build.py -> .data/maskproxy-src/
-# Then, through the device tool (carry [".whl", ".data"]; each call is under 10 minutes):
+# Then, through the device tool (carry [".whl", ".data"]; each call is under 10 minutes). With 15 minutes of
+# device time in all (machine start included), run issue 13's rows first:
+#     call C (~7 min): bash benchmarks/gpu_session.sh setup data fast
 #     call A (~9 min): bash benchmarks/gpu_session.sh setup data quality inference
 #     call B (~4 min, right after A while the machine is warm): bash benchmarks/gpu_session.sh setup data speed full
 # Every figure goes to $OUT/RESULTS-gpu.md, written by the benchmark scripts themselves (date, hardware,
@@ -12,7 +14,9 @@
 #
 # Stages: prepare (here only), setup, data, quality (recipes/best.py, preset seed), inference (that run's
 # ensemble on the eval set), speed (train_speed.py: efficientnet_b3 + resnext50d_32x4d), full (recipes/full.py
-# with the seed preset scaled to the budget, see FULL_SET below). No stage: all but prepare, in order.
+# with the seed preset scaled to the budget, see FULL_SET below), fast (issue 13's GPU rows: train_speed.py for
+# efficientnet_b0 + resnet18 at 200x200 with the synthetic-batch and device-data-path columns, and loader.py's
+# device path on CUDA at 200x200 with 12 workers). No stage: all but prepare and fast, in order.
 #
 # GPU_SESSION_TINY=1 runs every stage at the tiny CPU size (demo data, tiny models): how this script is
 # tested without a GPU. Other knobs: BEST_SET / FULL_SET (extra "--set FIELD=VALUE" flags), SPEED_ARGS,
@@ -48,12 +52,18 @@ if [ "$TINY" = "1" ]; then
     FULL_PRESET=()
     FULL_SCALED=()
     INFER_ARGS=(--device cpu --threads 1)
+    FAST_SPEED_ARGS=(--tiny --steps 3 --warmup 1)
+    FAST_LOADER_ARGS=(--limit 64 --rounds 1 --batch-size 16)
 else
     DATA="${DATA:-/tmp/maskproxy}"
     SIZE=()
     BEST_PRESET=(--preset seed)
     FULL_PRESET=(--preset seed)
     INFER_ARGS=()
+    FAST_SPEED_ARGS=(--models efficientnet_b0 resnet18 --image-size 200 200 --batch-size 128 --steps 40 --warmup 10
+                     --rounds 5)
+    FAST_LOADER_ARGS=(--device cuda --path-workers 12 --load-size 200 200 --image-size 200 200 --batch-size 128
+                      --limit 8192 --rounds 5)
 fi
 
 log() { echo "[gpu_session $(date -u +%H:%M:%S)] $*" | tee -a "$LOG"; }
@@ -122,13 +132,19 @@ full() {
     cp "$RUNS/full/metrics.json" "$OUT/full-metrics.json" 2>/dev/null || true
 }
 
+fast() {
+    stage fast_speed "${FAST_SPEED_TIMEOUT:-330}" "$PYTHON" benchmarks/train_speed.py --data "$DATA" "${FAST_SPEED_ARGS[@]}"
+    stage fast_loader "${FAST_LOADER_TIMEOUT:-150}" "$PYTHON" benchmarks/loader.py "$DATA" --device-path \
+        "${FAST_LOADER_ARGS[@]}"
+}
+
 STAGES=("$@")
 [ ${#STAGES[@]} -eq 0 ] && STAGES=(setup data quality inference speed full)
 log "repo $REPO, data $DATA, out $OUT, tiny=$TINY, stages: ${STAGES[*]}"
 for s in "${STAGES[@]}"; do
     case "$s" in
-        prepare|setup|data|quality|inference|speed|full) "$s" ;;
-        *) echo "error: unknown stage '$s'; stages: prepare setup data quality inference speed full" >&2; exit 2 ;;
+        prepare|setup|data|quality|inference|speed|full|fast) "$s" ;;
+        *) echo "error: unknown stage '$s'; stages: prepare setup data quality inference speed full fast" >&2; exit 2 ;;
     esac
 done
 log "done; figures in $ENSEMBLE_CORE_RESULTS"

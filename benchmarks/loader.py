@@ -7,8 +7,9 @@
 ``--device-path`` times cached epochs of best.py's augmentations (HorizontalFlip, ShiftScaleRotate,
 RandomBrightnessContrast, HueSaturationValue) two ways, interleaved A B A B over ``--rounds`` rounds on
 the same images: albumentations per image in the loader (``augment_on: workers``) and batched kornia
-on the training device (``augment_on: device``; here the device is the CPU), and reports the median
-images/s with min and max, and the median of the per-round ratios.
+on the training device (``augment_on: device``; the CPU, or ``--device cuda``), and reports the median
+images/s with min and max, and the median of the per-round ratios. ``--path-workers N`` gives both passes
+N DataLoader workers (a GPU host's cores); the batch goes to the device on both.
 
 DATA is a data set root or train folder (default /tmp/maskproxy/train); ``--demo`` builds
 and uses the tiny synthetic demo set instead. Augmentations (train): HueSaturationValue,
@@ -102,8 +103,10 @@ BEST_AUGMENTATIONS = ["HorizontalFlip",
                       "RandomBrightnessContrast", "HueSaturationValue"]
 
 
-def device_path_rows(cache, labels, image_hw, batch_size: int, rounds: int, registry) -> list[tuple]:
-    """Interleaved rounds of (workers + albumentations) and (uint8 to the device + batched kornia) epochs."""
+def device_path_rows(cache, labels, image_hw, batch_size: int, rounds: int, registry, device: str = "cpu",
+                     workers: int = 0) -> list[tuple]:
+    """Interleaved rounds of (workers + albumentations, then the batch to ``device``) and (uint8 batch to
+    ``device`` + batched kornia there) epochs, each with ``workers`` DataLoader workers."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -114,18 +117,26 @@ def device_path_rows(cache, labels, image_hw, batch_size: int, rounds: int, regi
     on_workers = ImageDataset(cache, rows_all, labels, build_transforms([], BEST_AUGMENTATIONS, image_hw, registry))
     _, device_refs = split_augmentations(BEST_AUGMENTATIONS, registry)
     augment = build_device_augment(device_refs, registry)
+    target = torch.device(device)
+    cuda = target.type == "cuda"
+    if hasattr(augment, "to"):
+        augment = augment.to(target)
     raw = ImageDataset(cache, rows_all, labels, build_transforms([], [], image_hw, registry, normalize=False),
                        keep_uint8=True)
 
     def epoch(dataset, device_augment=None) -> float:
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=0)
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers, pin_memory=cuda,
+                            multiprocessing_context="fork" if workers else None)
         t0 = time.perf_counter()
         n = 0
         for x, _ in loader:
+            x = x.to(target, non_blocking=True)
             if device_augment is not None:
                 x = device_augment(x)
             assert x.dtype == torch.float32
             n += len(x)
+        if cuda:
+            torch.cuda.synchronize()
         return time.perf_counter() - t0
 
     epoch(on_workers), epoch(raw, augment)   # warm-up
@@ -137,7 +148,7 @@ def device_path_rows(cache, labels, image_hw, batch_size: int, rounds: int, regi
     ratios = [w / d for w, d in zip(times["workers"], times["device"])]
     out = []
     for name, label in (("workers", "cached epoch, albumentations per image in the loader"),
-                        ("device", "cached epoch, uint8 batch + batched kornia on the device (CPU)")):
+                        ("device", f"cached epoch, uint8 batch + batched kornia on the device ({target.type})")):
         rates = sorted(n / t for t in times[name])
         out.append((label, rates[len(rates) // 2], rates[0], rates[-1]))
     return out, float(np.median(ratios)), min(ratios), max(ratios)
@@ -159,6 +170,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device-path", action="store_true",
                     help="compare augmentation in the loader with batched augmentation on the device")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds for --device-path")
+    ap.add_argument("--device", default="cpu", help="--device-path: the training device (cpu, cuda)")
+    ap.add_argument("--path-workers", type=int, default=0, help="--device-path: DataLoader workers, both passes")
     args = ap.parse_args(argv)
 
     import torch
@@ -181,13 +194,18 @@ def main(argv=None) -> int:
         sys.argv[1:] if argv is None else argv))
     if args.device_path:
         cache = ImageCache(paths, load_size=args.load_size, num_threads=args.threads)
-        rows, ratio, lo, hi = device_path_rows(cache, labels, image_hw, args.batch_size, args.rounds, registry)
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            raise SystemExit(f"error: --device {args.device}: torch sees no CUDA device here")
+        rows, ratio, lo, hi = device_path_rows(cache, labels, image_hw, args.batch_size, args.rounds, registry,
+                                               device=args.device, workers=args.path_workers)
+        gpu = (f", {torch.cuda.get_device_name(torch.device(args.device))}" if args.device.startswith("cuda")
+               else ", CPU only")
         text = (f"### loader, device path — {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}\n\n"
                 f"- hardware: {cpu_model()}, {os.cpu_count()} cores (shared; load average "
-                f"{os.getloadavg()[0]:.1f} at the end), torch {torch.__version__}, 1 torch thread, CPU only\n"
+                f"{os.getloadavg()[0]:.1f} at the end), torch {torch.__version__}, 1 torch thread{gpu}\n"
                 f"- command: `{cmd}`\n"
                 f"- data: {data} ({len(paths)} images, image size {image_hw[1]}x{image_hw[0]}, batch "
-                f"{args.batch_size}, 0 workers); augmentations: best.py's (HorizontalFlip, ShiftScaleRotate, "
+                f"{args.batch_size}, {args.path_workers} workers); augmentations: best.py's (HorizontalFlip, ShiftScaleRotate, "
                 f"RandomBrightnessContrast, HueSaturationValue); {args.rounds} interleaved rounds\n\n"
                 "| pass | median images/s | min | max |\n|---|---:|---:|---:|\n"
                 + "".join(f"| {name} | {med:,.0f} | {mn:,.0f} | {mx:,.0f} |\n" for name, med, mn, mx in rows)
@@ -195,9 +213,10 @@ def main(argv=None) -> int:
         print(text)
         if not args.no_record:
             from ensemble_core.atomic import atomic_write_text
-            previous = RESULTS.read_text() if RESULTS.is_file() else ""
-            atomic_write_text(RESULTS, previous.rstrip("\n") + "\n\n" + text)
-            print(f"appended to {RESULTS}")
+            results = Path(os.environ.get("ENSEMBLE_CORE_RESULTS", RESULTS))     # as the other benchmarks
+            previous = results.read_text() if results.is_file() else ""
+            atomic_write_text(results, previous.rstrip("\n") + "\n\n" + text)
+            print(f"appended to {results}")
         return 0
     tf = build_transforms([], seed_augmentations(load_hw), image_hw, registry, train=True)
 

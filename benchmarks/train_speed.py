@@ -18,8 +18,12 @@ timed, then ``steps`` timed steps (CUDA synchronised at both ends), AdamW + cros
   are the trainer's albumentations pipeline (Resize + Normalize + ToTensor in the workers).
 - library + augmentations: the same with the seed's per-sample augmentations, to show their cost,
   on the loader workers (albumentations) and on the device (``augment_on: device``, kornia).
+- synthetic batch: the plain loop's model, optimizer and precision on one random batch made once on the
+  device (no loader, no augmentation): the model's own speed. The last column is the trainer with the
+  device data path over it (issue 13's GPU target: >= 0.9x for efficientnet_b0 and resnet18 at 200x200:
+  ``--models efficientnet_b0 resnet18 --image-size 200 200``).
 
-Sides run interleaved, plain then library, for ``--rounds`` rounds (default 5) on the same batches:
+Sides run interleaved, synthetic, plain then library, for ``--rounds`` rounds (default 5) on the same batches:
 a shared machine's load moves between minutes, so one-after-the-other ratios drift (0.83x then 1.26x
 for the same command). The table gives medians over rounds and the ratio's median, min and max.
 """
@@ -115,20 +119,60 @@ class PlainImages:
         return torch.from_numpy(np.ascontiguousarray(self.cache[int(self.rows[i])])), int(self.labels[i])
 
 
-def plain_loop(model_name: str, dataset, cache, rows, cfg) -> float:
+def plain_model(model_name: str, cfg, device):
+    """(model, forward, optimizer) of the plain and synthetic loops: timm from scratch, seeded, channels_last
+    on CUDA, AdamW; ``forward`` is the compiled model under ``--compile``."""
     import timm
+    import torch
+    torch.manual_seed(0)
+    model = timm.create_model(model_name, pretrained=False, num_classes=18).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    forward = torch.compile(model) if cfg.compile else model
+    return model, forward, torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+
+def synthetic_loop(model_name: str, cfg) -> float:
+    """The model alone: one random batch made once on the device and reused for every step (no loader, no
+    augmentation), with the plain loop's model, optimizer and precision: the speed a data path is measured
+    against (issue 13: the trainer with the device data path should reach >= 0.9x of it on a GPU)."""
+    import torch
+    import torch.nn.functional as F
+
+    device = torch.device(cfg.device)
+    cuda = device.type == "cuda"
+    model, forward, optimizer = plain_model(model_name, cfg, device)
+    h, w = cfg.image_size
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(cfg.batch_size, 3, h, w, generator=generator).to(device)
+    images = images.contiguous(memory_format=torch.channels_last if cuda else torch.contiguous_format)
+    targets = torch.randint(0, 18, (cfg.batch_size,), generator=generator).to(device)
+    total = cfg.warmup + cfg.steps
+    timer = StepTimer(cfg.warmup, total, cuda)
+    loss_sum = torch.zeros((), device=device)
+    model.train()
+    for _ in range(total):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            logits = forward(images)
+        loss = F.cross_entropy(logits.float(), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach()
+        timer.update()
+    if not torch.isfinite(loss_sum):
+        raise RuntimeError(f"synthetic loop {model_name}: non-finite loss")
+    return timer.images_per_s(cfg.batch_size)
+
+
+def plain_loop(model_name: str, dataset, cache, rows, cfg) -> float:
     import torch
     import torch.nn.functional as F
     from torch.utils.data import DataLoader
 
     device = torch.device(cfg.device)
     cuda = device.type == "cuda"
-    torch.manual_seed(0)
-    model = timm.create_model(model_name, pretrained=False, num_classes=18).to(device)
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
-    forward = torch.compile(model) if cfg.compile else model
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model, forward, optimizer = plain_model(model_name, cfg, device)
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255
     labels = dataset.train["label18"].to_numpy()[rows]
@@ -190,13 +234,16 @@ def library_loop(model_name: str, dataset, cache, train_rows, val_rows, cfg, aug
 
 # ---------------------------------------------------------------- main
 def measure(models, dataset, cache, train_rows, val_rows, cfg, with_augmentations: bool) -> list[dict]:
-    """Per model, ``cfg.rounds`` interleaved rounds (plain, library, library + augmentations on the workers,
-    library + augmentations on the device); medians over rounds, and the per-round library / plain ratio."""
+    """Per model, ``cfg.rounds`` interleaved rounds (synthetic batch, plain, library, library + augmentations on
+    the workers, library + augmentations on the device); medians over rounds, and the per-round library / plain
+    and device path / synthetic ratios."""
     import torch
     rows = []
     for name in models:
-        runs: dict[str, list[float]] = {"plain": [], "library": [], "library_aug": [], "library_device": []}
+        runs: dict[str, list[float]] = {"synthetic": [], "plain": [], "library": [], "library_aug": [],
+                                        "library_device": []}
         for _ in range(cfg.rounds):
+            runs["synthetic"].append(synthetic_loop(name, cfg))
             runs["plain"].append(plain_loop(name, dataset, cache, train_rows, cfg))
             runs["library"].append(library_loop(name, dataset, cache, train_rows, val_rows, cfg, []))
             if with_augmentations:
@@ -209,6 +256,10 @@ def measure(models, dataset, cache, train_rows, val_rows, cfg, with_augmentation
         ratios = [lib / plain for lib, plain in zip(runs["library"], runs["plain"])]
         row = {"model": name, "compile": cfg.compile, "rounds": cfg.rounds,
                "ratio": float(np.median(ratios)), "ratio_min": min(ratios), "ratio_max": max(ratios)}
+        if runs["library_device"]:
+            device_ratios = [d / syn for d, syn in zip(runs["library_device"], runs["synthetic"])]
+            row.update(device_ratio=float(np.median(device_ratios)), device_ratio_min=min(device_ratios),
+                       device_ratio_max=max(device_ratios))
         for key, values in runs.items():
             if values:
                 row[key] = float(np.median(values))
@@ -217,14 +268,18 @@ def measure(models, dataset, cache, train_rows, val_rows, cfg, with_augmentation
 
 
 def table(rows: list[dict], cfg) -> list[str]:
-    lines = ["| model | torch.compile | plain loop (img/s) | library trainer (img/s) | ratio library / plain, "
-             "median (min-max) | + seed augmentations on workers (img/s) | + on the device (img/s) |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| model | torch.compile | synthetic batch (img/s) | plain loop (img/s) | library trainer (img/s) | "
+             "ratio library / plain, median (min-max) | + seed augmentations on workers (img/s) | "
+             "+ on the device (img/s) | device path / synthetic, median (min-max) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         aug = "n/a" if r.get("library_aug") is None else f"{r['library_aug']:.1f}"
         dev = "n/a" if r.get("library_device") is None else f"{r['library_device']:.1f}"
-        lines.append(f"| {r['model']} | {'yes' if r['compile'] else 'no'} | {r['plain']:.1f} | {r['library']:.1f} | "
-                     f"{r['ratio']:.3f} ({r['ratio_min']:.3f}-{r['ratio_max']:.3f}) | {aug} | {dev} |")
+        dev_ratio = ("n/a" if r.get("device_ratio") is None else
+                     f"{r['device_ratio']:.3f} ({r['device_ratio_min']:.3f}-{r['device_ratio_max']:.3f})")
+        lines.append(f"| {r['model']} | {'yes' if r['compile'] else 'no'} | {r['synthetic']:.1f} | {r['plain']:.1f} | "
+                     f"{r['library']:.1f} | {r['ratio']:.3f} ({r['ratio_min']:.3f}-{r['ratio_max']:.3f}) | {aug} | "
+                     f"{dev} | {dev_ratio} |")
     by_model = {}
     for r in rows:
         by_model.setdefault(r["model"], {})[r["compile"]] = r

@@ -67,6 +67,10 @@ def test_cpu_preset_report_tiny(results, tmp_path):
 def test_train_speed_tiny(results):
     out = run_script([str(BENCH / "train_speed.py"), "--tiny", "--steps", "3", "--warmup", "1"], results)
     assert "library trainer (img/s)" in out.stdout and "test_efficientnet" in out.stdout
+    # the model alone on one batch, and the device data path against it (issue 13's GPU rows)
+    assert "synthetic batch (img/s)" in out.stdout and "device path / synthetic" in out.stdout
+    row = next(line for line in out.stdout.splitlines() if line.startswith("| test_efficientnet"))
+    assert "n/a" not in row and len(row.strip("|").split("|")) == 9
     assert "training speed" in results.read_text()
 
 
@@ -87,14 +91,16 @@ def test_fail_fast_tiny(results):
 @pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None, reason="needs bash + timeout")
 def test_gpu_session_script_at_tiny_size(tmp_path):
     out_dir = tmp_path / "out"
-    run_script([str(BENCH / "gpu_session.sh"), "setup", "data", "quality", "inference"], tmp_path / "unused.md",
+    run_script([str(BENCH / "gpu_session.sh"), "setup", "data", "quality", "inference", "fast"], tmp_path / "unused.md",
                exe=["bash"],
                env_extra={"GPU_SESSION_TINY": "1", "PYTHON": sys.executable, "OUT": str(out_dir),
                           "RUNS": str(tmp_path / "runs")})
     log = (out_dir / "gpu_session.log").read_text()
     assert "stage quality: exit 0" in log and "stage inference: exit 0" in log
+    assert "stage fast_speed: exit 0" in log and "stage fast_loader: exit 0" in log
     text = (out_dir / "RESULTS-gpu.md").read_text()
     assert "quality: best" in text and "ensemble inference" in text
+    assert "device path / synthetic" in text and "loader, device path" in text      # issue 13's rows
     assert (out_dir / "best.json").is_file() and (out_dir / "best-metrics.json").is_file()
 
 
