@@ -219,10 +219,13 @@ def write_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: Path, dat
     stored = read_decision_file(decision_file, identity) if decision_file is not None else None
     train_df = dataset.train.reset_index(drop=True)
     persons = train_df["person"].astype(str).to_numpy()
+    n_refit = sum(len(tv.refit) for tv in ens.tasks.values())
+    differs = (f"{n_refit} refit member(s) without out-of-fold predictions take {recipe.refit_share:g} of the eval "
+               f"vote" if n_refit and ens.eval18 is not None else None)
     outcome = decide(decision if decision is not None else recipe.decision, ens.oof18, ens.truth18, persons,
                      ens.eval18, ens.eval_ids, registry=registry, stored=stored,
                      stored_path=None if decision_file is None else str(decision_file), seed=int(recipe.seed),
-                     label_space=None if mask else space)
+                     label_space=None if mask else space, eval_vote_differs=differs)
     answers = eval_answers(data_dir, ens.eval_ids) if mask else None
     metrics = ensemble_metrics(ens)
     metrics["decision"] = decision_metrics(outcome, answers, None if mask else space)

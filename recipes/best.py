@@ -20,7 +20,9 @@ out-of-fold figures (issue 13, item 4).
 
 Decision: ``prior_power`` (subtract alpha x log of the training class prior; one parameter, fitted on the
 out-of-fold predictions, see docs/ENSEMBLE.md "Decision rules"). The pipeline re-checks it on every run
-(cross-fitted by person) and keeps arg-max when its estimate is not better. The vote stays ``soft``: all
+(cross-fitted by person) and keeps arg-max when its estimate is not better. On the CPU preset, whose eval
+vote is three quarters refit members (no out-of-fold predictions), the estimate describes the fold members
+alone, so the rule is reported and not applied (``--decision.params.force=true`` applies it). The vote stays ``soft``: all
 members share one backbone, so a per-backbone ``weighted_soft`` has one weight to fit. Add a second
 family with ``--tasks.0.backbones='[efficientnet_b0, resnet26d]' --voter.name=weighted_soft`` when the
 budget allows.

@@ -149,3 +149,30 @@ def test_refit_proxies_compares_designs_on_the_same_people(results, tmp_path, de
                           f"x={other}", "--no-append", "--refit-weights", "best"], cwd=REPO, capture_output=True,
                          text=True)
     assert bad.returncode != 0 and "validated on other images" in bad.stderr
+
+
+def test_decision_transfer_scores_rules_on_the_fold_vote_the_blend_and_the_refit_vote(results, tmp_path):
+    """Fake proxies on the same 700 images: the fold proxies under-call the 60+ classes, the refit ones do not."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 18, size=700)
+    old = np.array([2, 5, 8, 11, 14, 17])
+
+    def probs(bias: float, seed: int):
+        z = np.random.default_rng(seed).normal(size=(700, 18))
+        z[np.arange(700), truth] += 2.5
+        z[:, old] += bias
+        return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    folds = [_fake_proxy(tmp_path, f"f{i}", probs(-1.5, i), truth, 0.67, i) for i in range(3)]
+    refits = [_fake_proxy(tmp_path, f"r{i}", probs(0.0, 10 + i), truth, 1.0, 10 + i) for i in range(2)]
+    args = [str(BENCH / "decision_transfer.py"), *[a for f in folds for a in ("--fold", str(f))],
+            *[a for r in refits for a in ("--refit", str(r))], "--refit-weights", "best", "--trials", "3",
+            "--rule", "factor_offsets"]
+    out = run_script(args, results)
+    row = next(line for line in out.stdout.splitlines() if line.startswith("| factor_offsets |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "3" and cells[2] == "3"          # a clear bias: every trial would apply the rule
+    gains = [float(c.split()[0]) for c in cells[3:6]]
+    assert gains[0] > 0.01 and gains[2] < gains[0]        # helps the biased fold vote; less so the unbiased refit vote
+    assert "decisions fitted on fold members" in results.read_text()

@@ -100,6 +100,23 @@ def test_force_applies_a_rule_whose_estimate_is_not_better():
     assert out.applied == "class_offsets" and "force" in out.reason
 
 
+
+def test_a_better_rule_is_held_back_when_the_eval_vote_is_not_the_one_its_estimate_describes():
+    """Refit members blended in on eval only: the cross-fitted estimate is of the split members' vote, so a rule
+    that beats arg-max there is reported but not applied unless forced; the eval predictions stay arg-max."""
+    p, y, persons = synthetic()
+    why = "2 refit member(s) without out-of-fold predictions take 0.75 of the eval vote"
+    out = decide("factor_offsets", p, y, persons, p[:500], registry=get_registry(), eval_vote_differs=why)
+    assert out.applied == "argmax" and out.kept_argmax and out.fitted == {}
+    assert out.crossfit_oof_f1 > out.argmax_oof_f1 and out.bootstrap_support >= 0.9      # the estimate is kept
+    assert why in out.reason and "not of the eval vote" in out.reason and "force: true" in out.reason
+    assert (out.eval_pred == p[:500].argmax(axis=1)).all()
+    assert (out.eval_pred_rule != out.eval_pred).any()          # what the rule would have changed, for the report
+    forced = decide({"name": "factor_offsets", "params": {"force": True}}, p, y, persons, p[:500],
+                    registry=get_registry(), eval_vote_differs=why)
+    assert forced.applied == "factor_offsets" and "applied anyway (force: true)" in forced.reason
+    assert (forced.eval_pred == forced.eval_pred_rule).all()
+
 def test_argmax_is_todays_behaviour():
     p, y, persons = synthetic(seed=1)
     out = decide("argmax", p, y, persons, p[:100], registry=get_registry())

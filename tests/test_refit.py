@@ -125,3 +125,22 @@ def test_refit_needs_the_splitter_to_make_n_splits(demo_dir, tmp_path, monkeypat
     with pytest.raises(RecipeError, match=r"made 2 person split\(s\) but the recipe plans 1"):
         run_recipe(tiny_recipe(refit=1), data_dir=demo_dir, out_dir=tmp_path / "run", quiet=True)
     assert not (tmp_path / "run" / "members").exists()
+
+
+def test_the_decision_is_told_that_refit_members_change_the_eval_vote(refit_run, monkeypatch):
+    """The OOF figures describe the split members alone; the decision gets why the eval vote differs (and holds
+    back a rule whose estimate is better unless forced: tests/test_decision.py)."""
+    import ensemble_core.ensemble.decision as decision
+    from ensemble_core.cli import main as cli_main
+    out, _ = refit_run
+    seen, real = [], decision.decide
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("eval_vote_differs"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(decision, "decide", spy)
+    before = (out / "submission.csv").read_bytes()
+    assert cli_main(["ensemble", str(out), "--quiet"]) == 0
+    assert seen == ["1 refit member(s) without out-of-fold predictions take 0.6 of the eval vote"]
+    assert (out / "submission.csv").read_bytes() == before

@@ -453,10 +453,14 @@ def check_finite(probs: np.ndarray | None, ids: np.ndarray | None, what: str) ->
 
 def decide(ref: Any, oof18: np.ndarray, truth18: np.ndarray, persons: np.ndarray, eval18: np.ndarray | None,
            eval_ids: np.ndarray | None = None, *, registry, stored: Mapping[str, Any] | None = None,
-           stored_path: str | None = None, seed: int = 0, label_space=None) -> DecisionOutcome:
+           stored_path: str | None = None, seed: int = 0, label_space=None,
+           eval_vote_differs: str | None = None) -> DecisionOutcome:
     """Fit rule ``ref`` on the OOF rows (finite rows of ``oof18``), estimate it by cross-fitting, apply to eval.
 
-    ``stored`` (a checked ``decision.json``) applies its fitted parameters instead of fitting."""
+    ``stored`` (a checked ``decision.json``) applies its fitted parameters instead of fitting.
+    ``eval_vote_differs`` says why the eval vote is not the vote the OOF rows describe (refit members blended in
+    on eval only): the estimate is then not about the predictions the rule would change, so a rule whose
+    estimate is better is still not applied unless forced (``force: true``)."""
     ref = normalize_ref(stored["decision"] if stored is not None else (ref if ref is not None else "argmax"))
     check_finite(eval18, eval_ids, "eval")
     rows = np.isfinite(oof18).all(axis=1)
@@ -488,7 +492,8 @@ def decide(ref: Any, oof18: np.ndarray, truth18: np.ndarray, persons: np.ndarray
             support = (paired_support(y, cf_pred, argmax_pred, people, seed=seed, n_classes=n_classes)
                        if crossfit_f1 > argmax_f1 else 0.0)
     better = crossfit_f1 is not None and crossfit_f1 > argmax_f1 and (support or 0.0) >= BOOTSTRAP_SUPPORT
-    apply = is_argmax or better or rule.force
+    held_back = better and stored is None and eval_vote_differs is not None
+    apply = is_argmax or (better and not held_back) or rule.force
     if is_argmax:
         reason = "arg-max of the combined probabilities"
     elif stored is not None:
@@ -496,7 +501,11 @@ def decide(ref: Any, oof18: np.ndarray, truth18: np.ndarray, persons: np.ndarray
         reason = f"fitted parameters read from {stored_path}" + ("" if apply else "; that fit kept arg-max")
     elif better:
         reason = (f"cross-fitted OOF macro F1 {crossfit_f1:.4f} > arg-max {argmax_f1:.4f} on the same "
-                  f"{len(y)} images (ahead in {support:.0%} of person-bootstrap replicates): applied")
+                  f"{len(y)} images (ahead in {support:.0%} of person-bootstrap replicates): "
+                  + ("applied" if not held_back else
+                     f"but {eval_vote_differs}, so the estimate is not of the eval vote it would change: "
+                     + ("applied anyway (force: true)" if rule.force else
+                        "kept arg-max (set force: true in the decision params to apply it)")))
     else:
         why = ("is not above" if crossfit_f1 <= argmax_f1 else
                f"is above but only in {support:.0%} of person-bootstrap replicates (needs "

@@ -1,0 +1,136 @@
+"""Decision rules fitted on fold members, applied to a vote with refit members: do they carry over?
+
+    python benchmarks/decision_transfer.py --fold F1 --fold F2 ... --refit R1 --refit R2 ... \\
+        [--k 3] [--r 2] [--share 0.75] [--rule prior_power --rule factor_offsets] [--trials 24]
+
+A run with ``refit`` members fits its decision rule on the split members' out-of-fold predictions, but its
+eval vote blends refit members in at ``refit_share``. This measures, on held-out proxies (the one-member runs
+of ``benchmarks/refit_proxies.py``, every one validated on the same people), whether a rule fitted that way
+helps the vote it is applied to. Each trial draws ``k`` fold proxies and ``r`` refit proxies, deals the
+validation people into two random halves A and B, fits each rule with the pipeline's own
+:func:`ensemble_core.ensemble.decision.decide` on the fold vote's predictions of A (cross-fitted by person,
+person-bootstrap support, confidence matching) and scores it on B, against arg-max on the same images, for
+
+- the fold vote (the predictor the rule's estimate describes),
+- the blend ``(1 - share) * fold vote + share * refit vote`` (a refit run's eval vote), and
+- the refit vote alone;
+
+means over trials, and over the trials where the pipeline would apply the rule (support >= 90%). Refit
+proxies predict with their last checkpoint's EMA weights, as a refit member keeps (``--refit-weights best``:
+their ``oof.npz``). Nothing here reads eval answers. Appended to RESULTS.md unless ``--no-append``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_setup import results_module  # noqa: E402
+from refit_proxies import last_weights_probs, load_proxy  # noqa: E402
+
+from ensemble_core.ensemble.decision import BOOTSTRAP_SUPPORT, decide  # noqa: E402
+from ensemble_core.manager import get_registry  # noqa: E402
+from ensemble_core.metrics import macro_f1  # noqa: E402
+
+VOTES = ("fold vote", "blend", "refit vote")
+
+
+def person_of(image_ids: np.ndarray) -> np.ndarray:
+    """The person of each image id (``person/file``, the competition layout's folder)."""
+    return np.array([i.split("/", 1)[0] for i in image_ids.astype(str)])
+
+
+def trials(fold: dict, refit: dict, truth: np.ndarray, persons: np.ndarray, rules: list[str], k: int, r: int,
+           share: float, n_trials: int, seed: int = 0) -> dict:
+    """Per rule: per vote the list of (rule - arg-max) macro F1 on half B, and whether it would be applied."""
+    registry = get_registry()
+    rng = np.random.default_rng(seed)
+    people = np.unique(persons)
+    n_classes = next(iter(fold.values())).shape[1]
+    out = {rule: {**{v: [] for v in VOTES}, "applied": [], "support": []} for rule in rules}
+    for t in range(n_trials):
+        fold_vote = np.mean([fold[p] for p in rng.choice(sorted(fold), k, replace=False)], axis=0)
+        refit_vote = np.mean([refit[p] for p in rng.choice(sorted(refit), r, replace=False)], axis=0)
+        votes = dict(zip(VOTES, (fold_vote, (1 - share) * fold_vote + share * refit_vote, refit_vote)))
+        half = np.isin(persons, rng.choice(people, len(people) // 2, replace=False))
+        b = ~half
+        for rule in rules:
+            for name, vote in votes.items():
+                o = decide(rule, fold_vote[half], truth[half], persons[half], vote[b], registry=registry, seed=t)
+                gain = (macro_f1(truth[b], o.eval_pred_rule, n_classes)
+                        - macro_f1(truth[b], o.eval_pred_argmax, n_classes))
+                out[rule][name].append(gain)
+            better = o.crossfit_oof_f1 is not None and o.crossfit_oof_f1 > o.argmax_oof_f1
+            support = o.bootstrap_support or 0.0
+            out[rule]["support"].append(support)
+            out[rule]["applied"].append(bool(better and support >= BOOTSTRAP_SUPPORT))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--fold", type=Path, action="append", default=[], required=True,
+                    help="a proxy trained on a fold's share of the people (repeat)")
+    ap.add_argument("--refit", type=Path, action="append", default=[], required=True,
+                    help="a proxy trained on every training person of the proxy split (repeat)")
+    ap.add_argument("--k", type=int, default=3, help="fold proxies per vote (default 3)")
+    ap.add_argument("--r", type=int, default=2, help="refit proxies per vote (default 2)")
+    ap.add_argument("--share", type=float, default=0.75, help="the refit share of the blend (default 0.75)")
+    ap.add_argument("--rule", action="append", default=None, help="decision rules (default prior_power, "
+                                                                    "factor_offsets)")
+    ap.add_argument("--trials", type=int, default=24)
+    ap.add_argument("--refit-weights", choices=("last", "best"), default="last")
+    ap.add_argument("--notes", default="")
+    ap.add_argument("--reading", type=Path, help="markdown file: the author's reading of the table (appended as is)")
+    ap.add_argument("--no-append", action="store_true")
+    args = ap.parse_args(argv)
+    if not (1 <= args.k <= len(args.fold) and 1 <= args.r <= len(args.refit) and 0 < args.share <= 1):
+        raise SystemExit(f"error: need 1 <= --k <= {len(args.fold)} fold proxies, 1 <= --r <= {len(args.refit)} "
+                         f"refit proxies and 0 < --share <= 1")
+    started = time.perf_counter()
+    rules = args.rule or ["prior_power", "factor_offsets"]
+    loaded = {p: load_proxy(p) for p in [*args.fold, *args.refit]}
+    ids, _, truth, _ = loaded[args.fold[0]]
+    for p, (other, _, t, _) in loaded.items():
+        if not (np.array_equal(other, ids) and np.array_equal(t, truth)):
+            raise SystemExit(f"error: {p} was validated on other images than {args.fold[0]}; every proxy needs "
+                             f"the same pinned split (split.params.seed)")
+    fold = {str(p): loaded[p][1] for p in args.fold}
+    refit = {str(p): (last_weights_probs(p) if args.refit_weights == "last" else loaded[p][1]) for p in args.refit}
+    persons = person_of(ids)
+    res = trials(fold, refit, truth, persons, rules, args.k, args.r, args.share, args.trials)
+    lines = [f"Validation people of the proxy split: {len(ids)} images of {len(np.unique(persons))} people, dealt "
+             f"into random halves {args.trials} times; each trial votes {args.k} of {len(args.fold)} fold proxies "
+             f"and {args.r} of {len(args.refit)} refit proxies "
+             f"({'last-epoch EMA weights' if args.refit_weights == 'last' else 'their oof.npz'}); blend = "
+             f"{1 - args.share:g} fold vote + {args.share:g} refit vote. Each cell: macro F1 of the rule minus "
+             f"arg-max's on half B, the rule fitted on the fold vote's predictions of half A.", "",
+             "| rule | trials | would be applied (support >= 90%) | fold vote | blend | refit vote | when applied: "
+             "fold vote | blend | refit vote |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for rule in rules:
+        o = res[rule]
+        applied = np.array(o["applied"])
+
+        def cell(values, mask=None):
+            v = np.asarray(values) if mask is None else np.asarray(values)[mask]
+            return "-" if not len(v) else f"{v.mean():+.4f} (min {v.min():+.4f})"
+        lines.append(f"| {rule} | {len(applied)} | {int(applied.sum())} | "
+                     + " | ".join(cell(o[v]) for v in VOTES) + " | "
+                     + " | ".join(cell(o[v], applied) for v in VOTES) + " |")
+    lines.append("")
+    if args.reading:
+        lines += [*args.reading.read_text().rstrip().splitlines(), ""]
+    lines.append(f"{time.perf_counter() - started:.0f} s for this table.")
+    print("\n".join(lines))
+    if not args.no_append:
+        results_module().append_results("decisions fitted on fold members, applied to a refit blend — CPU proxies",
+                                        lines, args.notes)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
