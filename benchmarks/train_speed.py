@@ -137,7 +137,6 @@ def synthetic_loop(model_name: str, cfg) -> float:
     augmentation), with the plain loop's model, optimizer and precision: the speed a data path is measured
     against (issue 13: the trainer with the device data path should reach >= 0.9x of it on a GPU)."""
     import torch
-    import torch.nn.functional as F
 
     device = torch.device(cfg.device)
     cuda = device.type == "cuda"
@@ -147,11 +146,22 @@ def synthetic_loop(model_name: str, cfg) -> float:
     images = torch.randn(cfg.batch_size, 3, h, w, generator=generator).to(device)
     images = images.contiguous(memory_format=torch.channels_last if cuda else torch.contiguous_format)
     targets = torch.randint(0, 18, (cfg.batch_size,), generator=generator).to(device)
-    total = cfg.warmup + cfg.steps
-    timer = StepTimer(cfg.warmup, total, cuda)
-    loss_sum = torch.zeros((), device=device)
     model.train()
-    for _ in range(total):
+    total = cfg.warmup + cfg.steps
+    return timed_steps(f"synthetic loop {model_name}", ((images, targets) for _ in range(total)), forward,
+                       optimizer, device, cfg)
+
+
+def timed_steps(label: str, batches, forward, optimizer, device, cfg) -> float:
+    """AdamW + cross-entropy steps over ``batches`` (device tensors, ready for the model), bf16 autocast on
+    CUDA; images/s over the steps after ``cfg.warmup`` (no per-step host sync: the loss is read at the end)."""
+    import torch
+    import torch.nn.functional as F
+
+    cuda = device.type == "cuda"
+    timer = StepTimer(cfg.warmup, cfg.warmup + cfg.steps, cuda)
+    loss_sum = torch.zeros((), device=device)
+    for images, targets in batches:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
             logits = forward(images)
         loss = F.cross_entropy(logits.float(), targets)
@@ -161,13 +171,12 @@ def synthetic_loop(model_name: str, cfg) -> float:
         loss_sum += loss.detach()
         timer.update()
     if not torch.isfinite(loss_sum):
-        raise RuntimeError(f"synthetic loop {model_name}: non-finite loss")
+        raise RuntimeError(f"{label}: non-finite loss")
     return timer.images_per_s(cfg.batch_size)
 
 
 def plain_loop(model_name: str, dataset, cache, rows, cfg) -> float:
     import torch
-    import torch.nn.functional as F
     from torch.utils.data import DataLoader
 
     device = torch.device(cfg.device)
@@ -180,25 +189,14 @@ def plain_loop(model_name: str, dataset, cache, rows, cfg) -> float:
     loader = DataLoader(PlainImages(cache, cache.rows_of(dataset.train["path"].iloc[rows]), labels),
                         batch_size=cfg.batch_size, sampler=step_order(len(rows), cfg.batch_size, total).tolist(),
                         num_workers=cfg.workers, pin_memory=cuda, drop_last=True)
-    timer = StepTimer(cfg.warmup, total, cuda)
-    loss_sum = torch.zeros((), device=device)
+    layout = torch.channels_last if cuda else torch.contiguous_format
+
+    def batches():     # uint8 HWC from the loader, normalised on the device
+        for images, targets in loader:
+            images = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+            yield ((images - mean) / std).contiguous(memory_format=layout), targets.to(device, non_blocking=True)
     model.train()
-    for images, targets in loader:
-        images = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
-        images = ((images - mean) / std).contiguous(memory_format=torch.channels_last if cuda else
-                                                    torch.contiguous_format)
-        targets = targets.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            logits = forward(images)
-        loss = F.cross_entropy(logits.float(), targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        loss_sum += loss.detach()
-        timer.update()
-    if not torch.isfinite(loss_sum):
-        raise RuntimeError(f"plain loop {model_name}: non-finite loss")
-    return timer.images_per_s(cfg.batch_size)
+    return timed_steps(f"plain loop {model_name}", batches(), forward, optimizer, device, cfg)
 
 
 # ---------------------------------------------------------------- library trainer
