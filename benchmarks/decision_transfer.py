@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_setup import results_module  # noqa: E402
 from refit_proxies import last_weights_probs, load_proxy  # noqa: E402
 
-from ensemble_core.ensemble.decision import BOOTSTRAP_SUPPORT, decide  # noqa: E402
+from ensemble_core.ensemble.decision import decide  # noqa: E402
 from ensemble_core.manager import get_registry  # noqa: E402
 from ensemble_core.metrics import macro_f1  # noqa: E402
 
@@ -40,7 +40,8 @@ VOTES = ("fold vote", "blend", "refit vote")
 
 
 def person_of(image_ids: np.ndarray) -> np.ndarray:
-    """The person of each image id (``person/file``, the competition layout's folder)."""
+    """The person of each image id (``person/file``: in the competition layout one folder per person, the same
+    grouping as the data set's ``person`` column)."""
     return np.array([i.split("/", 1)[0] for i in image_ids.astype(str)])
 
 
@@ -64,10 +65,8 @@ def trials(fold: dict, refit: dict, truth: np.ndarray, persons: np.ndarray, rule
                 gain = (macro_f1(truth[b], o.eval_pred_rule, n_classes)
                         - macro_f1(truth[b], o.eval_pred_argmax, n_classes))
                 out[rule][name].append(gain)
-            better = o.crossfit_oof_f1 is not None and o.crossfit_oof_f1 > o.argmax_oof_f1
-            support = o.bootstrap_support or 0.0
-            out[rule]["support"].append(support)
-            out[rule]["applied"].append(bool(better and support >= BOOTSTRAP_SUPPORT))
+            out[rule]["support"].append(o.bootstrap_support or 0.0)
+            out[rule]["applied"].append(not o.kept_argmax)      # the pipeline's gate, as decide applies it
     return out
 
 

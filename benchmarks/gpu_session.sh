@@ -4,8 +4,8 @@
 # Here (a checkout beside ../shared), once before the device calls:
 #     bash benchmarks/gpu_session.sh prepare      # wheels -> .whl/, maskproxy source + build.py -> .data/maskproxy-src/
 # Then, through the device tool (carry [".whl", ".data"]; each call is under 10 minutes). With 15 minutes of
-# device time in all (machine start included), run issue 13's rows first:
-#     call C (~7 min): bash benchmarks/gpu_session.sh setup data fast
+# device time in all (machine start included) only call C fits one session: run issue 13's rows first:
+#     call C (~7 min, timeout_s 570): bash benchmarks/gpu_session.sh setup data fast
 #     call A (~9 min): bash benchmarks/gpu_session.sh setup data quality inference
 #     call B (~4 min, right after A while the machine is warm): bash benchmarks/gpu_session.sh setup data speed full
 # Every figure goes to $OUT/RESULTS-gpu.md, written by the benchmark scripts themselves (date, hardware,
@@ -52,16 +52,17 @@ if [ "$TINY" = "1" ]; then
     FULL_PRESET=()
     FULL_SCALED=()
     INFER_ARGS=(--device cpu --threads 1)
+    FAST_MODELS=(test_efficientnet)
     FAST_SPEED_ARGS=(--tiny --steps 3 --warmup 1)
-    FAST_LOADER_ARGS=(--limit 64 --rounds 1 --batch-size 16)
+    FAST_LOADER_ARGS=(--limit 64 --rounds 1 --batch-size 16 --path-workers 2)
 else
     DATA="${DATA:-/tmp/maskproxy}"
     SIZE=()
     BEST_PRESET=(--preset seed)
     FULL_PRESET=(--preset seed)
     INFER_ARGS=()
-    FAST_SPEED_ARGS=(--models efficientnet_b0 resnet18 --image-size 200 200 --batch-size 128 --steps 40 --warmup 10
-                     --rounds 5)
+    FAST_MODELS=(resnet18 efficientnet_b0)
+    FAST_SPEED_ARGS=(--image-size 200 200 --batch-size 128 --steps 30 --warmup 10 --rounds 3)
     FAST_LOADER_ARGS=(--device cuda --path-workers 12 --load-size 200 200 --image-size 200 200 --batch-size 128
                       --limit 8192 --rounds 5)
 fi
@@ -132,10 +133,13 @@ full() {
     cp "$RUNS/full/metrics.json" "$OUT/full-metrics.json" 2>/dev/null || true
 }
 
-fast() {
-    stage fast_speed "${FAST_SPEED_TIMEOUT:-330}" "$PYTHON" benchmarks/train_speed.py --data "$DATA" "${FAST_SPEED_ARGS[@]}"
-    stage fast_loader "${FAST_LOADER_TIMEOUT:-150}" "$PYTHON" benchmarks/loader.py "$DATA" --device-path \
+fast() {   # the loader first (short), then one train_speed table per model, so a timeout loses one model only
+    stage fast_loader "${FAST_LOADER_TIMEOUT:-120}" "$PYTHON" benchmarks/loader.py "$DATA" --device-path \
         "${FAST_LOADER_ARGS[@]}"
+    for model in "${FAST_MODELS[@]}"; do
+        stage "fast_speed_$model" "${FAST_SPEED_TIMEOUT:-150}" "$PYTHON" benchmarks/train_speed.py --data "$DATA" \
+            --models "$model" "${FAST_SPEED_ARGS[@]}"
+    done
 }
 
 STAGES=("$@")

@@ -32,6 +32,11 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def results_path() -> Path:
+    """Where the table goes: ``ENSEMBLE_CORE_RESULTS`` when set (as for the other benchmarks), else RESULTS.md."""
+    return Path(os.environ.get("ENSEMBLE_CORE_RESULTS", RESULTS))
 SEED_CROP = (380 / 512, 350 / 384)  # the seed's CenterCrop(380, 350) on 512x384 photos
 
 
@@ -193,9 +198,9 @@ def main(argv=None) -> int:
     cmd = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, Path.cwd())] + list(
         sys.argv[1:] if argv is None else argv))
     if args.device_path:
-        cache = ImageCache(paths, load_size=args.load_size, num_threads=args.threads)
         if args.device.startswith("cuda") and not torch.cuda.is_available():
             raise SystemExit(f"error: --device {args.device}: torch sees no CUDA device here")
+        cache = ImageCache(paths, load_size=args.load_size, num_threads=args.threads)
         rows, ratio, lo, hi = device_path_rows(cache, labels, image_hw, args.batch_size, args.rounds, registry,
                                                device=args.device, workers=args.path_workers)
         gpu = (f", {torch.cuda.get_device_name(torch.device(args.device))}" if args.device.startswith("cuda")
@@ -213,7 +218,7 @@ def main(argv=None) -> int:
         print(text)
         if not args.no_record:
             from ensemble_core.atomic import atomic_write_text
-            results = Path(os.environ.get("ENSEMBLE_CORE_RESULTS", RESULTS))     # as the other benchmarks
+            results = results_path()
             previous = results.read_text() if results.is_file() else ""
             atomic_write_text(results, previous.rstrip("\n") + "\n\n" + text)
             print(f"appended to {results}")
@@ -257,14 +262,15 @@ def main(argv=None) -> int:
     text = header + "\n" + "\n".join(table) + "\n"
     print(text)
     if not args.no_record:
-        previous = RESULTS.read_text() if RESULTS.is_file() else ""
-        with open(RESULTS, "a") as fh:
+        results = results_path()
+        previous = results.read_text() if results.is_file() else ""
+        with open(results, "a") as fh:
             if not previous:
                 fh.write("# Benchmark results\n\nMeasured figures only; each entry names its command.\n\n")
             elif not previous.endswith("\n\n"):
                 fh.write("\n" if previous.endswith("\n") else "\n\n")
             fh.write(text + "\n")
-        print(f"appended to {RESULTS}")
+        print(f"appended to {results}")
     return 0
 
 

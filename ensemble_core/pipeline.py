@@ -220,8 +220,8 @@ def write_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: Path, dat
     train_df = dataset.train.reset_index(drop=True)
     persons = train_df["person"].astype(str).to_numpy()
     n_refit = sum(len(tv.refit) for tv in ens.tasks.values())
-    differs = (f"{n_refit} refit member(s) without out-of-fold predictions take {recipe.refit_share:g} of the eval "
-               f"vote" if n_refit and ens.eval18 is not None else None)
+    differs = (f"{n_refit} refit member(s) without out-of-fold predictions take {recipe.refit_share:.0%} of their "
+               f"group's eval vote" if n_refit else None)
     outcome = decide(decision if decision is not None else recipe.decision, ens.oof18, ens.truth18, persons,
                      ens.eval18, ens.eval_ids, registry=registry, stored=stored,
                      stored_path=None if decision_file is None else str(decision_file), seed=int(recipe.seed),
@@ -300,8 +300,11 @@ def summary_line(metrics: Mapping[str, Any]) -> str:
     d = metrics.get("decision")
     if d and d["requested"]["name"] != "argmax":
         cf = "n/a" if d["crossfit_macro_f1"] is None else f"{d['crossfit_macro_f1']:.4f}"
+        outcome = ("applied" if not d["kept_argmax"] else
+                   "kept arg-max (held back: refit members change the eval vote)" if d.get("held_back") else
+                   "kept arg-max")
         line += (f"; decision {d['requested']['name']!r}: cross-fitted OOF macro F1 {cf} vs arg-max "
-                 f"{d['argmax_macro_f1']:.4f} -> {'applied' if not d['kept_argmax'] else 'kept arg-max'}")
+                 f"{d['argmax_macro_f1']:.4f} -> {outcome}")
     return line
 
 

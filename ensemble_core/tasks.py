@@ -246,8 +246,10 @@ class MultiHeadTask(Task):
     def __init__(self, label_transform: LabelTransform | None = None,
                  head_losses: Mapping[str, object] | None = None, aux_age: LabelTransform | None = None):
         super().__init__(label_transform)
-        if aux_age is not None and not isinstance(aux_age, LabelTransform):
-            raise ValueError(f"multihead: aux_age must be a label transform (e.g. age_bins), got {aux_age!r}")
+        if aux_age is not None and not (callable(getattr(aux_age, "encode", None))
+                                        and isinstance(getattr(aux_age, "num_classes", None), int)):
+            raise ValueError(f"multihead: aux_age must be a label transform (encode, num_classes; e.g. age_bins), "
+                             f"got {aux_age!r}")
         self.aux_age = aux_age
         names = self.HEAD_NAMES + ((self.AUX_HEAD,) if aux_age is not None else ())
         head_losses = dict(head_losses or {})
@@ -328,7 +330,7 @@ def multihead_task(label_transform: LabelTransform | None = None,
                    head_losses: Mapping[str, object] | None = None, aux_age: Any = None, registry=None) -> Task:
     """``aux_age``: a label transform reference (``age_bins``, ``{name: age_bins, params: {edges: ...}}``) for
     an auxiliary age head; ``registry`` is injected by ``Registry.build``."""
-    if aux_age is not None and not isinstance(aux_age, LabelTransform):
+    if isinstance(aux_age, (str, Mapping)):      # a reference; a built transform is used as it is
         if registry is None:
             raise TypeError("multihead builds aux_age from a registry: build it with registry.build('task', ...)")
         aux_age = registry.build("label_transform", aux_age, field="task.params.aux_age")

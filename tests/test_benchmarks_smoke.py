@@ -97,7 +97,7 @@ def test_gpu_session_script_at_tiny_size(tmp_path):
                           "RUNS": str(tmp_path / "runs")})
     log = (out_dir / "gpu_session.log").read_text()
     assert "stage quality: exit 0" in log and "stage inference: exit 0" in log
-    assert "stage fast_speed: exit 0" in log and "stage fast_loader: exit 0" in log
+    assert "stage fast_speed_test_efficientnet: exit 0" in log and "stage fast_loader: exit 0" in log
     text = (out_dir / "RESULTS-gpu.md").read_text()
     assert "quality: best" in text and "ensemble inference" in text
     assert "device path / synthetic" in text and "loader, device path" in text      # issue 13's rows

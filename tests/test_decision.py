@@ -15,7 +15,7 @@ from ensemble_core.cli import main as cli_main
 from ensemble_core.data.layout import load_dataset
 from ensemble_core.ensemble.assemble import VotingError
 from ensemble_core.ensemble.decision import (DecisionError, build_decision, confidence_temperature, crossfit,
-                                             decide, log_probs, mean_confidence, person_folds)
+                                             decide, decision_metrics, log_probs, mean_confidence, person_folds)
 from ensemble_core.metrics import macro_f1
 from ensemble_core.pipeline import run_recipe
 from ensemble_core.runfolder import SUBMISSION_FILE
@@ -100,14 +100,14 @@ def test_force_applies_a_rule_whose_estimate_is_not_better():
     assert out.applied == "class_offsets" and "force" in out.reason
 
 
-
 def test_a_better_rule_is_held_back_when_the_eval_vote_is_not_the_one_its_estimate_describes():
     """Refit members blended in on eval only: the cross-fitted estimate is of the split members' vote, so a rule
     that beats arg-max there is reported but not applied unless forced; the eval predictions stay arg-max."""
     p, y, persons = synthetic()
-    why = "2 refit member(s) without out-of-fold predictions take 0.75 of the eval vote"
+    why = "2 refit member(s) without out-of-fold predictions take 75% of their group's eval vote"
     out = decide("factor_offsets", p, y, persons, p[:500], registry=get_registry(), eval_vote_differs=why)
-    assert out.applied == "argmax" and out.kept_argmax and out.fitted == {}
+    assert out.applied == "argmax" and out.kept_argmax and out.fitted == {} and out.held_back == why
+    assert out.record({})["held_back"] == why and decision_metrics(out, None)["held_back"] == why
     assert out.crossfit_oof_f1 > out.argmax_oof_f1 and out.bootstrap_support >= 0.9      # the estimate is kept
     assert why in out.reason and "not of the eval vote" in out.reason and "force: true" in out.reason
     assert (out.eval_pred == p[:500].argmax(axis=1)).all()
@@ -115,7 +115,16 @@ def test_a_better_rule_is_held_back_when_the_eval_vote_is_not_the_one_its_estima
     forced = decide({"name": "factor_offsets", "params": {"force": True}}, p, y, persons, p[:500],
                     registry=get_registry(), eval_vote_differs=why)
     assert forced.applied == "factor_offsets" and "applied anyway (force: true)" in forced.reason
-    assert (forced.eval_pred == forced.eval_pred_rule).all()
+    assert (forced.eval_pred == forced.eval_pred_rule).all() and forced.held_back is None
+    # a rule that is not better is kept at arg-max for that reason, not "held back"
+    q, z, people = synthetic(informative=False, seed=10)
+    plain = decide("class_offsets", q, z, people, q[:300], registry=get_registry(), eval_vote_differs=why)
+    assert plain.kept_argmax and plain.held_back is None and why not in plain.reason
+    # a stored fit that was applied is re-applied as the file says, and the reason names the refit vote
+    stored = {**decide("factor_offsets", p, y, persons, p[:500], registry=get_registry()).record({}), "run": {}}
+    again = decide(None, p, y, persons, p[:500], registry=get_registry(), stored=stored, stored_path="d.json",
+                   eval_vote_differs=why)
+    assert again.applied == "factor_offsets" and why in again.reason and "as that file says" in again.reason
 
 def test_argmax_is_todays_behaviour():
     p, y, persons = synthetic(seed=1)

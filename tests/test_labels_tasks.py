@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ensemble_core.errors import UnknownComponentError
 from ensemble_core.labels import age_to_class, check_coverage, class_id, softmax
 from ensemble_core.manager import get_registry
 from ensemble_core.tasks import AgeBins, AgeThreshold
@@ -175,5 +176,7 @@ def test_multihead_aux_age_head_trains_on_fine_bins_and_never_reaches_the_probab
     np.testing.assert_allclose(t.probs(logits).sum(1), 1.0)
     with pytest.raises(ValueError, match="age_aux.*only with aux_age"):
         reg.build("task", {"name": "multihead", "params": {"head_losses": {"age_aux": "cross_entropy"}}})
-    with pytest.raises(Exception, match="aux_age"):
+    with pytest.raises(UnknownComponentError, match="aux_age"):
         reg.build("task", {"name": "multihead", "params": {"aux_age": "age_bins_typo"}})
+    with pytest.raises(ValueError, match="aux_age must be a label transform"):
+        reg.build("task", {"name": "multihead", "params": {"aux_age": 14}})

@@ -142,5 +142,5 @@ def test_the_decision_is_told_that_refit_members_change_the_eval_vote(refit_run,
     monkeypatch.setattr(decision, "decide", spy)
     before = (out / "submission.csv").read_bytes()
     assert cli_main(["ensemble", str(out), "--quiet"]) == 0
-    assert seen == ["1 refit member(s) without out-of-fold predictions take 0.6 of the eval vote"]
+    assert seen == ["1 refit member(s) without out-of-fold predictions take 60% of their group's eval vote"]
     assert (out / "submission.csv").read_bytes() == before

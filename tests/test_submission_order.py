@@ -125,15 +125,19 @@ def test_the_ray_executor_submits_in_that_order_on_the_cluster_slots(tmp_path, m
             submitted.append(job.run_name)
             return job.run_name
 
-    class FakeRay:       # a two-CPU cluster whose tasks finish at once
-        def __init__(self, cpus, gpus=0):
-            self.resources = {"CPU": cpus, "GPU": gpus}
+    class FakeRay:       # a cluster of nodes with these CPUs (and GPUs) whose tasks finish at once
+        def __init__(self, *nodes):
+            self.node_resources = [{"CPU": n[0], "GPU": n[1] if len(n) > 1 else 0} for n in nodes]
 
         def is_initialized(self):
             return True
 
+        def nodes(self):
+            return [{"Alive": True, "Resources": r} for r in self.node_resources] + [{"Alive": False, "Resources":
+                                                                                     {"CPU": 64}}]
+
         def cluster_resources(self):
-            return self.resources
+            return {k: sum(r[k] for r in self.node_resources) for k in ("CPU", "GPU")}
 
         def remote(self, fn):
             return FakeRemote()
@@ -144,15 +148,18 @@ def test_the_ray_executor_submits_in_that_order_on_the_cluster_slots(tmp_path, m
         def get(self, ref):
             return MemberResult(ref, str(tmp_path / "members" / ref), "trained")
 
+    monkeypatch.setattr(ray_executor, "import_ray", lambda: FakeRay((2,)))     # before building: no Ray needed
     executor = ray_executor.RayExecutor(cpus_per_member=1)
-    assert executor.slots(FakeRay(2), 0) == 2 and executor.slots(FakeRay(16, 4), 1.0) == 4
-    assert ray_executor.RayExecutor(cpus_per_member=4).slots(FakeRay(2), 0) == 1
-    monkeypatch.setattr(ray_executor, "import_ray", lambda: FakeRay(2))
+    assert executor.slots(FakeRay((2,)), 0) == 2 and executor.slots(FakeRay((16, 4)), 1.0) == 4
+    assert ray_executor.RayExecutor(cpus_per_member=4).slots(FakeRay((2,)), 0) == 1
+    # per node: two 3-CPU nodes fit one 2-CPU member each (not 6 // 2 = 3); a dead node counts for nothing
+    assert ray_executor.RayExecutor(cpus_per_member=2).slots(FakeRay((3,), (3,)), 0) == 2
+    assert executor.slots(FakeRay((8,), (4, 1)), 1.0) == 1       # GPU members fit on the GPU node only
     jobs = folds_and_refits(root=str(tmp_path), val_every=5)     # f0 f1 f2 r0 r1
     results = executor.run(jobs)
     assert submitted == ["f0", "r0", "f1", "r1", "f2"]
     assert [r.run_name for r in results] == ["f0", "f1", "f2", "r0", "r1"] and {r.status for r in results} == {"trained"}
     submitted.clear()
-    monkeypatch.setattr(ray_executor, "import_ray", lambda: FakeRay(8))     # a slot for every member: plan order
+    monkeypatch.setattr(ray_executor, "import_ray", lambda: FakeRay((8,)))     # a slot for every member: plan order
     executor.run(folds_and_refits(root=str(tmp_path / "b"), val_every=5))
     assert submitted == ["f0", "f1", "f2", "r0", "r1"]

@@ -26,7 +26,9 @@ all folds. That cross-fitted macro F1 is the estimate shown; the in-sample figur
 on the same images) is recorded in ``decision.json`` as such and never shown as the estimate. When
 the cross-fitted figure is not above arg-max's on the same images — or is above, but in fewer than
 90 % of person-level bootstrap replicates of those images (the gain is noise) — arg-max is kept (and
-the report says so) unless ``force: true``.
+the report says so) unless ``force: true``. Arg-max is also kept, and the rule reported, when the eval
+vote is not the vote the OOF figures describe (refit members blended in on eval: ``eval_vote_differs``,
+recorded as ``held_back``).
 
 **Confidence mismatch.** With shuffle splits most OOF images are predicted by one member, while an
 eval image is the mean of every member: averaged probabilities are less confident, so offsets
@@ -392,7 +394,7 @@ def read_decision_file(path: str | Path, identity: Mapping[str, Any]) -> dict[st
 class DecisionOutcome:
     requested: dict                     # the decision ref asked for
     applied: str                        # name of the rule actually used
-    kept_argmax: bool                   # requested rule was not applied because its estimate was not better
+    kept_argmax: bool                   # requested rule was not applied (estimate not better, or held back)
     reason: str
     fitted: dict                        # fitted parameters of the applied rule
     requested_fitted: dict              # fitted parameters of the requested rule (even when not applied)
@@ -412,6 +414,7 @@ class DecisionOutcome:
     eval_pred_rule: np.ndarray | None   # the requested rule on eval, applied or not (for the report)
     from_file: str | None = None
     crossfit_fitted: list = field(default_factory=list)
+    held_back: str | None = None        # why a rule whose estimate is better was not applied (eval_vote_differs)
 
     def record(self, identity: Mapping[str, Any]) -> dict[str, Any]:
         return {"decision": self.requested, "applied": self.applied, "kept_argmax": self.kept_argmax,
@@ -422,7 +425,8 @@ class DecisionOutcome:
                              "argmax_macro_f1": self.argmax_oof_f1, "crossfit_macro_f1": self.crossfit_oof_f1,
                              "bootstrap_support": self.bootstrap_support, "required_support": BOOTSTRAP_SUPPORT},
                 "in_sample_macro_f1_not_an_estimate": self.in_sample_oof_f1,
-                "crossfit_fold_params": self.crossfit_fitted, "from_file": self.from_file, "run": dict(identity)}
+                "crossfit_fold_params": self.crossfit_fitted, "from_file": self.from_file,
+                "held_back": self.held_back, "run": dict(identity)}
 
 
 def check_oof(oof18: np.ndarray, truth18: np.ndarray, rows: np.ndarray, where: str, label_space=None) -> None:
@@ -499,6 +503,9 @@ def decide(ref: Any, oof18: np.ndarray, truth18: np.ndarray, persons: np.ndarray
     elif stored is not None:
         apply = bool(stored.get("applied") == ref["name"]) or rule.force
         reason = f"fitted parameters read from {stored_path}" + ("" if apply else "; that fit kept arg-max")
+        if apply and eval_vote_differs is not None:
+            reason += (f" (applied as that file says, although {eval_vote_differs}: its estimate is of the split "
+                       f"members' vote alone)")
     elif better:
         reason = (f"cross-fitted OOF macro F1 {crossfit_f1:.4f} > arg-max {argmax_f1:.4f} on the same "
                   f"{len(y)} images (ahead in {support:.0%} of person-bootstrap replicates): "
@@ -537,7 +544,8 @@ def decide(ref: Any, oof18: np.ndarray, truth18: np.ndarray, persons: np.ndarray
         in_sample_oof_f1=in_sample,
         per_class_before=[float(x) for x in before], per_class_after=[float(x) for x in after],
         temperature=float(temperature), oof_confidence=oof_conf, eval_confidence=eval_conf,
-        eval_pred=eval_pred, eval_pred_argmax=eval_argmax, eval_pred_rule=eval_rule, from_file=stored_path, crossfit_fitted=fold_params)
+        eval_pred=eval_pred, eval_pred_argmax=eval_argmax, eval_pred_rule=eval_rule, from_file=stored_path,
+        crossfit_fitted=fold_params, held_back=eval_vote_differs if held_back and not rule.force else None)
 
 
 # ---------------------------------------------------------------- figures for metrics.json / report.md
@@ -569,6 +577,7 @@ def decision_metrics(outcome: DecisionOutcome, answers: np.ndarray | None, label
         "n_oof_images": outcome.n_oof, "folds": outcome.folds,
         "argmax_macro_f1": outcome.argmax_oof_f1, "crossfit_macro_f1": outcome.crossfit_oof_f1,
         "bootstrap_support": outcome.bootstrap_support, "from_file": outcome.from_file,
+        "held_back": outcome.held_back,
         "per_class_f1_before": dict(zip(names, outcome.per_class_before)),
         "per_class_f1_after_crossfit": dict(zip(names, outcome.per_class_after)),
     }

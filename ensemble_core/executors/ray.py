@@ -85,13 +85,15 @@ class RayExecutor:
         return 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
 
     def slots(self, ray, gpus: float) -> int:
-        """How many members the cluster runs at once: its CPUs (or GPUs, when members ask for GPUs) over what
-        one member asks for; at least 1."""
-        resources = ray.cluster_resources()
-        fits = [resources.get("CPU", 0) / self.cpus_per_member]
-        if gpus > 0:
-            fits.append(resources.get("GPU", 0) / gpus)
-        return max(1, int(min(fits) + 1e-9))
+        """How many members the cluster runs at once: per live node, how many member requests (CPUs, and GPUs
+        when members ask for them) fit in its resources, summed; at least 1."""
+        def fit(resources) -> int:
+            fits = [resources.get("CPU", 0) / self.cpus_per_member]
+            if gpus > 0:
+                fits.append(resources.get("GPU", 0) / gpus)
+            return int(min(fits) + 1e-9)
+        nodes = [n.get("Resources") or {} for n in ray.nodes() if n.get("Alive", True)]
+        return max(1, sum(map(fit, nodes)) if nodes else fit(ray.cluster_resources()))
 
     def run(self, jobs: Sequence[MemberJob]) -> list[MemberResult]:
         jobs = list(jobs)
