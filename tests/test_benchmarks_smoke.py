@@ -176,3 +176,30 @@ def test_decision_transfer_scores_rules_on_the_fold_vote_the_blend_and_the_refit
     gains = [float(c.split()[0]) for c in cells[3:6]]
     assert gains[0] > 0.01 and gains[2] < gains[0]        # helps the biased fold vote; less so the unbiased refit vote
     assert "decisions fitted on fold members" in results.read_text()
+
+
+def test_decision_transfer_at_a_runs_size_reads_the_split_members_oof(results, tmp_path):
+    """--run: a k-fold run's members (one with an empty oof.npz, as a refit member has) give every image once."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 18, size=840)
+    z = rng.normal(size=(840, 18))
+    z[np.arange(840), truth] += 2.5
+    z[:, [2, 5, 8, 11, 14, 17]] -= 1.5
+    probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    ids = np.array([f"p{i // 7}/img{i}.jpg" for i in range(840)])
+    for k, rows in enumerate(np.array_split(np.arange(840), 3)):
+        member = tmp_path / "run" / "members" / f"m{k}"
+        member.mkdir(parents=True)
+        np.savez(member / "oof.npz", image_id=ids[rows], probs=probs[rows].astype(np.float32), truth=truth[rows])
+    refit = tmp_path / "run" / "members" / "m3-refit"
+    refit.mkdir()
+    np.savez(refit / "oof.npz", image_id=np.array([], dtype=str), probs=np.zeros((0, 18), np.float32),
+             truth=np.zeros(0, np.int64))
+    out = run_script([str(BENCH / "decision_transfer.py"), "--run", str(tmp_path / "run"), "--trials", "2",
+                      "--rule", "factor_offsets"], results)
+    assert "840 images of 120 people" in out.stdout
+    row = next(line for line in out.stdout.splitlines() if line.startswith("| factor_offsets |"))
+    assert float(row.split("|")[4].split()[0]) > 0.01          # a clear bias: the rule helps the other half
+    assert "decision gate at a run's size" in results.read_text()
