@@ -38,6 +38,9 @@ def test_costs_count_training_validation_and_size():
     # five validations x (model + EMA) + the out-of-fold predictions with the hflip view, a third of a step each
     ema = job(member(ema_decay=0.99), 600, 300, "e")
     assert estimated_cost(ema) == 48 * 48 * (5 * 600 + (5 * 2 + 2) * 300 / 3)
+    # a multi-view TTA counts each view: shifts with flips is 9 views besides the identity
+    shifts = job(member(tta=[{"name": "shifts", "params": {"pixels": 2}}]), 600, 300, "s")
+    assert estimated_cost(shifts) == 48 * 48 * (5 * 600 + (5 + 1 + 9) * 300 / 3)
     last_only = job(member(ema_decay=0.99, val_every=5), 600, 300, "v")
     assert estimated_cost(last_only) == 48 * 48 * (5 * 600 + (1 * 2 + 2) * 300 / 3)
     every_other = job(member(val_every=2), 600, 300, "o")                  # after epochs 2, 4 and the last, 5

@@ -100,18 +100,32 @@ INFERENCE_SHARE = 1 / 3
 ORDER_SEARCH_MAX_JOBS = 8      # up to this many members every submission order is simulated; above it, LPT
 
 
+def tta_views(member) -> int:
+    """Test-time views besides the identity of ``member``'s ``tta`` entries, each view of a multi-view entry
+    (``shifts``: 4 or 9) counted. An entry that cannot be built here counts once: this only orders submissions,
+    and a bad entry fails in its member with its own error."""
+    refs = list(getattr(member, "tta", None) or [])
+    if not refs:
+        return 0
+    try:
+        from ensemble_core.manager import get_registry
+        from ensemble_core.train.components import build_ttas
+        return len(build_ttas(member, get_registry()))
+    except Exception:  # noqa: BLE001 - an estimate only
+        return len(refs)
+
+
 def estimated_cost(job: MemberJob) -> float:
     """The member's work, roughly, in trained-image equivalents: its training images x epochs x the training
-    image area, plus its validation passes (model and EMA) and out-of-fold predictions (one view per ``tta``
-    entry besides the identity; a multi-view entry counts once) x the evaluation image area. The eval images
-    every member predicts alike are left out. Only ever used to order submissions: nothing a member computes
-    depends on it."""
+    image area, plus its validation passes (model and EMA) and out-of-fold predictions (with every test-time
+    view, :func:`tta_views`) x the evaluation image area. The eval images every member predicts alike are left
+    out. Only ever used to order submissions: nothing a member computes depends on it."""
     m = job.member
     if not hasattr(m, "validates_after"):   # not a planned member (it fails with its own error when it runs)
         return 0.0
     n_val = len(job.val_rows)
     validations = sum(map(m.validates_after, range(int(m.epochs)))) if n_val else 0
-    passes = validations * (2 if m.ema_decay else 1) + 1 + len(m.tta or [])
+    passes = validations * (2 if m.ema_decay else 1) + 1 + tta_views(m)
     h, w = m.image_size
     eh, ew = m.eval_image_size or m.image_size
     return float(h * w * int(m.epochs) * len(job.train_rows) + eh * ew * INFERENCE_SHARE * passes * n_val)
