@@ -64,7 +64,7 @@ def trials(fold: dict, refit: dict, truth: np.ndarray, persons: np.ndarray, rule
     rng = np.random.default_rng(seed)
     people = np.unique(persons)
     n_classes = next(iter(fold.values())).shape[1]
-    out = {rule: {**{v: [] for v in VOTES}, "applied": [], "support": []} for rule in rules}
+    out = {rule: {**{v: [] for v in VOTES}, "applied": []} for rule in rules}
     for t in range(n_trials):
         fold_vote = np.mean([fold[p] for p in rng.choice(sorted(fold), k, replace=False)], axis=0)
         refit_vote = np.mean([refit[p] for p in rng.choice(sorted(refit), r, replace=False)], axis=0)
@@ -77,7 +77,6 @@ def trials(fold: dict, refit: dict, truth: np.ndarray, persons: np.ndarray, rule
                 gain = (macro_f1(truth[b], o.eval_pred_rule, n_classes)
                         - macro_f1(truth[b], o.eval_pred_argmax, n_classes))
                 out[rule][name].append(gain)
-            out[rule]["support"].append(o.bootstrap_support or 0.0)
             out[rule]["applied"].append(not o.kept_argmax)      # the pipeline's gate, as decide applies it
     return out
 
@@ -136,6 +135,17 @@ def gate_at_run_size(run: Path, rules: list[str], n_trials: int, seed: int = 0) 
     return lines
 
 
+def finish(lines: list[str], title: str, args, started: float) -> int:
+    """The author's reading and the time under the table; print it, and append it unless ``--no-append``."""
+    if args.reading:
+        lines += [*args.reading.read_text().rstrip().splitlines(), ""]
+    lines.append(f"{time.perf_counter() - started:.0f} s for this table.")
+    print("\n".join(lines))
+    if not args.no_append:
+        results_module().append_results(title, lines, args.notes)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--fold", type=Path, action="append", default=[],
@@ -157,15 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     rules = args.rule or ["prior_power", "factor_offsets"]
     started = time.perf_counter()
     if args.run is not None:
-        lines = gate_at_run_size(args.run, rules, args.trials) + [""]
-        if args.reading:
-            lines += [*args.reading.read_text().rstrip().splitlines(), ""]
-        lines.append(f"{time.perf_counter() - started:.0f} s for this table.")
-        print("\n".join(lines))
-        if not args.no_append:
-            results_module().append_results("decision gate at a run's size: rules fitted on half the people, "
-                                            "scored on the other half — CPU", lines, args.notes)
-        return 0
+        return finish(gate_at_run_size(args.run, rules, args.trials) + [""],
+                      "decision gate at a run's size: rules fitted on half the people, scored on the other half "
+                      "— CPU", args, started)
     if not (1 <= args.k <= len(args.fold) and 1 <= args.r <= len(args.refit) and 0 < args.share <= 1):
         raise SystemExit(f"error: need 1 <= --k <= {len(args.fold)} fold proxies, 1 <= --r <= {len(args.refit)} "
                          f"refit proxies and 0 < --share <= 1 (or --run RUN_DIR)")
@@ -197,15 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {rule} | {len(applied)} | {int(applied.sum())} | "
                      + " | ".join(cell(o[v]) for v in VOTES) + " | "
                      + " | ".join(cell(o[v], applied) for v in VOTES) + " |")
-    lines.append("")
-    if args.reading:
-        lines += [*args.reading.read_text().rstrip().splitlines(), ""]
-    lines.append(f"{time.perf_counter() - started:.0f} s for this table.")
-    print("\n".join(lines))
-    if not args.no_append:
-        results_module().append_results("decisions fitted on fold members, applied to a refit blend — CPU proxies",
-                                        lines, args.notes)
-    return 0
+    return finish(lines + [""], "decisions fitted on fold members, applied to a refit blend — CPU proxies", args,
+                  started)
 
 
 if __name__ == "__main__":

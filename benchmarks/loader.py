@@ -124,8 +124,7 @@ def device_path_rows(cache, labels, image_hw, batch_size: int, rounds: int, regi
     augment = build_device_augment(device_refs, registry)
     target = torch.device(device)
     cuda = target.type == "cuda"
-    if hasattr(augment, "to"):
-        augment = augment.to(target)
+    augment = augment.to(target)      # a DeviceAugment (nn.Module): the kornia modules and their buffers
     raw = ImageDataset(cache, rows_all, labels, build_transforms([], [], image_hw, registry, normalize=False),
                        keep_uint8=True)
 
