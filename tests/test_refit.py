@@ -144,3 +144,43 @@ def test_the_decision_is_told_that_refit_members_change_the_eval_vote(refit_run,
     assert cli_main(["ensemble", str(out), "--quiet"]) == 0
     assert seen == ["1 refit member(s) without out-of-fold predictions take 60% of their group's eval vote"]
     assert (out / "submission.csv").read_bytes() == before
+
+
+def test_a_refit_member_writes_best_once_with_its_final_ema_weights(demo_dir, tmp_path, monkeypatch):
+    """Every epoch of a refit member 'improves' (its latest weights are kept), but best.pt is written once,
+    after the last epoch, with the EMA weights; a kill between that epoch's last.pt and best.pt is repaired
+    on the rerun from last.pt's EMA."""
+    import dataclasses
+
+    import torch
+
+    from ensemble_core.data.layout import load_dataset
+    from ensemble_core.manager import get_registry
+    from ensemble_core.train import member as member_module
+    from ensemble_core.train import train_member
+    from helpers_train import tiny_member
+    ds = load_dataset(demo_dir)
+    member = dataclasses.replace(tiny_member("mask", epochs=2, ema_decay=0.9), refit=True)
+    split = (np.arange(len(ds.train)), np.arange(0))
+    saved = []
+    real_save = member_module.save_checkpoint
+    monkeypatch.setattr(member_module, "save_checkpoint", lambda path, state: (saved.append(path.name),
+                                                                              real_save(path, state))[1])
+    run_dir = tmp_path / member.run_name
+    train_member(member, ds, split, run_dir, quiet=True, registry=get_registry())
+    assert saved == ["last.pt", "last.pt", "best.pt"]
+    last = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    best = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)
+    assert best["epoch"] == 1 and best["weights"] == "ema"
+    for name, tensor in last["ema"].items():
+        assert torch.equal(best["model"][name], tensor), name
+    eval_before = read(run_dir / "eval.npz")["probs"]
+
+    # killed after the final epoch's last.pt: best.pt is missing, DONE was never written
+    (run_dir / "checkpoints" / "best.pt").unlink()
+    for name in ("DONE", "summary.json", "eval.npz", "oof.npz"):
+        (run_dir / name).unlink()
+    saved.clear()
+    summary = train_member(member, ds, split, run_dir, quiet=True, registry=get_registry())
+    assert saved == ["best.pt"] and summary["epochs_run"] == 2 and summary["best_weights"] == "ema"
+    np.testing.assert_array_equal(read(run_dir / "eval.npz")["probs"], eval_before)

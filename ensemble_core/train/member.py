@@ -189,10 +189,16 @@ class MemberTrainer:
         if p.best_epoch < 0:
             return
         best_epoch = load_checkpoint(self.run.best)["epoch"] if self.run.best.is_file() else None
-        if best_epoch != p.best_epoch and p.best_epoch == ckpt["epoch"]:
+        if best_epoch != p.best_epoch and p.best_epoch == ckpt["epoch"] and self.writes_best(p.best_epoch):
             weights = ckpt["ema"] if p.best_weights == "ema" and ckpt.get("ema") is not None else ckpt["model"]
             save_checkpoint(self.run.best, {"model": weights, "epoch": p.best_epoch, "metric": p.best_metric,
                                             "weights": p.best_weights})
+
+    def writes_best(self, epoch: int) -> bool:
+        """Whether an improvement at ``epoch`` is written to best.pt: always for a validated member; for a refit
+        member (every epoch "improves": its latest weights are the ones kept) only after the last planned epoch, so
+        it writes best.pt once instead of once per epoch."""
+        return not self.refit or epoch == int(self.member.epochs) - 1
 
     # ---- epochs --------------------------------------------------------
     def stop_early(self) -> bool:
@@ -272,7 +278,7 @@ class MemberTrainer:
                     "val/macro_f1": sc["macro_f1"], "val/accuracy": sc["accuracy"],
                     "speed/images_per_s": stats["images_per_s"], "per_class_f1": sc["per_class_f1"]}, epoch)
         save_checkpoint(self.run.last, self.state_dict())
-        if improved:
+        if improved and self.writes_best(epoch):
             weights = self.ema.module if chosen == "ema" else self.model
             save_checkpoint(self.run.best, {"model": weights.state_dict(), "epoch": epoch, "metric": p.best_metric,
                                             "weights": chosen})
