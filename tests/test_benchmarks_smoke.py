@@ -203,3 +203,36 @@ def test_decision_transfer_at_a_runs_size_reads_the_split_members_oof(results, t
     row = next(line for line in out.stdout.splitlines() if line.startswith("| factor_offsets |"))
     assert float(row.split("|")[4].split()[0]) > 0.01          # a clear bias: the rule helps the other half
     assert "decision gate at a run's size" in results.read_text()
+
+
+def test_person_pooling_finds_the_person_level_factors_and_pools_them(results, tmp_path, demo_dir):
+    """Fake out-of-fold predictions on the demo data, right on average but noisy per photo: pooling gender and
+    age (constant within each person; mask is not) over a person's photos with the true ids must help."""
+    import numpy as np
+
+    from ensemble_core.data.layout import load_dataset
+    train = load_dataset(demo_dir).train
+    ids, truth = train["image_id"].to_numpy().astype(str), train["label18"].to_numpy()
+    rng = np.random.default_rng(0)
+    z = rng.normal(scale=1.5, size=(len(ids), 18))
+    z[np.arange(len(ids)), truth] += 1.5
+    probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    for k, rows in enumerate(np.array_split(np.arange(len(ids)), 2)):
+        member = tmp_path / "run" / "members" / f"m{k}"
+        member.mkdir(parents=True)
+        np.savez(member / "oof.npz", image_id=ids[rows], probs=probs[rows].astype(np.float32), truth=truth[rows])
+    out = run_script([str(BENCH / "person_pooling.py"), str(tmp_path / "run"), "--data_dir", str(demo_dir)],
+                     results)
+    assert "person-level factors (truth constant within every person): gender, age." in out.stdout
+    rows = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in out.stdout.splitlines()
+            if line.startswith("| ") and not line.startswith("| predictions")}
+    pooled = rows["gender, age pooled over each person's photos (oracle ids)"]
+    assert pooled > rows["product of factor marginals"] + 0.05
+    assert "pooling a person's photos" in results.read_text()
+    other = tmp_path / "other"
+    shutil.copytree(tmp_path / "run", other)
+    np.savez(other / "members" / "m0" / "oof.npz", image_id=np.array(["nobody/x.jpg"]),
+             probs=probs[:1].astype(np.float32), truth=truth[:1])
+    bad = subprocess.run([sys.executable, str(BENCH / "person_pooling.py"), str(other), "--data_dir", str(demo_dir),
+                          "--no-append"], cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode != 0 and "not in" in bad.stderr and "nobody/x.jpg" in bad.stderr
