@@ -42,11 +42,24 @@ def check_override_names(overrides: Mapping[str, Any], run_flags: bool = True) -
         if head in TOP_LEVEL:
             continue
         flags = list(RUN_FLAGS) if run_flags else []
-        close = difflib.get_close_matches(head, flags + list(TOP_LEVEL), n=3, cutoff=0.6)
+        close = difflib.get_close_matches(head, list(dict.fromkeys(flags + list(TOP_LEVEL))), n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join('--' + c for c in close)}?" if close else ""
         listed = f"Run flags: {', '.join('--' + f for f in flags)}; " if flags else ""
         raise OverrideError(f"--{key}: unknown flag.{hint} {listed}recipe fields (dotted, e.g. "
                             f"--defaults.epochs=2): {', '.join(TOP_LEVEL)}")
+
+
+def folder_flag(name: str, value: Any) -> str | None:
+    """``--data_dir`` / ``--out_dir`` as a path string: fire turns ``--out_dir 5`` into an int and a flag given
+    without a value into True."""
+    if value is None or isinstance(value, (str, Path)):
+        return value
+    if isinstance(value, bool):
+        raise OverrideError(f"--{name} needs a folder, e.g. --{name} runs/mine (it was given without a value)")
+    if isinstance(value, int):
+        return str(value)
+    raise OverrideError(f"--{name}: {value!r} is not a folder name; quote it so it stays text, e.g. "
+                        f"--{name}='\"{value}\"'")
 
 
 def recipe_data(build: RecipeBuilder, preset: str | Preset | None = None, run_flags: bool = True,
@@ -82,6 +95,11 @@ def executor_choice(executor: Any, overrides: Mapping[str, Any]) -> tuple[Any, d
     """
     rest = dict(overrides)
     address = rest.pop("ray_address", None)
+    if isinstance(executor, bool) or not (executor is None or isinstance(executor, (str, Mapping))):
+        raise OverrideError(f"--executor needs a name: local, process or ray (got {executor!r})")
+    if isinstance(address, bool) or not (address is None or isinstance(address, str)):
+        raise OverrideError(f"--ray_address needs a Ray cluster address, e.g. --ray_address auto or "
+                            f"--ray_address HOST:6379 (got {address!r})")
     if executor is None and address is None:
         return None, rest
     if isinstance(executor, Mapping):
@@ -149,6 +167,7 @@ def _launch(name: str, build: RecipeBuilder, data_dir, out_dir, preset, executor
     start = time.perf_counter()
     registry = get_registry()   # the entry point takes the process's plugin catalog and passes it down
     quiet, skip_bad_files = parse_bool("quiet", quiet), parse_bool("skip_bad_files", skip_bad_files)
+    data_dir, out_dir = folder_flag("data_dir", data_dir), folder_flag("out_dir", out_dir)
     chosen = resolve_preset(preset)
     executor, overrides = executor_choice(executor, overrides)
     recipe = recipe_data(build, chosen, **overrides)
@@ -202,7 +221,10 @@ def recipe_commands(name: str, build: RecipeBuilder, summary: str) -> tuple[Call
     def recipe(preset: str | None = None, **overrides: Any) -> dict:
         """The recipe as plain data (validate it with ensemble_core.recipe.validate)."""
         try:
-            return recipe_data(build, preset, run_flags=False, **overrides)
+            data = recipe_data(build, preset, run_flags=False, **overrides)
+            if overrides:   # a dotted flag may name a field no recipe has (--defaults.epochz=1): refuse it
+                validate(data)
+            return data
         except EnsembleCoreError as exc:
             exit_with_message(exc)
 

@@ -151,6 +151,38 @@ def plan_jobs(members: Sequence[Member], data_dir: Path, splits, out_dir: Path, 
     return jobs
 
 
+def check_finished_members(jobs: Sequence[MemberJob], train_df: Any) -> None:
+    """A finished member is reused only for the data it was trained on: its ``config.json`` records the hash of
+    its split's people, images and labels (``data_hash``), which must match what this run would give it. Other
+    data, or other splits of it (a deleted ``splits.json`` remade by another splitter), is refused before
+    anything is written. Members finished before the hash was recorded, or without a ``config.json``, are not
+    checked."""
+    from ensemble_core.data.splits import split_data_hash
+    from ensemble_core.runfolder import RunFolder
+
+    stale = []
+    for job in jobs:
+        if not job.is_done():
+            continue
+        config = RunFolder(job.run_dir).config
+        if not config.is_file():   # not written by train_member (a custom executor's member): nothing to check
+            continue
+        try:
+            recorded = json.loads(config.read_text()).get("data_hash")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise DataError(f"{config} of finished member {job.run_name} is unreadable ({exc}); delete "
+                            f"{job.run_dir} to train that member again") from None
+        if recorded is not None and recorded != split_data_hash(train_df, (job.train_rows, job.val_rows)):
+            stale.append(job.run_name)
+    if stale:
+        folder = Path(jobs[0].run_dir).parent
+        more = f" and {len(stale) - 3} more" if len(stale) > 3 else ""
+        raise DataError(f"{len(stale)} finished member(s) in {folder} were trained on other data than this run "
+                        f"gives them (the people, images or labels of their split changed): "
+                        f"{', '.join(stale[:3])}{more}. A finished member is never reused for other data: use a "
+                        f"fresh --out_dir for this data, or delete those member folders to train them again here")
+
+
 def run_members(runner: Executor, jobs: list[MemberJob]) -> list[MemberResult]:
     """``runner.run(jobs)`` where the first SIGINT / SIGTERM asks the running members to save a last
     checkpoint and return (a second one stops at once); raises :class:`RunInterrupted` after a stop."""
@@ -366,7 +398,7 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
     else:
         say(quiet, f"[ensemble] checking data {data_dir}")
         report = layout.check(data_dir)
-        exclude = screen(report, skip_bad_files, data_dir)
+        exclude = screen(report, skip_bad_files, data_dir, recipe.dataset)
     dataset = layout.load(data_dir, exclude=exclude)
     if space is None or space.n_classes != dataset.label_space.n_classes:
         check_coverage(dataset.label_space)
@@ -379,6 +411,10 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
                            f"Set n_splits to the number of splits {normalize_ref(recipe.split)['name']!r} makes"])
     jobs = plan_jobs(members, data_dir, splits, out_dir, exclude, {"quiet": quiet},
                      dataset=None if layout.name == "mask_competition" else recipe.dataset)
+    check_finished_members(jobs, dataset.train)
+    preflight = getattr(runner, "preflight", None)   # an executor that can check its cluster before any write
+    if callable(preflight) and any(not j.is_done() for j in jobs):
+        preflight()
 
     # ---- checks passed: write
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -255,9 +255,18 @@ class Recipe:
     @classmethod
     def load(cls, path: str | Path) -> "Recipe":
         path = Path(path)
+        if path.is_dir():
+            raise RecipeError([f"{str(path)!r} is a folder; pass a recipe file (.yaml, .yml or .json)"], str(path))
         if not path.is_file():
             raise RecipeError([f"file {str(path)!r} does not exist"], str(path))
-        text = path.read_text()
+        if path.suffix.lower() == ".py":
+            raise RecipeError([f"{path} is a recipe module, not recipe data; print its recipe with `fire {path} "
+                               f"recipe > recipe.json` (or run it with `fire {path} run`)"], str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise RecipeError([f"cannot read {path}: it is not UTF-8 text ({exc.reason} at byte {exc.start}); save "
+                               f"it as UTF-8 YAML or JSON"], str(path)) from None
         try:
             if path.suffix.lower() in (".yaml", ".yml"):
                 import yaml
@@ -265,7 +274,8 @@ class Recipe:
             else:
                 data = json.loads(text)
         except Exception as exc:  # parser messages carry line and column
-            raise RecipeError([f"cannot parse {path}: {exc}"], str(path)) from exc
+            kind = "YAML" if path.suffix.lower() in (".yaml", ".yml") else "JSON (a file not named .yaml / .yml)"
+            raise RecipeError([f"cannot parse {path} as {kind}: {exc}"], str(path)) from exc
         return cls.from_dict(data, source=str(path))
 
     def save(self, path: str | Path) -> None:

@@ -116,7 +116,10 @@ def load_space(path: str | Path) -> list[Dimension]:
     if not path.is_file():
         raise TuneError(f"space file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise TuneError(f"space file {path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 "
+                        f"YAML") from None
     except yaml.YAMLError as exc:
         raise TuneError(f"space file {path}: cannot parse YAML: {' '.join(str(exc).split())}") from exc
     if not isinstance(data, Mapping) or not data:
@@ -435,6 +438,21 @@ def tune(recipe_path: str | Path, space: str | Path, trials: int, out_dir: str |
         say(f"[tune] no data_dir given: using demo data in {data_dir}")
     else:
         data_note = None
+    # the trials of one study must be comparable: the same base recipe (after --preset / --dataset) on the same data
+    data_path = str(Path(data_dir).expanduser().resolve())
+    base_key = hashlib.sha1(json.dumps({"recipe": base, "data_dir": data_path}, sort_keys=True,
+                                       default=str).encode()).hexdigest()[:16]
+    old_base = study.user_attrs.get("base_key")
+    if old_base is not None and old_base != base_key:
+        raise TuneError(f"study {name!r} in {redact(url)} was started with another base recipe or data (recipe "
+                        f"{study.user_attrs.get('recipe_file')}, preset {study.user_attrs.get('preset')}, data "
+                        f"{study.user_attrs.get('data_dir')}); its trials would not compare with this one's. Give a "
+                        f"new --study name or --out_dir, or the same recipe, preset and data")
+    if old_base is None:
+        study.set_user_attr("base_key", base_key)
+        study.set_user_attr("recipe_file", str(recipe_path))
+        study.set_user_attr("preset", preset_name)
+        study.set_user_attr("data_dir", data_path)
     # a rerun must not replay the draws of the first run: seed with the number of trials so far
     study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.get_trials(deepcopy=False)))
     recover(study, store, say)
@@ -540,7 +558,8 @@ def _trials_markdown(frame) -> str:
         for c in cols:
             v = r[c]
             cells.append("" if v is None or (isinstance(v, float) and math.isnan(v)) else
-                         f"{v:.4f}" if isinstance(v, float) else str(v))
+                         str(int(v)) if isinstance(v, float) and v.is_integer() and c != "value" else
+                         f"{v:.4f}" if isinstance(v, float) else str(v))   # a trial number in a float column
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

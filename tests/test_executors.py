@@ -110,6 +110,25 @@ def test_executor_params_are_checked_with_the_fix():
         RayExecutor(address="auto", num_cpus=2)
 
 
+def test_a_ray_address_with_nothing_behind_it_is_refused_before_anything_is_written(demo_dir, tmp_path):
+    """A HOST:PORT that refuses connections fails at once (not after Ray's retries), and out_dir stays absent."""
+    import socket
+
+    from ensemble_core.errors import EnsembleCoreError
+    from ensemble_core.pipeline import run_recipe
+    from helpers_runs import tiny_recipe
+    pytest.importorskip("ray")
+    with socket.socket() as s:   # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "run"
+    with pytest.raises(EnsembleCoreError, match=rf"cannot reach a Ray cluster at address='127.0.0.1:{port}' .*; "
+                                                r"nothing was written"):
+        run_recipe(tiny_recipe(executor={"name": "ray", "params": {"address": f"127.0.0.1:{port}"}}),
+                   data_dir=demo_dir, out_dir=out, quiet=True)
+    assert not out.exists()
+
+
 def test_command_line_executor_flags_become_one_executor_reference():
     from ensemble_core.launch import executor_choice
     from ensemble_core.errors import EnsembleCoreError

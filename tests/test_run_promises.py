@@ -95,7 +95,8 @@ def test_a_run_folder_refuses_a_different_split_and_keeps_its_members(demo_dir, 
     manifest = out.resolve() / SPLITS_FILE
     assert err.startswith(f"error: split manifest {manifest} was made with splitter ")
     assert "'n_splits': 3" in err and "'n_splits': 2" in err
-    assert f"Delete {manifest} to make new splits, or use a fresh output folder" in err
+    assert (f"Use a fresh output folder for other data or splits (the finished members here were trained on "
+            f"these); to start this folder over, delete {manifest} and {manifest.parent / 'members'}") in err
     assert "Traceback" not in err and err.count("\n") == 1
     assert folder_digest(out / "members") == members_before          # finished members untouched
     assert {name: (out / name).read_bytes() for name in kept} == kept
@@ -107,6 +108,63 @@ def test_run_recipe_refuses_a_different_split_seed_with_the_same_message(demo_di
     run_recipe(recipe, data_dir=demo_dir, out_dir=out, quiet=True,
                executor=TruthExecutor(demo_dir / "eval" / "answers.csv"))
     with pytest.raises(DataError, match=r"splits\.json was made with splitter .* seed 42, but this run asks for "
-                                        r".* seed 7\. Delete .*splits\.json to make new splits"):
+                                        r".* seed 7\. Use a fresh output folder for other data or splits"):
         run_recipe({**recipe, "seed": 7}, data_dir=demo_dir, out_dir=out, quiet=True,
                    executor=TruthExecutor(demo_dir / "eval" / "answers.csv"))
+
+
+# ---------------------------------------------------------------- finished members are reused only for their data
+def test_finished_members_are_refused_for_other_data_even_after_the_manifest_is_deleted(demo_dir, tmp_path):
+    """A changed label makes splits.json refuse the run; deleting splits.json (an old message advised it) must
+    not let members trained on the old labels be reused: the run is refused before anything is written. The same
+    data with its manifest deleted reuses every member (the hash is of the split's people, images and labels)."""
+    from helpers_runs import tiny_recipe
+    data = copy_demo(demo_dir, tmp_path)
+    out = tmp_path / "run"
+    recipe = tiny_recipe()
+    first = run_recipe(recipe, data_dir=data, out_dir=out, quiet=True)
+    assert first.trained == 1
+    member = next((out / "members").iterdir())
+    assert json.loads((member / "config.json").read_text())["data_hash"]
+
+    (out / SPLITS_FILE).unlink()     # same data: the manifest is remade the same, the member is reused
+    again = run_recipe(recipe, data_dir=data, out_dir=out, quiet=True)
+    assert again.trained == 0 and again.skipped == 1
+
+    train_csv = data / "train" / "train.csv"
+    table = pd.read_csv(train_csv, dtype=str)
+    row = table.index[table["age"].astype(int) < 30][0]
+    old_path = table.loc[row, "path"]
+    table.loc[row, "age"] = "45"
+    table.loc[row, "path"] = old_path.rsplit("_", 1)[0] + "_45"
+    (data / "train" / "images" / old_path).rename(data / "train" / "images" / table.loc[row, "path"])
+    table.to_csv(train_csv, index=False)
+    with pytest.raises(DataError, match="was made from different data"):
+        run_recipe(recipe, data_dir=data, out_dir=out, quiet=True)
+    (out / SPLITS_FILE).unlink()
+    before = folder_digest(out)
+    with pytest.raises(DataError, match=r"1 finished member\(s\) in .*members were trained on other data than this "
+                                        r"run gives them .*" + member.name + ".*use a fresh --out_dir"):
+        run_recipe(recipe, data_dir=data, out_dir=out, quiet=True)
+    assert folder_digest(out) == before               # nothing written, the finished run unchanged
+
+
+def test_after_a_failure_the_local_executor_counts_finished_members_as_finished(demo_dir, tmp_path):
+    """stop_on_error: the members after a failed one are "not_run", except those that finished before (their
+    DONE is there: "skipped"), so the error does not claim that finished members were not run."""
+    from ensemble_core.executors.local import LocalExecutor
+    from ensemble_core.runfolder import DONE_FILE
+
+    member = tiny_member("mask")
+    bad = MemberJob(member=member.to_dict(), data_dir=str(demo_dir), train_rows=np.array([0, 1, 10 ** 6]),
+                    val_rows=np.array([2, 3]), run_dir=str(tmp_path / "members" / "bad"))
+    done_dir = tmp_path / "members" / "done"
+    done_dir.mkdir(parents=True)
+    (done_dir / DONE_FILE).write_text("done\n")
+    done = MemberJob(member=member.to_dict(), data_dir=str(demo_dir), train_rows=np.array([0]),
+                     val_rows=np.array([1]), run_dir=str(done_dir))
+    later = MemberJob(member=member.to_dict(), data_dir=str(demo_dir), train_rows=np.array([0]),
+                      val_rows=np.array([1]), run_dir=str(tmp_path / "members" / "later"))
+    results = LocalExecutor(stop_on_error=True, retries=0).run([bad, done, later])
+    assert [r.status for r in results] == ["failed", "skipped", "not_run"]
+    assert results[2].error == "stopped after bad failed" and not (tmp_path / "members" / "later").exists()

@@ -154,6 +154,7 @@ def recipe_run():
     ({"skip_bad_files": "flase"}, "--skip_bad_files='flase': not a boolean"),
     ({"data_dirr": "x"}, "--data_dirr: unknown flag. Did you mean --data_dir"),
     ({"skip_bad_file": True}, "Did you mean --skip_bad_files"),
+    ({"exectuor": "local"}, "--exectuor: unknown flag. Did you mean --executor? Run flags"),   # named once
     ({"tasks.9.loss": "focal"}, "--tasks.9.loss: tasks has 1 entry (indexes 0..0); there is no entry 9"),
     ({"defaults.epochs.x": 1}, "--defaults.epochs.x: defaults.epochs is 1 (int), not a mapping or list"),
 ])
@@ -471,3 +472,69 @@ def test_threads_must_be_a_positive_integer():
     recipe["defaults"]["threads"] = 0
     with pytest.raises(RecipeError, match=r"threads: must be a positive integer, got 0"):
         validate(Recipe.from_dict(recipe))
+
+
+@pytest.mark.parametrize("flags,expected", [
+    ({"data_dir": True}, "--data_dir needs a folder, e.g. --data_dir runs/mine (it was given without a value)"),
+    ({"out_dir": True}, "--out_dir needs a folder"),
+    ({"out_dir": 1.5}, "--out_dir: 1.5 is not a folder name; quote it"),
+    ({"executor": True}, "--executor needs a name: local, process or ray (got True)"),
+    ({"ray_address": True}, "--ray_address needs a Ray cluster address"),
+])
+def test_run_flags_given_without_a_value_are_one_line(flags, expected, tmp_path, capsys, monkeypatch):
+    """fire passes a flag with no value as True and a number-like folder name as a number."""
+    monkeypatch.chdir(tmp_path)
+    args = {"data_dir": str(tmp_path / "nodata"), "out_dir": str(tmp_path / "run"), **flags}
+    with pytest.raises(SystemExit) as info:
+        recipe_run()(**args)
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_number_as_a_folder_name_is_that_folder():
+    from ensemble_core.launch import folder_flag
+    assert folder_flag("out_dir", 5) == "5" and folder_flag("out_dir", None) is None
+    assert folder_flag("data_dir", "x") == "x"
+
+
+def test_the_recipe_command_refuses_a_misspelled_dotted_field(capsys):
+    show = recipe_commands("safe", lambda preset: truth_recipe(), "test recipe")[0]
+    with pytest.raises(SystemExit):
+        show(**{"defaults.epochz": 1})
+    err = capsys.readouterr().err
+    assert "defaults.epochz: unknown field. Did you mean 'epochs'" in err and "Traceback" not in err
+    assert show(**{"defaults.epochs": 2})["defaults"]["epochs"] == 2
+
+
+def test_recipe_files_that_are_not_recipe_data_get_one_line(tmp_path):
+    from ensemble_core.errors import RecipeError
+    latin = tmp_path / "latin1.yaml"
+    latin.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(RecipeError, match="it is not UTF-8 text .* save it as UTF-8 YAML or JSON"):
+        Recipe.load(latin)
+    module = tmp_path / "mine.py"
+    module.write_text("x = 1\n")
+    with pytest.raises(RecipeError, match=r"is a recipe module, not recipe data; print its recipe with `fire "):
+        Recipe.load(module)
+    with pytest.raises(RecipeError, match="is a folder; pass a recipe file"):
+        Recipe.load(tmp_path)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{nope")
+    with pytest.raises(RecipeError, match=r"cannot parse .*broken.json as JSON \(a file not named"):
+        Recipe.load(broken)
+
+
+def test_the_check_data_hint_names_the_recipes_data_layout():
+    """Run check-data as the error says and it reads the folder with the recipe's layout, not the mask one."""
+    from ensemble_core.data.check import CheckReport, screen
+    from ensemble_core.data.layout import Problem
+    report = CheckReport(root="/d", problems=[Problem("/d/train.csv", "no column 'label'")])
+    with pytest.raises(DataError) as info:
+        screen(report, False, "/d", {"name": "csv", "params": {"label_column": "y"}})
+    assert "`python -m ensemble_core check-data /d --dataset csv --dataset-params '{\"label_column\": \"y\"}'`" \
+        in str(info.value)
+    with pytest.raises(DataError) as info:
+        screen(report, False, "/d", "mask_competition")
+    assert "`python -m ensemble_core check-data /d` for the full report" in str(info.value)

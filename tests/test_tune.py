@@ -159,6 +159,27 @@ def test_rerun_draws_new_parameters_instead_of_replaying_the_first_run(tmp_path,
     result = tune(recipe, space, 2, out_dir=out, data_dir=demo_dir, quiet=True)
     lrs = [r["param.tasks.0.optimizer.params.lr"] for r in result["trials"]]
     assert len(lrs) == 2 and lrs[0] != lrs[1]
+    # the study is tied to its base recipe and data: a changed recipe under the same name is refused
+    from ensemble_core.tune import TuneError
+    changed = json.loads(recipe.read_text())
+    changed["seed"] = 7
+    other = tmp_path / "changed.json"
+    other.write_text(json.dumps(changed))
+    with pytest.raises(TuneError, match=r"was started with another base recipe or data \(recipe .*recipe.json, "
+                                        r"preset None, data .*\); its trials would not compare"):
+        tune(other, space, 3, out_dir=out, data_dir=demo_dir, quiet=True)
+
+
+def test_trials_markdown_prints_trial_numbers_as_numbers():
+    import math
+
+    import pandas as pd
+
+    from ensemble_core.tune import _trials_markdown
+    frame = pd.DataFrame({"number": [0, 1], "value": [0.5, 1.0], "resume_of": [math.nan, 0.0],
+                          "param.lr": [0.001, 0.0123456]})
+    rows = _trials_markdown(frame).splitlines()[2:]
+    assert rows == ["| 0 | 0.5000 |  | 0.0010 |", "| 1 | 1.0000 | 0 | 0.0123 |"]
 
 
 def test_a_recipes_refit_members_are_left_out_of_the_trials(tmp_path, demo_dir, capsys):

@@ -12,12 +12,13 @@ or with ``skip_bad=True`` returns the image files and person folders to leave ou
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -248,12 +249,13 @@ def _check_plain_csv(layout, report, decode, num_threads, t0) -> CheckReport:
 
 
 # ---------------------------------------------------------------- preflight
-def screen(report: CheckReport, skip_bad: bool, source: str | Path | None = None) -> set[str]:
+def screen(report: CheckReport, skip_bad: bool, source: str | Path | None = None, dataset: Any = None) -> set[str]:
     """The paths to leave out of ``report``'s data set, or :class:`DataError` listing what blocks training.
 
     Without ``skip_bad`` every error blocks; with it, errors tied to one image or one person folder (bad or
     missing files) are left out and only the others (a missing column, no train.csv, bad labels) block.
-    Writes nothing.
+    Writes nothing. ``dataset``: the recipe's data layout ``{name, params}``, named in the check-data command the
+    error suggests (another layout's folder read as the mask competition's gives misleading problems).
     """
     errors = report.errors
     if not errors:
@@ -272,9 +274,22 @@ def screen(report: CheckReport, skip_bad: bool, source: str | Path | None = None
             hint = (f"fix them; {SKIP_FLAG} leaves out bad images / people ({n_skippable} of these) but "
                     f"cannot work around the others")
         raise DataError(f"data check of {report.root} found {len(blocking)} problem(s):\n{shown}{more}\n"
-                        f"Run `python -m ensemble_core check-data {source or report.root}` for the full report; "
+                        f"Run `python -m ensemble_core check-data {source or report.root}{_layout_flags(dataset)}` "
+                        f"for the full report; "
                         f"{hint}")
     return report.bad_paths()
+
+
+def _layout_flags(dataset: Any) -> str:
+    """`` --dataset NAME [--dataset-params JSON]`` for a layout other than the mask competition's."""
+    if dataset is None:
+        return ""
+    from ensemble_core.registry import normalize_ref
+    ref = normalize_ref(dataset)
+    if ref["name"] == "mask_competition" and not ref.get("params"):
+        return ""
+    params = f" --dataset-params '{json.dumps(ref['params'])}'" if ref.get("params") else ""
+    return f" --dataset {ref['name']}{params}"
 
 
 def write_check_report(report: CheckReport, path: str | Path, skipped: Sequence[str] = ()) -> Path:

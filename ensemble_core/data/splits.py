@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -130,6 +130,19 @@ def fingerprint(persons: pd.DataFrame) -> str:
     return hashlib.sha1(blob).hexdigest()
 
 
+def split_data_hash(train_df: pd.DataFrame, split: tuple[Sequence[int], Sequence[int]]) -> str:
+    """What a member trains on, as far as the sample table says: the image ids, persons and labels of its
+    training and validation rows, in order (every column but ``path``: the same data in a moved folder hashes
+    the same). Changes when a person, an image or a label of the split changes, or the split itself."""
+    cols = sorted(c for c in train_df.columns if c != "path")
+    h = hashlib.sha1(("\x1f".join(cols)).encode())
+    for rows in split:
+        part = train_df.iloc[np.asarray(rows, dtype=np.int64)][cols].astype(str).to_numpy()
+        h.update("\n".join("\x1f".join(r) for r in part).encode())
+        h.update(b"|")
+    return h.hexdigest()[:12]
+
+
 def _ref(splitter_ref: Any) -> dict:
     from ensemble_core.recipe import normalize_ref
     return normalize_ref(splitter_ref)
@@ -205,7 +218,8 @@ def _read_manifest(path: Path, ref: dict, seed: int, fp: str):
         splits = [(list(map(str, s["train"])), list(map(str, s["val"]))) for s in data["splits"]]
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"split manifest {path} is unreadable ({exc!r}); delete it to make new splits") from exc
-    fix = f"Delete {path} to make new splits, or use a fresh output folder"
+    fix = (f"Use a fresh output folder for other data or splits (the finished members here were trained on "
+           f"these); to start this folder over, delete {path} and {path.parent / 'members'}")
     if data.get("fingerprint") != fp:
         raise DataError(f"split manifest {path} was made from different data ({data.get('n_persons')} people, "
                         f"fingerprint {str(data.get('fingerprint'))[:10]}; this data gives {fp[:10]}). {fix}")

@@ -38,15 +38,14 @@ class LocalExecutor:
         try:
             for i, job in enumerate(jobs):
                 if stop_requested():
-                    results.extend(MemberResult(j.run_name, j.run_dir, "not_run", error="the run was stopped")
-                                   for j in jobs[i:])
+                    results.extend(_left(j, "the run was stopped") for j in jobs[i:])
                     break
                 dataset = None if job.is_done() else self._dataset(job)
                 result = run_member_attempts(job, self.retries, self.registry, dataset)
                 results.append(result)
                 if result.status == "stopped" or (result.status == "failed" and self.stop_on_error):
                     why = "the run was stopped" if result.status == "stopped" else f"stopped after {job.run_name} failed"
-                    results.extend(MemberResult(j.run_name, j.run_dir, "not_run", error=why) for j in jobs[i + 1:])
+                    results.extend(_left(j, why) for j in jobs[i + 1:])
                     break
         finally:
             self._datasets.clear()
@@ -54,3 +53,10 @@ class LocalExecutor:
 
     def __repr__(self) -> str:
         return f"LocalExecutor(stop_on_error={self.stop_on_error}, retries={self.retries})"
+
+
+def _left(job: MemberJob, why: str) -> MemberResult:
+    """A job after a stop or a failure: "skipped" when it finished before (it needs no run), else "not_run"."""
+    if job.is_done():
+        return MemberResult(job.run_name, job.run_dir, "skipped")
+    return MemberResult(job.run_name, job.run_dir, "not_run", error=why)

@@ -64,6 +64,24 @@ class RayExecutor:
         self.num_gpus_per_member = num_gpus_per_member
         self.retries = check_retries(retries, "ray")
 
+    def preflight(self) -> None:
+        """Before the run writes anything: a ``HOST:PORT`` address must accept a connection (5 s), so an address
+        with nothing behind it is refused at once instead of after Ray's own retries (``auto``, ``ray://`` and a
+        local instance are left to Ray)."""
+        address = self.address
+        if not address or address == "auto" or "://" in address:
+            return
+        host, _, port = address.rpartition(":")
+        if not port.isdigit():
+            return
+        import socket
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+        except OSError as exc:
+            raise EnsembleCoreError(f"executor 'ray': cannot reach a Ray cluster at address={address!r} ({exc}); "
+                                    f"nothing was written. Start one with `ray start --head` on the head node, or "
+                                    f"leave --ray_address unset to start a local Ray instance") from None
+
     def _connect(self, ray) -> bool:
         """Start or join Ray unless this process is connected already; True when we connected (and disconnect)."""
         if ray.is_initialized():

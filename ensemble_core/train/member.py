@@ -24,6 +24,7 @@ import torch
 
 from ensemble_core.contracts import check_member
 from ensemble_core.data.images import dataset_images
+from ensemble_core.data.splits import split_data_hash
 from ensemble_core.errors import TrainingError
 from ensemble_core.recipe import Member
 from ensemble_core.registry import normalize_ref
@@ -82,6 +83,7 @@ class MemberTrainer:
                                 f"got {member.val_every!r}")
         self.refit = bool(member.refit)   # trained on every person: no validation, last weights kept
         self.samples = select_samples(self.task, dataset, split, refit=self.refit)
+        self.data_hash = split_data_hash(dataset.train, split)
         self.device = C.choose_device(device)
         self.precision = C.choose_precision(member, self.device)
         if image_cache is None:   # the data layer's decoded images, shared by the members of this process
@@ -121,6 +123,7 @@ class MemberTrainer:
     def config(self) -> dict:
         return {"member": self.member.to_dict(), "run_name": self.member.run_name,
                 "config_hash": self.member.config_hash(), "split_hash": split_hash(self.split),
+                "data_hash": self.data_hash,
                 "task": repr(self.task), "num_outputs": self.task.num_outputs,
                 "heads": [asdict(h) for h in self.task.heads], "classes": self.class_names,
                 "n_train": len(self.samples.train), "n_val": len(self.samples.val),
@@ -131,17 +134,21 @@ class MemberTrainer:
                 "versions": _versions()}
 
     def check_config(self) -> None:
-        """Refuse to resume a folder that was started for another member config or split."""
+        """Refuse to resume a folder that was started for another member config, split or data (a folder from
+        before ``data_hash`` was recorded is checked on config and split only)."""
         if not self.run.config.is_file():
             return
         import json
         old = json.loads(self.run.config.read_text())
         new = self.config()
-        for key in ("config_hash", "split_hash"):
+        for key in ("config_hash", "split_hash", "data_hash"):
+            if key == "data_hash" and key not in old:
+                continue
             if old.get(key) != new[key]:
                 raise TrainingError(f"{self.run.config}: this run folder was started with {key} {old.get(key)!r}, "
-                                    f"but this member has {new[key]!r}; a run folder resumes only the same member "
-                                    f"and split. Use another run folder, or delete {self.run.path} to start over.")
+                                    f"but this member has {new[key]!r}; a run folder resumes only the same member, "
+                                    f"split and data (its people, images and labels). Use another run folder, or "
+                                    f"delete {self.run.path} to start over.")
 
     def state_dict(self, partial: dict | None = None) -> dict:
         """``partial``: ``{"epoch", "step", "lr", "loss_sum", "n_finite"}`` of an epoch stopped on request (resume
