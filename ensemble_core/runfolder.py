@@ -14,7 +14,7 @@ A recipe run's ``out_dir``::
 
 One member's folder (``<out_dir>/members/<member.run_name>``)::
 
-    config.json          member spec, split sizes and hash, device, precision, versions
+    config.json          member spec, split sizes and hash, data hash, device, precision, versions
     metrics.jsonl        one line per epoch
     tb/                  TensorBoard events (scalars, validation confusion matrix)
     checkpoints/last.pt  everything needed to resume (model, optimizer, scheduler, scaler, EMA, RNG states)
