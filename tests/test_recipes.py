@@ -12,7 +12,7 @@ import pytest
 from helpers_proc import SUBPROCESS_DEADLINE_S
 
 from ensemble_core import presets
-from ensemble_core.launch import warn_if_gpu_preset_on_cpu
+from ensemble_core.launch import recipe_data, warn_if_gpu_preset_on_cpu
 from ensemble_core.presets import PRESET_NAMES, resolve_preset
 from ensemble_core.errors import RecipeError
 from ensemble_core.recipe import Recipe, validate
@@ -56,8 +56,10 @@ def test_dotted_overrides_reach_the_recipe():
     full = load(REPO / "recipes" / "full.py")
     data = full.recipe("small", **{"defaults.epochs": 2, "voter.name": "hard", "tasks.0.loss": "focal"})
     assert data["defaults"]["epochs"] == 2 and data["voter"]["name"] == "hard" and data["tasks"][0]["loss"] == "focal"
-    with pytest.raises(RecipeError, match="epochs"):
-        validate(full.recipe("small", **{"defaults.epoch": 2}))
+    with pytest.raises(RecipeError, match="epochs"):     # recipe_data applies the override, validate refuses it
+        validate(recipe_data(full.build, "small", run_flags=False, **{"defaults.epoch": 2}))
+    with pytest.raises(SystemExit):                       # the `recipe` command refuses it itself
+        full.recipe("small", **{"defaults.epoch": 2})
 
 
 def test_unknown_preset_is_named():
