@@ -94,7 +94,7 @@ def test_manifest_mismatch_raises_clear_error(train, tmp_path):
     path = tmp_path / "splits.json"
     make_splits(train, "shuffle", 1, path, registry=get_registry())
     fewer = train[train["person"] != train["person"].iloc[0]].reset_index(drop=True)
-    with pytest.raises(DataError, match=r"made from different data.*Delete .*splits\.json"):
+    with pytest.raises(DataError, match=r"made from different data.*Use a fresh output folder.*delete .*splits\.json and .*members"):
         make_splits(fewer, "shuffle", 1, path, registry=get_registry())
     with pytest.raises(DataError, match=r"seed 1.*seed 2"):
         make_splits(train, "shuffle", 2, path, registry=get_registry())

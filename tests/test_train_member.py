@@ -321,9 +321,28 @@ def test_a_run_folder_refuses_another_split_and_is_left_as_it_was(mask_run, demo
         train_member(member, ds, other, copy, quiet=True, registry=get_registry())
     message = str(err.value)
     assert message.startswith(f"{copy / 'config.json'}: this run folder was started with split_hash ")
-    assert "resumes only the same member and split" in message
+    assert "resumes only the same member, split and data (its people, images and labels)" in message
     assert f"Use another run folder, or delete {copy} to start over" in message
     assert tree_state(copy) == state and {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
+
+
+def test_a_run_folder_refuses_to_resume_on_changed_labels(mask_run, demo, tmp_path):
+    """Same rows, one training label changed: data_hash differs, the partial member is not resumed on it."""
+    import dataclasses
+    import shutil
+
+    from ensemble_core.errors import TrainingError
+    from ensemble_core.train import train_member
+    ds, split = demo
+    member, run_dir, _ = mask_run
+    copy = tmp_path / "changed-labels"
+    shutil.copytree(run_dir, copy)
+    (copy / "DONE").unlink()
+    train = ds.train.copy()
+    row = train.index[split[0][0]]
+    train.loc[row, "gender"] = 1 - train.loc[row, "gender"]
+    with pytest.raises(TrainingError, match=r"started with data_hash '[0-9a-f]{12}', but this member has "):
+        train_member(member, dataclasses.replace(ds, train=train), split, copy, quiet=True, registry=get_registry())
 
 
 def test_early_stopping_stops_after_patience_epochs_without_improvement(demo, tmp_path, monkeypatch):
