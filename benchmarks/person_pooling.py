@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_setup import results_module  # noqa: E402
-from decision_transfer import run_oof  # noqa: E402
+from decision_transfer import finish, run_oof  # noqa: E402
 
 from ensemble_core.labelspace import MASK_STATUS  # noqa: E402
 from ensemble_core.metrics import macro_f1  # noqa: E402
@@ -113,16 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: {len(missing)} predicted image(s) are not in {args.data_dir}'s training table "
                          f"(first: {missing[0]}); pass the data the run trained on")
     persons = np.array([person_of[i] for i in ids])
-    lines = pooling_table(ids, probs, truth, persons, ds.label_space or MASK_STATUS)
-    lines.append("")
-    if args.reading:
-        lines += [*args.reading.read_text().rstrip().splitlines(), ""]
-    lines.append(f"{time.perf_counter() - started:.0f} s for this table.")
-    print("\n".join(lines))
-    if not args.no_append:
-        results_module().append_results("pooling a person's photos: the oracle ceiling on out-of-fold predictions "
-                                        "— CPU", lines, args.notes)
-    return 0
+    lines = pooling_table(ids, probs, truth, persons, ds.label_space or MASK_STATUS) + [""]
+    return finish(lines, "pooling a person's photos: the oracle ceiling on out-of-fold predictions — CPU", args,
+                  started)
 
 
 if __name__ == "__main__":
