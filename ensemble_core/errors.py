@@ -83,6 +83,7 @@ def os_error_message(exc: OSError) -> str:
         errno.ENOENT: "the path does not exist: check it",
         errno.ENOTDIR: "a part of the path is a file, not a folder: check the path",
         errno.EISDIR: "the path is a folder where a file was expected: check the path",
+        errno.EEXIST: "a file is there where a folder was expected: choose another folder (e.g. --out / --out_dir)",
     }
     fix = fixes.get(exc.errno, "check the path and the disk, then run the same command again")
     return f"{path}: {what}; {fix}"

@@ -234,6 +234,10 @@ def label_space_from_params(name: str, factors: Mapping[str, Sequence[str]] | Se
                             conditional: Mapping[str, str] | None = None, class_column: str = "class_id") -> LabelSpace:
     """A label space from plain data: ``factors`` maps a factor name to its class names (in code order), or is
     a list of ``[name, [classes]]`` pairs (a mapping cannot hold one name twice)."""
+    if not isinstance(factors, (Mapping, list, tuple)):
+        raise LabelSpaceError(f"label space {name!r}: factors must map each factor to its class names, e.g. "
+                              f"{{mask: [wear, incorrect, none], gender: [male, female]}} (on the command line: "
+                              f"--dataset.params.factors='{{mask: [a, b], gender: [m, f]}}'), got {factors!r}")
     items = list(factors.items()) if isinstance(factors, Mapping) else list(factors)
     out = []
     for item in items:

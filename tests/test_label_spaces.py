@@ -61,6 +61,8 @@ def test_colliding_factor_names_are_one_clear_error():
         label_space_from_params("clash", [("person", ["a", "b"])])
     with pytest.raises(LabelSpaceError, match="lists class"):
         label_space_from_params("dup", {"colour": ["red", "red"]})
+    with pytest.raises(LabelSpaceError, match=r"factors must map each factor to its class names.*got 'notjson'"):
+        label_space_from_params("typed", "notjson")     # a flag value that was not YAML / JSON
 
 
 def test_the_label_space_kind_is_registered():

@@ -359,6 +359,9 @@ def test_os_error_message_gives_the_fix():
     assert full.startswith("/runs/x/submission.csv: No space left on device;") and "free disk space" in full
     ro = os_error_message(OSError(errno.EROFS, "Read-only file system", "/mnt/ro"))
     assert "choose a writable --out_dir" in ro
+    taken = os_error_message(FileExistsError(errno.EEXIST, "File exists", "/etc/passwd"))
+    assert taken == ("/etc/passwd: File exists; a file is there where a folder was expected: choose another "
+                     "folder (e.g. --out / --out_dir)")
 
 
 def test_a_full_disk_never_masks_the_failure_nor_skips_retries(tmp_path, monkeypatch, capsys):
