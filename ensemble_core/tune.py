@@ -253,9 +253,13 @@ def open_storage(url: str):
                         f"postgresql://user:password@host/dbname (with its driver installed)") from exc
 
 
+def json_key(data: Any) -> str:
+    """A short hash of plain data (sorted keys): what a study stores to recognise its space and its base run."""
+    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def space_key(dims: Sequence[Dimension]) -> str:
-    blob = json.dumps([[d.field, d.spec] for d in dims], sort_keys=True, default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+    return json_key([[d.field, d.spec] for d in dims])
 
 
 def _alive_here(trial) -> bool:
@@ -440,8 +444,7 @@ def tune(recipe_path: str | Path, space: str | Path, trials: int, out_dir: str |
         data_note = None
     # the trials of one study must be comparable: the same base recipe (after --preset / --dataset) on the same data
     data_path = str(Path(data_dir).expanduser().resolve())
-    base_key = hashlib.sha1(json.dumps({"recipe": base, "data_dir": data_path}, sort_keys=True,
-                                       default=str).encode()).hexdigest()[:16]
+    base_key = json_key({"recipe": base, "data_dir": data_path})
     old_base = study.user_attrs.get("base_key")
     if old_base is not None and old_base != base_key:
         raise TuneError(f"study {name!r} in {redact(url)} was started with another base recipe or data (recipe "

@@ -15,6 +15,13 @@ from helpers_train import load_demo, person_split, tiny_member, single_torch_thr
 pytest.importorskip("torch")
 
 
+def unfinished_copy(run_dir, copy) -> None:
+    """A copy of a finished member folder without DONE: what a resume would pick up."""
+    import shutil
+    shutil.copytree(run_dir, copy)
+    (copy / "DONE").unlink()
+
+
 @pytest.fixture(scope="module")
 def demo(demo_dir):
     ds = load_demo(demo_dir)
@@ -271,15 +278,12 @@ def test_multihead_soft_targets_are_per_head_blocks_that_cutmix_and_mixup_mix():
 
 def test_partial_checkpoint_is_never_loaded(mask_run, demo, tmp_path):
     """A leftover temp file is deleted, a damaged last.pt is refused with the fix."""
-    import shutil
-
     from ensemble_core.errors import TrainingError
     from ensemble_core.train import train_member
     ds, split = demo
     member, run_dir, _ = mask_run
     copy = tmp_path / member.run_name
-    shutil.copytree(run_dir, copy)
-    (copy / "DONE").unlink()
+    unfinished_copy(run_dir, copy)
     (copy / "checkpoints" / "last.pt.tmp").write_bytes(b"half a checkpoint")
     summary = train_member(member, ds, split, copy, quiet=True, registry=get_registry())  # last.pt is after the final epoch
     assert summary["resumed_from_epoch"] == 2 and not (copy / "checkpoints" / "last.pt.tmp").exists()
@@ -290,30 +294,24 @@ def test_partial_checkpoint_is_never_loaded(mask_run, demo, tmp_path):
 
 
 def test_a_run_folder_refuses_another_member(mask_run, demo, tmp_path):
-    import shutil
-
     from ensemble_core.errors import TrainingError
     from ensemble_core.train import train_member
     ds, split = demo
     _, run_dir, _ = mask_run
     copy = tmp_path / "other"
-    shutil.copytree(run_dir, copy)
-    (copy / "DONE").unlink()
+    unfinished_copy(run_dir, copy)
     with pytest.raises(TrainingError, match="config_hash"):
         train_member(tiny_member("mask", epochs=3), ds, split, copy, quiet=True, registry=get_registry())
 
 
 def test_a_run_folder_refuses_another_split_and_is_left_as_it_was(mask_run, demo, tmp_path):
-    import shutil
-
     from ensemble_core.errors import TrainingError
     from ensemble_core.train import train_member
     from helpers_data import tree_state
     ds, (train_rows, val_rows) = demo
     member, run_dir, _ = mask_run
     copy = tmp_path / "other-split"
-    shutil.copytree(run_dir, copy)
-    (copy / "DONE").unlink()
+    unfinished_copy(run_dir, copy)
     before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
     state = tree_state(copy)
     other = (train_rows[1:], np.concatenate([val_rows, train_rows[:1]]))      # one row moved to validation
@@ -329,15 +327,12 @@ def test_a_run_folder_refuses_another_split_and_is_left_as_it_was(mask_run, demo
 def test_a_run_folder_refuses_to_resume_on_changed_labels(mask_run, demo, tmp_path):
     """Same rows, one training label changed: data_hash differs, the partial member is not resumed on it."""
     import dataclasses
-    import shutil
-
     from ensemble_core.errors import TrainingError
     from ensemble_core.train import train_member
     ds, split = demo
     member, run_dir, _ = mask_run
     copy = tmp_path / "changed-labels"
-    shutil.copytree(run_dir, copy)
-    (copy / "DONE").unlink()
+    unfinished_copy(run_dir, copy)
     train = ds.train.copy()
     row = train.index[split[0][0]]
     train.loc[row, "gender"] = 1 - train.loc[row, "gender"]
