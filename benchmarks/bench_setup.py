@@ -72,8 +72,8 @@ def given_data(path: str | Path) -> Path:
 
 def weights_label(backbones: list[dict[str, Any]]) -> str:
     """'from scratch' unless some backbone loads pretrained weights (download or local file)."""
-    pretrained = sorted({b["name"] for b in backbones
-                         if (b.get("params") or {}).get("pretrained") or (b.get("params") or {}).get("pretrained_path")})
+    from ensemble_core.registry import uses_weights
+    pretrained = sorted({b["name"] for b in backbones if uses_weights(b.get("params") or {})})
     if not pretrained:
         return "from scratch (no pretrained weights)"
     return f"pretrained weights for {', '.join(pretrained)}"

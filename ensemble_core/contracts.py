@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ensemble_core.errors import ComponentContractError, EnsembleCoreError
-from ensemble_core.registry import INJECTED_ARGS, KINDS, ComponentSpec, normalize_ref
+from ensemble_core.registry import INJECTED_ARGS, KINDS, WEIGHTS_RECORD_ATTR, ComponentSpec, normalize_ref
 
 # kinds whose check is cheap enough to run on every ``validate`` (no model is built)
 QUICK_KINDS: tuple[str, ...] = ("voter", "decision", "executor", "loss", "augmentation", "tta",
@@ -753,13 +753,81 @@ def check_dataset(s: Subject, thorough: bool = True) -> Any:
     return layout
 
 
+WEIGHTS_RECORD_KEYS = ("source", "file", "sha256", "loaded", "left_out", "input_config")
+
+
+def check_weights_record(s: Subject, record: Any, model: Any = None) -> None:
+    """What a weight source's ``load`` returned (and a member keeps in ``config.json``): a JSON-able dict with
+    every key of :data:`WEIGHTS_RECORD_KEYS`, ``loaded`` > 0 tensors (at most the model's), and ``input_config``
+    whose ``mean`` / ``std`` give one number per input channel (every std above 0): a wrong normalisation would
+    make every figure of the member silently worse."""
+    if not isinstance(record, Mapping):
+        raise s.fail(f"load(model, model_name) returned {type(record).__name__}; it must return the record dict "
+                     f"({', '.join(WEIGHTS_RECORD_KEYS)})")
+    missing = [k for k in WEIGHTS_RECORD_KEYS if k not in record]
+    if missing:
+        raise s.fail(f"load(model, model_name)'s record lacks {', '.join(missing)}")
+    try:
+        json.dumps(record)
+    except (TypeError, ValueError) as exc:
+        raise s.fail(f"load(model, model_name)'s record is not JSON-able ({exc}); it goes into config.json") from exc
+    n_tensors = len(model.state_dict()) if model is not None else None
+    loaded = record["loaded"]
+    if not isinstance(loaded, int) or isinstance(loaded, bool) or loaded <= 0 or (n_tensors and loaded > n_tensors):
+        raise s.fail(f"load(model, model_name)'s record says loaded={loaded!r}; a source that loads nothing must "
+                     f"raise instead (never random weights in silence)")
+    cfg = record["input_config"]
+    channels = _input_channels(model)
+    if not isinstance(cfg, Mapping):
+        raise s.fail("load(model, model_name)'s record has no input_config {mean, std, interpolation}")
+    for key in ("mean", "std"):
+        values = cfg.get(key)
+        ok = (isinstance(values, (list, tuple)) and len(values) == (channels or len(values)) and values
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+              and (key == "mean" or all(v > 0 for v in values)))
+        if not ok:
+            raise s.fail(f"load(model, model_name)'s input_config {key} is {values!r}; it must give one number per "
+                         f"input channel{f' ({channels})' if channels else ''}" + (", each above 0" if key == "std" else ""))
+
+
+def _input_channels(model: Any) -> int | None:
+    if model is None:
+        return None
+    for p in model.parameters():
+        if p.dim() == 4:
+            return int(p.shape[1])
+    return None
+
+
+def check_weights(s: Subject, thorough: bool = True, model_name: str | None = None) -> tuple[Any, list[str]]:
+    """``factory(**params)`` -> a weight source: ``problems(model_name)`` gives a list of strings (empty when it
+    can deliver) and ``load(model, model_name)`` is callable. With ``thorough`` and a ``model_name`` the source
+    can deliver (a timm architecture), the weights are loaded into a fresh 3-class model of it and the record
+    checked (:func:`check_weights_record`). Returns ``(source, problems)``."""
+    source = s.build()
+    problems_fn = s.need(source, "problems", "a weight source says why it cannot deliver: problems(model_name) -> "
+                                             "list[str]")
+    load = s.need(source, "load", "a weight source loads weights: load(model, model_name) -> record dict")
+    name = model_name or "resnet18"
+    problems = s.call(f"problems({name!r})", problems_fn, name)
+    if not isinstance(problems, list) or not all(isinstance(p, str) for p in problems):
+        raise s.fail(f"problems({name!r}) returned {problems!r}; it must return a list of strings (empty when the "
+                     f"source can deliver)")
+    if thorough and model_name and not problems:
+        import timm
+
+        model = timm.create_model(model_name, pretrained=False, num_classes=3)
+        check_weights_record(s, s.call(f"load(model, {model_name!r})", load, model, model_name), model)
+    return source, problems
+
+
 CHECKS: dict[str, Callable[..., Any]] = {
     "label_space": check_label_space, "dataset": check_dataset,
     "backbone": check_backbone, "augmentation": check_augmentation,
     "batch_augmentation": check_batch_augmentation, "loss": check_loss, "optimizer": check_optimizer,
     "scheduler": check_scheduler, "voter": check_voter, "label_transform": check_label_transform,
     "task": check_task, "tta": check_tta, "device_augmentation": check_device_augmentation,
-    "decision": check_decision, "splitter": check_splitter, "executor": check_executor,
+    "decision": check_decision, "splitter": check_splitter, "executor": check_executor, "weights": check_weights,
 }
 assert set(CHECKS) == set(KINDS), "every kind needs a contract check"
 
@@ -856,6 +924,9 @@ def check_member(member: Any, task: Any, model: Any, loss_fn: Any, registry: Any
         backbone = normalize_ref(member.backbone)
         subject = Subject("backbone", registry.get("backbone", backbone["name"]), backbone["params"], registry)
         check_backbone_model(subject, model, int(task.num_outputs), tuple(member.image_size))
+        record = getattr(model, WEIGHTS_RECORD_ATTR, None)
+        if record is not None:   # what the weight source loaded decides the member's input normalisation
+            check_weights_record(subject, record, model)
         heads = list(task.heads)
         loss_ref = normalize_ref(member.loss)
         if len(heads) == 1:

@@ -40,6 +40,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "ensemble_core_plugins.decisions",
     "ensemble_core_plugins.label_spaces",
     "ensemble_core_plugins.datasets",
+    "ensemble_core_plugins.weights",
 )
 
 

@@ -84,7 +84,7 @@ def test_ensemble_inference_tiny(results):
 def test_fail_fast_tiny(results):
     out = run_script([str(BENCH / "fail_fast.py"), "--tiny", "--append"], results)
     assert "| rerun of the finished run |" in out.stdout and "0 trained, 1 skipped, no data check" in out.stdout
-    assert "| pretrained resnet18, no network |" in out.stdout and "TrainingError naming pretrained_path" in out.stdout
+    assert "| pretrained resnet18, no network |" in out.stdout and "one-line error naming pretrained_path" in out.stdout
     assert "fail fast: rerun of a finished run" in results.read_text()
 
 

@@ -18,6 +18,7 @@ from ensemble_core.metrics import accuracy, confusion, f1_per_class, macro_f1, m
 from ensemble_core.atomic import atomic_write_json, atomic_write_text
 from ensemble_core.runfolder import CONFUSION_FILE, METRICS_FILE, REPORT_FILE
 from ensemble_core.labelspace import MASK_STATUS
+from ensemble_core.registry import uses_weights
 from ensemble_core.metrics import plot_confusion
 
 SEED_REFERENCE = {
@@ -105,8 +106,7 @@ def _fmt(x: Any, digits: int = 4) -> str:
 
 
 def weights_origin(members: list[Mapping[str, Any]]) -> str:
-    pretrained = sorted({m["backbone"]["name"] for m in members
-                         if m["backbone"]["params"].get("pretrained") or m["backbone"]["params"].get("pretrained_path")})
+    pretrained = sorted({m["backbone"]["name"] for m in members if uses_weights(m["backbone"]["params"])})
     if not pretrained:
         return "trained from scratch (no pretrained weights)"
     return f"pretrained weights for {', '.join(pretrained)}"
