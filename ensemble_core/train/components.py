@@ -12,6 +12,7 @@ from ensemble_core.errors import TrainingError
 from ensemble_core.labels import Task
 from ensemble_core import tasks
 from ensemble_core.registry import normalize_ref
+from ensemble_core.train.finetune import apply_lr_scales, layer_decay_groups
 from ensemble_core.train.schedule import ScheduledLR
 
 
@@ -79,6 +80,13 @@ def build_loss(member, task: Task, registry) -> nn.Module:
 
 
 def build_optimizer(member, model: nn.Module, registry) -> torch.optim.Optimizer:
+    """The member's optimizer over the model's parameters; with ``layer_decay``, over timm's layer groups, each
+    group's learning rate scaled (:mod:`ensemble_core.train.finetune`)."""
+    if member.layer_decay:
+        optimizer = registry.build("optimizer", member.optimizer, layer_decay_groups(model, member.layer_decay),
+                                   field="optimizer")
+        apply_lr_scales(optimizer)
+        return optimizer
     params = [p for p in model.parameters() if p.requires_grad]
     return registry.build("optimizer", member.optimizer, params, field="optimizer")
 

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ensemble_core.data.device_augment import build_device_augment, split_augmentations
-from ensemble_core.data.images import ImageCache, ImageDataset, build_transforms, image_cache
+from ensemble_core.data.images import DEFAULT_INPUTS, ImageCache, ImageDataset, InputConfig, build_transforms, image_cache
 from ensemble_core.errors import TrainingError
 from ensemble_core.labels import Task
 
@@ -112,7 +112,7 @@ class MemberLoaders:
     """Train / validation / eval loaders over one image cache, with a seed-determined training order."""
 
     def __init__(self, samples: MemberSamples, member, registry, image_cache: ImageCache | None, seed: int,
-                 pin_memory: bool = False):
+                 pin_memory: bool = False, inputs: InputConfig = DEFAULT_INPUTS):
         labelled = list(dict.fromkeys(str(p) for p in list(samples.train["path"]) + list(samples.val["path"])))
         self.cache = image_cache_for(labelled, member.load_size, image_cache)
         self.eval_cache = None
@@ -128,11 +128,11 @@ class MemberLoaders:
         on_device = member.augment_on == "device"
         worker_augs, device_augs = (split_augmentations(member.augmentations, registry) if on_device
                                     else (member.augmentations, []))
-        self.device_augment = build_device_augment(device_augs, registry) if on_device else None
+        self.device_augment = build_device_augment(device_augs, registry, inputs) if on_device else None
         train_tf = build_transforms(member.preprocess, worker_augs, member.image_size, registry, train=True,
-                                    normalize=not on_device)
+                                    normalize=not on_device, inputs=inputs)
         eval_size = member.eval_image_size or member.image_size   # train low, test high
-        eval_tf = build_transforms(member.preprocess, [], eval_size, registry, train=False)
+        eval_tf = build_transforms(member.preprocess, [], eval_size, registry, train=False, inputs=inputs)
         if hasattr(train_tf, "set_random_seed"):
             train_tf.set_random_seed(seed)
         self.train_set = EpochSeededSamples(ImageDataset(self.cache, self.cache.rows_of(samples.train["path"]),
