@@ -37,9 +37,11 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def ensemble_register_backbones() -> list[ComponentSpec]:
     """Backbones. Factory: ``factory(num_classes: int, **params) -> torch.nn.Module``.
 
-    ``params`` usually include ``pretrained`` (bool) and ``pretrained_path``
-    (local checkpoint). The module maps an image batch ``(N, 3, H, W)`` to
-    logits ``(N, num_classes)``.
+    ``params`` usually include ``weights`` (a component of the ``weights`` kind;
+    ``pretrained`` / ``pretrained_path`` are its short forms). The module maps an
+    image batch ``(N, 3, H, W)`` to logits ``(N, num_classes)``. A backbone that
+    loaded pretrained weights sets ``model.weights_record`` to its weight source's
+    record, whose ``input_config`` decides how the member normalises its images.
     """
 
 

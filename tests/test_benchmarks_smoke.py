@@ -61,6 +61,7 @@ def test_cpu_preset_report_tiny(results, tmp_path):
     # proxies only (no default run): the same table in a section of its own
     out = run_script([str(BENCH / "cpu_preset.py"), "--proxy", str(run), "--proxy", str(run)], results)
     assert "| (reference) |" in out.stdout and "| wall time" not in out.stdout
+    assert " G px, " in out.stdout            # the training compute of each proxy (issue 26's equal-compute table)
     assert "best.py small proxies" in results.read_text()
 
 
