@@ -25,6 +25,23 @@ class MedianVoteWithoutCall:
         return self
 
 
+class MedianVoteFillingUnpredicted:
+    """Returns uniform rows on the images no member predicted (a reading of "finite rows summing to 1")."""
+
+    def fit(self, probs, targets):
+        return self
+
+    def __call__(self, probs):
+        with np.errstate(all="ignore"):
+            import warnings
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out = np.nanmedian(probs, axis=0)
+        out = out / out.sum(axis=1, keepdims=True)
+        out[np.isnan(out).any(axis=1)] = 1.0 / out.shape[1]
+        return out
+
+
 def per_sample_loss():
     import torch
 
@@ -77,7 +94,8 @@ def _plugin():
 
     @hookimpl
     def ensemble_register_voters():
-        return [ComponentSpec("median_nocall", "voter", f"{here}:MedianVoteWithoutCall")]
+        return [ComponentSpec("median_nocall", "voter", f"{here}:MedianVoteWithoutCall"),
+                ComponentSpec("median_filling", "voter", f"{here}:MedianVoteFillingUnpredicted")]
 
     @hookimpl
     def ensemble_register_losses():
@@ -120,6 +138,14 @@ def test_check_component_catches_a_voter_without_call(catalog):
     assert "a voter must be callable as voter(probs) -> (N, C)" in message
 
 
+def test_check_component_catches_a_voter_that_fills_the_images_no_member_predicted(catalog):
+    """The contract's rule (docs/ARCHITECTURE.md): rows no member predicted stay NaN. The kit's out-of-fold data
+    has such images, so a voter that fills them fails the kit (the engine masks them anyway)."""
+    message = expect("voter", "median_filling", "image(s) no member predicted; leave those rows NaN", catalog)
+    assert "gave values on 40 of the 40 image(s)" in message
+    check_component("voter", "soft", registry=catalog)     # the built-in keeps them NaN
+
+
 def test_check_component_catches_a_loss_that_is_not_a_scalar(catalog):
     message = expect("loss", "per_sample", "gave shape (8,)", catalog)
     assert "a loss must return a scalar float tensor" in message
@@ -150,10 +176,11 @@ def test_check_component_passes_good_components_and_asks_for_required_parameters
 def test_components_and_parametrize_select_by_kind_and_plugin(catalog):
     assert components(plugin=PLUGIN, registry=catalog) == [
         ("backbone", "wide"), ("augmentation", "as_float"), ("augmentation", "grey"), ("loss", "per_sample"),
-        ("voter", "median_nocall"), ("executor", "lossy")]
+        ("voter", "median_filling"), ("voter", "median_nocall"), ("executor", "lossy")]
     assert ("voter", "soft") in components("voters", registry=catalog)
     mark = parametrize_components("voter", plugin=PLUGIN, registry=catalog)
-    assert mark.args[0] == "kind, name" and [p.id for p in mark.args[1]] == ["voter:median_nocall"]
+    assert mark.args[0] == "kind, name" and [p.id for p in mark.args[1]] == ["voter:median_filling",
+                                                                            "voter:median_nocall"]
     with pytest.raises(ValueError, match="no registered component matches"):
         parametrize_components(plugin="no_such_plugin", registry=catalog)
 

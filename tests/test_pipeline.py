@@ -137,3 +137,41 @@ def test_run_member_job_reports_a_failure_with_its_traceback_file(tmp_path):
     result = run_member_job(job, dataset=object())
     assert result.status == "failed" and "TypeError" in result.error
     assert "Traceback" in (tmp_path / "m" / ERROR_FILE).read_text()
+
+
+class FillingSoftVote:
+    """A plugin voter that reads "(N, C) finite rows summing to 1" as "fill the images no member predicted with
+    uniform rows" (issue 28): the engine must mask those rows itself, so the run's figures cannot change."""
+
+    def fit(self, probs, targets):
+        return self
+
+    def __call__(self, probs):
+        from ensemble_core.ensemble.voting import SoftVote
+        out = SoftVote()(probs)
+        out[np.isnan(out).any(axis=1)] = 1.0 / out.shape[1]
+        return out
+
+
+def test_a_voter_that_fills_unpredicted_rows_gives_the_figures_of_one_that_keeps_them_nan(demo_dir, tmp_path):
+    from ensemble_core import ComponentSpec, hookimpl
+    from ensemble_core.manager import build_catalog
+    from helpers_pipeline import plugin_module
+
+    @hookimpl
+    def ensemble_register_voters():
+        return [ComponentSpec("filling", "voter", f"{__name__}:FillingSoftVote")]
+
+    registry = build_catalog([plugin_module("filling_plugin", locals())], autoload=False).registry
+    recipe = load_recipe_module("full").build(TINY)
+    runs = {}
+    for voter in ("soft", "filling"):
+        recipe["voter"] = {"name": voter}
+        runs[voter] = run_recipe(recipe, data_dir=demo_dir, out_dir=tmp_path / voter, quiet=True, registry=registry,
+                                 executor=TruthExecutor(demo_dir / "eval" / "answers.csv", wrong_split=1)).metrics
+    soft, filling = runs["soft"]["oof"], runs["filling"]["oof"]
+    assert 0 < soft["n_images"] < soft["n_train_images"]     # 3 splits of 20 % leave images no member predicted
+    assert (filling["n_images"], filling["macro_f1"], filling["confusion"]) == \
+        (soft["n_images"], soft["macro_f1"], soft["confusion"])
+    for task, summary in runs["filling"]["tasks"].items():
+        assert summary["n_oof_images"] == runs["soft"]["tasks"][task]["n_oof_images"], task
