@@ -670,3 +670,24 @@ def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | No
     if problems:
         raise RecipeError(problems, source)
     return recipe
+
+
+def validate_run(recipe: Recipe | Mapping[str, Any], registry=None, source: str | None = None,
+                 **replace: Any) -> Recipe:
+    """The check every entry point that builds components makes first (``run``, ``ensemble``, ``tune``,
+    ``predict``): ``recipe`` with the top-level fields a command's flags replace (``voter=``, ``decision=``,
+    ``dataset=``, ...; None keeps the recipe's), validated with the cheap contract checks (:func:`validate`), so a
+    broken or misspelt component is one line naming it and its plugin before anything is built or written.
+    Returns the validated :class:`Recipe` with the replacements applied."""
+    if not isinstance(recipe, Recipe):
+        recipe = Recipe.from_dict(recipe, source=source)
+    changes = {k: v for k, v in replace.items() if v is not None}
+    unknown = sorted(set(changes) - set(TOP_LEVEL))
+    if unknown:
+        raise TypeError(f"validate_run: {', '.join(unknown)} are not top-level recipe fields ({', '.join(TOP_LEVEL)})")
+    if changes:
+        shown = ", ".join(f"{k} {normalize_ref(v)['name'] if isinstance(v, (str, Mapping)) else v!r}"
+                          for k, v in changes.items())
+        source = f"{source or 'recipe'} with {shown}"
+        recipe = Recipe.from_dict({**recipe.to_dict(), **changes}, source=source)
+    return validate(recipe, registry=registry, source=source)

@@ -235,6 +235,51 @@ def test_a_recipe_with_a_broken_voter_trains_no_member(catalog, demo_dir, tmp_pa
     assert CountingExecutor.jobs == 0 and not out.exists()
 
 
+def test_the_ensemble_command_refuses_a_broken_voter_in_one_line(catalog, demo_dir, tmp_path, monkeypatch, capsys):
+    """`ensemble RUN --voter X` runs the contract check `run` runs (recipe.validate_run) before it builds anything:
+    one line and exit 1, not a 28-line traceback ending in TypeError: 'MedianVoter' object is not callable."""
+    from ensemble_core.cli import main as cli_main
+    from ensemble_core.manager import set_catalog
+    from ensemble_core.pipeline import run_recipe
+    from ensemble_core.runfolder import METRICS_FILE
+    from helpers_pipeline import TruthExecutor
+
+    monkeypatch.setattr("ensemble_core.manager._CATALOG", None)
+    set_catalog(catalog)
+    out = tmp_path / "run"
+    run_recipe(recipe_with(), data_dir=demo_dir, out_dir=out, quiet=True, registry=catalog.registry,
+               executor=TruthExecutor(demo_dir / "eval" / "answers.csv"))
+    before = (out / METRICS_FILE).read_text()
+    capsys.readouterr()
+    assert cli_main(["ensemble", str(out), "--voter", "median_nocall", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: recipe "), err
+    assert (f"voter: voter 'median_nocall' (plugin {PLUGIN}): the built object (MedianVoteWithoutCall) has no "
+            f"__call__") in err
+    assert (out / METRICS_FILE).read_text() == before       # nothing was rewritten
+
+
+def test_tune_refuses_a_broken_voter_of_its_space_in_one_line_before_any_trial(catalog, demo_dir, tmp_path,
+                                                                              monkeypatch, capsys):
+    import json
+
+    from ensemble_core.cli import main as cli_main
+    from ensemble_core.manager import set_catalog
+
+    pytest.importorskip("optuna")
+    monkeypatch.setattr("ensemble_core.manager._CATALOG", None)
+    set_catalog(catalog)
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe_with()))
+    (tmp_path / "space.yaml").write_text("voter.name: {type: categorical, choices: [soft, median_nocall]}\n")
+    capsys.readouterr()
+    assert cli_main(["tune", str(tmp_path / "recipe.json"), "--space", str(tmp_path / "space.yaml"), "--trials", "2",
+                     "--out_dir", str(tmp_path / "out"), "--data_dir", str(demo_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "space field 'voter.name' = 'median_nocall'" in err, err
+    assert f"voter 'median_nocall' (plugin {PLUGIN}): the built object (MedianVoteWithoutCall) has no __call__" in err
+    assert not (tmp_path / "out" / "trials").exists()
+
+
 def test_a_member_with_a_backbone_of_the_wrong_width_fails_before_its_first_epoch(catalog, demo_dir, tmp_path):
     from ensemble_core.data.layout import load_dataset
     from ensemble_core.train import train_member
