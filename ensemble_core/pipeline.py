@@ -37,7 +37,7 @@ from ensemble_core.errors import DataError, EnsembleCoreError, RecipeError, Trai
 from ensemble_core.executors import Executor, MemberJob, MemberResult
 from ensemble_core.runfolder import (DATA_CHECK_FILE, DECISION_FILE, DONE_FILE, ENSEMBLE_EVAL_FILE, ERROR_FILE,
                                      RECIPE_FILE, RUN_FILE, SPLITS_FILE, SUBMISSION_FILE, member_dir, members_dir)
-from ensemble_core.recipe import Member, Recipe, parse_bool, validate_run
+from ensemble_core.recipe import Member, Recipe, parse_bool, shadowed_defaults, validate_run
 from ensemble_core.registry import normalize_ref
 from ensemble_core.labelspace import MASK_STATUS
 from ensemble_core.stopping import RunInterrupted, signal_exit_status
@@ -266,6 +266,7 @@ def write_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: Path, dat
         metrics["eval"]["predicted_class_counts"] = {n: int(c) for n, c in zip(space.class_names(), counts)}
     metrics["recipe"] = recipe.name
     metrics["data_dir"] = str(data_dir)
+    metrics["notes"] = list(metrics.get("notes") or []) + shadowed_defaults(recipe)
     paths: dict[str, Path] = {}
     submission = None
     order = getattr(dataset, "eval_order", None)

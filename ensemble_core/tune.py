@@ -383,7 +383,7 @@ def tune(recipe_path: str | Path, space: str | Path, trials: int, out_dir: str |
         raise TuneError('tune needs Optuna: pip install -e ".[tune]"') from exc
     from ensemble_core.manager import get_registry
     from ensemble_core.pipeline import run_recipe
-    from ensemble_core.recipe import Recipe, validate_run
+    from ensemble_core.recipe import Recipe, shadowed_defaults, validate_run
     from ensemble_core.stopping import RunInterrupted, clear_stop
 
     def say(msg: str) -> None:
@@ -395,6 +395,8 @@ def tune(recipe_path: str | Path, space: str | Path, trials: int, out_dir: str |
     base, preset_name = load_recipe(recipe_path, preset)
     # the contract check of a run (every trial's components are checked by check_space below)
     validate_run(base, registry=get_registry(), source=str(recipe_path), dataset=dataset)
+    for warning in shadowed_defaults(base):
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     if dataset is not None:   # --dataset: the data layout every trial reads (image_folder, csv, ...)
         base = {**base, "dataset": dataset}
     dims = load_space(space)

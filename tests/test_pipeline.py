@@ -175,3 +175,14 @@ def test_a_voter_that_fills_unpredicted_rows_gives_the_figures_of_one_that_keeps
         (soft["n_images"], soft["macro_f1"], soft["confusion"])
     for task, summary in runs["filling"]["tasks"].items():
         assert summary["n_oof_images"] == runs["soft"]["tasks"][task]["n_oof_images"], task
+
+
+def test_the_report_says_a_default_that_every_task_sets_itself_changed_no_member(demo_dir, tmp_path):
+    recipe = load_recipe_module("single18").build(TINY)
+    recipe["defaults"]["loss"] = "focal"                       # single18's one task names its own loss
+    result = run_recipe(recipe, data_dir=demo_dir, out_dir=tmp_path / "run", quiet=True,
+                        executor=TruthExecutor(demo_dir / "eval" / "answers.csv"))
+    note = ("defaults.loss changes no member: every task entry sets its own loss (tasks[0] all18), and a task's "
+            "field wins over defaults")
+    assert sum(n.startswith(note) for n in result.metrics["notes"]) == 1
+    assert note in result.report.read_text()
