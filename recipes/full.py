@@ -1,4 +1,4 @@
-"""The seed, exactly (docs/SEED.md): mask, gender, male age and female age models, 3 person-level
+"""The seed, exactly (docs/ENSEMBLE.md, "The seed"): mask, gender, male age and female age models, 3 person-level
 shuffle splits each, soft vote per task, 18 classes = mask x gender x (age model of that gender).
 
     fire recipes/full.py run                        # demo data, CPU-sized (preset auto -> small)
@@ -11,7 +11,7 @@ shuffle splits each, soft vote per task, 18 classes = mask x gender x (age model
 - gender / age_male / age_female: tf_efficientnet_b3_ns, RandomBrightnessContrast, HueSaturationValue,
   CLAHE, the same crop, 0.3 cross-entropy + 0.7 F1 loss, Adam(lr=1e-5, weight_decay=1e-5),
   CosineAnnealingWarmRestarts(eta_min=1e-7); ages relabelled 60+ from 58 (men) and 57 (women).
-Settings SEED.md leaves open are listed in ensemble_core.presets.SEED_CHOICES.
+Settings the seed's write-up leaves open are listed in ensemble_core.presets.SEED_CHOICES.
 """
 from __future__ import annotations
 

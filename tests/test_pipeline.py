@@ -175,6 +175,19 @@ def test_a_voter_that_fills_unpredicted_rows_gives_the_figures_of_one_that_keeps
         (soft["n_images"], soft["macro_f1"], soft["confusion"])
     for task, summary in runs["filling"]["tasks"].items():
         assert summary["n_oof_images"] == runs["soft"]["tasks"][task]["n_oof_images"], task
+    # the report names a plugin's voter as the recipe does, not <module.FillingSoftVote object at 0x...>
+    report = (tmp_path / "filling" / "report.md").read_text()
+    assert "| mask | 3 | filling |" in report and "- voter: `filling`" in report and " object at 0x" not in report
+
+
+def test_the_report_shows_a_voter_as_the_recipe_names_it_with_its_weights_per_group():
+    from ensemble_core.ensemble.report import component_text, voter_cell
+
+    assert component_text("median") == "median"
+    assert component_text({"name": "weighted_soft", "params": {"weights": [2, 1]}}) == 'weighted_soft {"weights": [2, 1]}'
+    task = {"voter": "weighted_soft", "groups": ["resnet18", "resnet18", "vit"], "weights": [0.75, 0.75, 0.25]}
+    assert voter_cell(task) == "weighted_soft (weights resnet18 0.75, vit 0.25)"
+    assert voter_cell({"voter": "soft", "groups": ["a"], "weights": None}) == "soft"
 
 
 def test_the_report_says_a_default_that_every_task_sets_itself_changed_no_member(demo_dir, tmp_path):
