@@ -440,14 +440,18 @@ def check_device_augmentation(s: Subject, thorough: bool = True) -> None:
         raise s.fail("on a batch in 0..1 it returned non-finite values")
 
 
+UNPREDICTED_EVERY = 10   # with ``nan``, every 10th person is in no member's fold: images no member predicts
+
+
 def voter_data(n_members: int = 4, n: int = 400, n_classes: int = 5, seed: int = 0, nan: bool = True):
-    """(M, N, C) probabilities (NaN outside each member's fold when ``nan``), targets, groups, persons."""
+    """(M, N, C) probabilities, targets, groups, persons. With ``nan`` they are out-of-fold: NaN outside each
+    member's fold, and the people of every ``UNPREDICTED_EVERY``-th are in no fold (NaN for every member)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     y = rng.integers(0, n_classes, size=n) if nan else np.arange(n) % n_classes
     persons = np.arange(n) // 4
-    fold = persons % 2
+    fold = np.where(persons % UNPREDICTED_EVERY == UNPREDICTED_EVERY - 1, -1, persons % 2)
     probs = np.full((n_members, n, n_classes), np.nan)
     for m in range(n_members):
         z = rng.normal(size=(n, n_classes))
@@ -459,8 +463,10 @@ def voter_data(n_members: int = 4, n: int = 400, n_classes: int = 5, seed: int =
 
 
 def check_voter(s: Subject, thorough: bool = True) -> None:
-    """``fit(probs, targets[, groups, persons]) -> self`` and ``voter(probs) -> (N, C)`` finite rows summing
-    to 1; thorough: on NaN-padded out-of-fold probabilities and on NaN-free eval ones, plus ``crossfit_oof``."""
+    """``fit(probs, targets[, groups, persons]) -> self`` and ``voter(probs) -> (N, C)``: finite rows summing
+    to 1 on every image some member predicted, NaN rows on the images no member predicted (the engine masks
+    those rows itself too, so a run's figures never count them). Thorough: on NaN-padded out-of-fold
+    probabilities (with images no member predicted) and on NaN-free eval ones, plus ``crossfit_oof``."""
     import numpy as np
 
     voter = s.build()
@@ -482,14 +488,20 @@ def check_voter(s: Subject, thorough: bool = True) -> None:
     cases = [("probs", probs)] + ([("NaN-free probs", np.nan_to_num(probs, nan=0.2))] if thorough else [])
     for label, data in cases:
         out = s.call(f"voter({label} ({m}, {n}, {c}))", voter, data)
-        out = np.asarray(out) if out is not None else out
+        out = np.asarray(out, dtype=np.float64) if out is not None else out
         if out is None or out.shape != (n, c):
             raise s.fail(f"voter({label} ({m}, {n}, {c})) gave {_shape(out)}; a voter must give ({n}, {c})")
-        if not np.isfinite(out).all():
+        predicted = ~np.isnan(data).any(axis=2).all(axis=0)    # images some member predicted
+        if not np.isfinite(out[predicted]).all():
             raise s.fail(f"voter({label} ({m}, {n}, {c})) gave non-finite rows; every image a member predicts "
                          f"must get finite probabilities")
-        if label == "probs" and not np.allclose(out.sum(axis=1), 1.0, atol=1e-6):
+        if label == "probs" and not np.allclose(out[predicted].sum(axis=1), 1.0, atol=1e-6):
             raise s.fail(f"voter(probs ({m}, {n}, {c})) gave rows that do not sum to 1")
+        filled = int((~np.isnan(out[~predicted]).all(axis=1)).sum())
+        if filled:
+            raise s.fail(f"voter({label} ({m}, {n}, {c})) gave values on {filled} of the {int((~predicted).sum())} "
+                         f"image(s) no member predicted; leave those rows NaN (a vote of nobody), as the "
+                         f"engine does")
     crossfit = getattr(voter, "crossfit_oof", None)
     if crossfit is not None and np.shape(crossfit) != (n, c):
         raise s.fail(f"its crossfit_oof has shape {np.shape(crossfit)}; it must be the out-of-fold votes ({n}, {c})")

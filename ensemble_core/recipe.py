@@ -715,3 +715,52 @@ def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | No
     if problems:
         raise RecipeError(problems, source)
     return recipe
+
+
+def _task_label(entry: Any) -> str:
+    try:
+        return normalize_ref(entry.get("task"))["name"]
+    except (TypeError, KeyError, AttributeError):
+        return "?"
+
+
+def shadowed_defaults(recipe: Recipe | Mapping[str, Any]) -> list[str]:
+    """One warning per ``defaults`` field that every task entry sets itself, so that it changes no member (a task
+    entry's own field wins over ``defaults``, which wins over :data:`MEMBER_DEFAULTS`), naming the tasks: what
+    ``validate`` and ``run`` print, and the run's report notes. ``--defaults.loss=X`` on a recipe whose tasks
+    all name their loss would otherwise train every member with the tasks' losses and say nothing."""
+    if not isinstance(recipe, Recipe):
+        recipe = Recipe.from_dict(recipe)
+    entries = recipe.tasks if isinstance(recipe.tasks, list) else []
+    if not isinstance(recipe.defaults, Mapping) or not entries or not all(isinstance(e, Mapping) for e in entries):
+        return []
+    notes = []
+    for key in recipe.defaults:
+        setters = ("backbone", "backbones") if key == "backbone" else (key,)
+        if all(any(k in entry for k in setters) for entry in entries):
+            tasks = ", ".join(f"tasks[{i}] {_task_label(e)}" for i, e in enumerate(entries))
+            notes.append(f"defaults.{key} changes no member: every task entry sets its own {key} ({tasks}), and a "
+                         f"task's field wins over defaults; set it per task (e.g. --tasks.0.{key}=...) or remove "
+                         f"{key} from the tasks")
+    return notes
+
+
+def validate_run(recipe: Recipe | Mapping[str, Any], registry=None, source: str | None = None,
+                 **replace: Any) -> Recipe:
+    """The check every entry point that builds components makes first (``run``, ``ensemble``, ``tune``,
+    ``predict``): ``recipe`` with the top-level fields a command's flags replace (``voter=``, ``decision=``,
+    ``dataset=``, ...; None keeps the recipe's), validated with the cheap contract checks (:func:`validate`), so a
+    broken or misspelt component is one line naming it and its plugin before anything is built or written.
+    Returns the validated :class:`Recipe` with the replacements applied."""
+    if not isinstance(recipe, Recipe):
+        recipe = Recipe.from_dict(recipe, source=source)
+    changes = {k: v for k, v in replace.items() if v is not None}
+    unknown = sorted(set(changes) - set(TOP_LEVEL))
+    if unknown:
+        raise TypeError(f"validate_run: {', '.join(unknown)} are not top-level recipe fields ({', '.join(TOP_LEVEL)})")
+    if changes:
+        shown = ", ".join(f"{k} {normalize_ref(v)['name'] if isinstance(v, (str, Mapping)) else v!r}"
+                          for k, v in changes.items())
+        source = f"{source or 'recipe'} with {shown}"
+        recipe = Recipe.from_dict({**recipe.to_dict(), **changes}, source=source)
+    return validate(recipe, registry=registry, source=source)

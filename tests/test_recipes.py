@@ -145,3 +145,40 @@ def test_run_help_prints_usage_instead_of_training(path, capsys, tmp_path, monke
     out = capsys.readouterr().out
     assert f"fire recipes/{path.stem}.py run" in out and "--preset" in out and "--defaults.epochs=2" in out
     assert not (tmp_path / "runs").exists(), "--help must not start a run"
+
+
+SHADOWED_LOSS = ("warning: defaults.loss changes no member: every task entry sets its own loss (tasks[0] mask, "
+                 "tasks[1] gender, tasks[2] age_male, tasks[3] age_female)")
+
+
+def test_a_default_that_every_task_sets_itself_is_reported_once_naming_the_tasks(demo_dir, tmp_path, capsys,
+                                                                                monkeypatch):
+    """Issue 28: --defaults.loss=X on full.py was accepted and changed nothing (every task names its loss)."""
+    from ensemble_core.cli import main as cli_main
+    from ensemble_core.errors import EnsembleCoreError
+    from ensemble_core.recipe import shadowed_defaults
+
+    full = load(REPO / "recipes" / "full.py")
+    data = full.recipe("small", **{"defaults.loss": "focal"})
+    assert capsys.readouterr().err.count(SHADOWED_LOSS) == 1
+    assert full.recipe("small", **{"defaults.epochs": 2}) and capsys.readouterr().err == ""
+    one = {**data, "tasks": data["tasks"][:1] + [{k: v for k, v in t.items() if k != "loss"} for t in data["tasks"][1:]]}
+    assert shadowed_defaults(one) == []          # a default that reaches one task is a default
+    backbones = {"version": 1, "name": "b", "defaults": {"backbone": "resnet18"},
+                 "tasks": [{"task": "all18", "backbones": ["resnet18", "resnet34"]}]}
+    assert [w.split(":")[0] for w in shadowed_defaults(backbones)] == ["defaults.backbone changes no member"]
+
+    def stop(*args, **kwargs):   # the warning comes before the run: stop there instead of training
+        raise EnsembleCoreError("stopped before training")
+
+    monkeypatch.setattr("ensemble_core.pipeline.run_recipe", stop)
+    with pytest.raises(SystemExit):
+        full.run(data_dir=str(demo_dir), out_dir=str(tmp_path / "run"), preset="small", **{"defaults.loss": "focal"})
+    err = capsys.readouterr().err
+    assert err.count(SHADOWED_LOSS) == 1 and "error: stopped before training" in err, err
+
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(__import__("json").dumps(data))
+    assert cli_main(["validate", str(recipe)]) == 0
+    captured = capsys.readouterr()
+    assert "valid" in captured.out and captured.err.count(SHADOWED_LOSS) == 1
