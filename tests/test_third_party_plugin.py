@@ -60,9 +60,9 @@ def test_the_template_is_installed_into_the_fresh_environment_not_this_one(fresh
 
 def test_plugins_list_and_show_find_the_template_through_its_entry_point(fresh):
     plugins = fresh.run("-m", "ensemble_core", "plugins").stdout
-    assert "ensemble_extra  (entry point ensemble_extra.plugin (ensemble-extra 0.1.0); 4 component(s))" in plugins
+    assert "ensemble_extra  (entry point ensemble_extra.plugin (ensemble-extra 0.1.0); 5 component(s))" in plugins
     listed = fresh.run("-m", "ensemble_core", "list").stdout
-    for name in ("tiny_cnn", "random_grey", "poly1_cross_entropy", "median"):
+    for name in ("tiny_cnn", "random_grey", "poly1_cross_entropy", "median", "team_folder"):
         assert any(name in line and "[ensemble_extra]" in line for line in listed.splitlines()), name
     shown = fresh.run("-m", "ensemble_core", "show", "loss", "poly1_cross_entropy").stdout
     assert "origin:  ensemble_extra" in shown and "epsilon" in shown
@@ -76,7 +76,7 @@ def test_the_autoload_switch_hides_the_template(fresh):
 def test_the_templates_own_tests_pass_from_its_fresh_install(fresh):
     """The template's tests use ensemble_core.testing (parametrize_components + check_component) as its author would."""
     proc = fresh.run("-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=fresh.plugin)
-    assert "9 passed" in proc.stdout, proc.stdout[-2000:]
+    assert "11 passed" in proc.stdout, proc.stdout[-2000:]
 
 
 def test_a_tiny_demo_run_trains_with_the_templates_components(fresh, demo_dir, tmp_path):

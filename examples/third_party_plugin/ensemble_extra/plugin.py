@@ -33,3 +33,10 @@ def ensemble_register_backbones():
     return [ComponentSpec(
         name="tiny_cnn", kind="backbone", factory="ensemble_extra.backbones:TinyCNN",
         description="a small conv net trained from scratch (width, depth, dropout)")]
+
+
+@hookimpl
+def ensemble_register_weights():
+    return [ComponentSpec(
+        name="team_folder", kind="weights", factory="ensemble_extra.weights:TeamFolderWeights",
+        description="state dicts from a team's shared folder, <architecture>.safetensors (offline clusters)")]

@@ -19,7 +19,8 @@ def test_component_keeps_its_contract(kind, name):
 
 def test_every_component_is_registered_through_the_entry_point():
     assert components(plugin=PLUGIN) == [("backbone", "tiny_cnn"), ("augmentation", "random_grey"),
-                                         ("loss", "poly1_cross_entropy"), ("voter", "median")]
+                                         ("loss", "poly1_cross_entropy"), ("voter", "median"),
+                                         ("weights", "team_folder")]
 
 
 def test_components_keep_their_contract_with_other_parameters():
@@ -65,3 +66,15 @@ def test_random_grey_makes_the_three_channels_equal():
         image=image)["image"]
     assert grey.dtype == np.uint8 and grey.shape == image.shape
     assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
+
+
+def test_team_folder_loads_a_timm_model_and_names_a_missing_file(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    save_file(timm.create_model("test_resnet").state_dict(), str(tmp_path / "test_resnet.safetensors"))
+    # the kit loads the weights into a fresh 3-class model and checks the record
+    source, problems = check_component("weights", "team_folder", {"folder": str(tmp_path)}, model_name="test_resnet")
+    assert problems == []
+    said = source.problems("resnet18")
+    assert len(said) == 1 and "no resnet18.safetensors" in said[0]
