@@ -62,6 +62,10 @@ def test_cpu_preset_report_tiny(results, tmp_path):
     out = run_script([str(BENCH / "cpu_preset.py"), "--proxy", str(run), "--proxy", str(run)], results)
     assert "| (reference) |" in out.stdout and "| wall time" not in out.stdout
     assert " G px, " in out.stdout            # the training compute of each proxy (issue 26's equal-compute table)
+    # votes of proxies (the same run twice: the vote equals the member, never ahead of it)
+    out = run_script([str(BENCH / "proxy_votes.py"), "--root", str(tmp_path), "run", "run+run"], results)
+    assert "| run + run | 2 |" in out.stdout and "| +0.0000 (0%) |" in out.stdout
+    assert "proxy votes: one family or two" in results.read_text()
     assert "best.py small proxies" in results.read_text()
 
 
