@@ -99,16 +99,27 @@ def epochs_of(curve: list[dict], key: str, fmt: str) -> str:
     return " ".join("-" if e.get(key) is None else format(e[key], fmt) for e in curve)
 
 
+def entry_fields(recipe: dict, i: int) -> dict:
+    """Task entry ``i``'s member fields: the recipe's defaults with the entry's own fields over them."""
+    return {**recipe["defaults"], **recipe["tasks"][i]}
+
+
 def member_setting(recipe: dict) -> str:
-    df = recipe["defaults"]
+    """Each task entry's backbone, size, epochs (and its own speed settings), then what they share."""
     split = recipe["split"]
-    return (f"{recipe['tasks'][0]['backbone']['name']} {df['image_size'][0]}x{df['image_size'][1]}, "
-            f"{df['epochs']} epochs, batch {df['batch_size']}, split {split['name']} "
+    families = []
+    for i in range(len(recipe["tasks"])):
+        f = entry_fields(recipe, i)
+        bb = f["backbone"] if isinstance(f["backbone"], str) else f["backbone"]["name"]
+        families.append(f"{bb} {f['image_size'][0]}x{f['image_size'][1]}, {f['epochs']} epochs, channels_last "
+                        f"{f.get('channels_last', 'auto')}"
+                        + (f", val_every {f['val_every']}" if f.get("val_every", 1) != 1 else ""))
+    df = recipe["defaults"]
+    return ("; ".join(families) + f"; batch {df['batch_size']}, split {split['name']} "
             f"{json.dumps(split.get('params', {}))}, executor {recipe['executor']['name']}, "
-            f"threads {df.get('threads', 1)}, channels_last {df.get('channels_last', 'auto')}"
+            f"threads {df.get('threads', 1)}"
             + (f", refit {recipe['refit']}" if recipe.get("refit") else "")
-            + (f" at share {recipe['refit_share']}" if recipe.get("refit") and "refit_share" in recipe else "")
-            + (f", val_every {df['val_every']}" if df.get("val_every", 1) != 1 else ""))
+            + (f" at share {recipe['refit_share']}" if recipe.get("refit") and "refit_share" in recipe else ""))
 
 
 def field_diffs(ref, other, prefix: str = "") -> list[str]:
@@ -173,10 +184,10 @@ def compute(r: dict) -> str:
     """Training compute of the proxy's member: image-passes x pixels (billions), and its seconds of training
     steps (one thread; the machine's other work slows them, so compare seconds only within one pass)."""
     s, curve = r["members"][0]["summary"], r["members"][0]["curve"]
-    h, w = r["recipe"]["defaults"]["image_size"]
+    h, w = entry_fields(r["recipe"], 0)["image_size"]
     passes = int(s["n_train"]) * len(curve)
     seconds = sum(e.get("train_seconds") or 0.0 for e in curve)
-    return f"{passes * h * w / 1e9:.1f} G px, {seconds:.0f} s"
+    return f"{passes * h * w / 1e9:.2f} G px, {seconds:.0f} s"
 
 
 def proxy_table(proxies: list[Path]) -> list[str]:
@@ -247,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log", type=Path)
     ap.add_argument("--loadlog", type=Path)
     ap.add_argument("--baseline", type=Path)
+    ap.add_argument("--run-label", default="this run (default CPU preset)", help="the run's column title")
+    ap.add_argument("--baseline-label", default="previous default", help="the baseline's column title")
     ap.add_argument("--proxy", type=Path, action="append", default=[],
                     help="a one-member run on the shared proxy split; the first is the reference of the others")
     ap.add_argument("--baseline-wall", default="not timed here",
@@ -264,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
 
     new = run_figures(args.run)
     wall = wall_seconds(args.log)
-    lines = ["| | this run (default CPU preset) |" + (" previous default |" if args.baseline else ""),
+    lines = [f"| | {args.run_label} |" + (f" {args.baseline_label} |" if args.baseline else ""),
              "|---|---|" + ("---|" if args.baseline else "")]
     old = run_figures(args.baseline) if args.baseline else None
 

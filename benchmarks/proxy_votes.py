@@ -20,13 +20,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_setup import results_module  # noqa: E402
-from cpu_preset import oof_of, run_figures  # noqa: E402
+from cpu_preset import entry_fields, oof_of, run_figures  # noqa: E402
 
 
 def member_compute(run: Path) -> tuple[float, float]:
     r = run_figures(run)
     s, curve = r["members"][0]["summary"], r["members"][0]["curve"]
-    h, w = r["recipe"]["defaults"]["image_size"]
+    h, w = entry_fields(r["recipe"], 0)["image_size"]
     return (int(s["n_train"]) * len(curve) * h * w / 1e9,
             sum(e.get("train_seconds") or 0.0 for e in curve))
 
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             versus, ref_pred, ref_f1 = "reference", pred, f1
         else:
             versus = f"{f1 - ref_f1:+.4f} ({paired_support(truth, pred, ref_pred, person):.0%})"
-        lines.append(f"| {' + '.join(names)} | {len(names)} | {gpx:.1f} G px, {secs:.0f} s | {f1:.4f} | "
+        lines.append(f"| {' + '.join(names)} | {len(names)} | {gpx:.2f} G px, {secs:.0f} s | {f1:.4f} | "
                      f"{accuracy(truth, pred):.3f} | {versus} |")
     if args.reading:
         lines += ["", *args.reading.read_text().rstrip().splitlines()]
