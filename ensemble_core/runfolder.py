@@ -103,6 +103,11 @@ class RunFolder:
         return self.checkpoints / "best.pt"
 
     @property
+    def prediction_weights(self) -> Path:
+        """The weights a finished member predicts with: ``best.pt``, else ``last.pt`` (no epoch improved)."""
+        return self.best if self.best.is_file() else self.last
+
+    @property
     def oof(self) -> Path:
         return self.path / OOF_FILE
 

@@ -24,6 +24,20 @@ def build_model(member, task: Task, registry) -> nn.Module:
     return registry.build("backbone", member.backbone, task.num_outputs, field="backbone")
 
 
+# backbone parameters that fetch or read pretrained weights: a finished member's own weights replace them
+WEIGHT_LOADING_PARAMS = ("pretrained", "pretrained_path", "weights")
+
+
+def model_for_prediction(member, task: Task, registry) -> nn.Module:
+    """The member's architecture, to be given its own trained weights (``best.pt`` / an export's safetensors):
+    built as :func:`build_model` builds it, with the backbone's weight-loading parameters left out
+    (:data:`WEIGHT_LOADING_PARAMS`), so predicting never downloads or reads pretrained weights (the trained ones
+    replace them anyway)."""
+    ref = normalize_ref(member.backbone)
+    params = {k: v for k, v in ref["params"].items() if k not in WEIGHT_LOADING_PARAMS}
+    return registry.build("backbone", {"name": ref["name"], "params": params}, task.num_outputs, field="backbone")
+
+
 class HeadLosses(nn.Module):
     """One loss per head of a multi-head task, summed. Target column ``i`` belongs to head ``i``;
     negative targets (unknown labels) are left out of that head's loss."""

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -10,7 +10,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from ensemble_core.data.device_augment import build_device_augment, split_augmentations
-from ensemble_core.data.images import ImageCache, ImageDataset, build_transforms, image_cache
+from ensemble_core.data.images import (IMAGENET_MEAN, IMAGENET_STD, ImageCache, ImageDataset, build_transforms,
+                                       image_cache)
 from ensemble_core.errors import TrainingError
 from ensemble_core.labels import Task
 
@@ -54,6 +55,31 @@ def select_samples(task: Task, dataset: Any, split: tuple[Sequence[int], Sequenc
     if eval_df is not None and len(eval_df) == 0:
         eval_df = None
     return MemberSamples(train, val, eval_df, task.targets(train), task.targets(val), task.truth(val))
+
+
+def member_eval_transform(member, registry, inputs: Mapping[str, Any] | None = None):
+    """The transform a member validates and predicts with: its preprocess, the resize to ``eval_image_size``
+    (default ``image_size``: train low, test high), normalisation, tensor. The one builder of it: the trainer's
+    validation / eval loaders and ``predict`` (a finished member on new images) both call it.
+
+    ``inputs``: what the member's ``config.json`` records about its inputs (``"inputs"``: mean, std,
+    interpolation), or None for a member that records nothing (today's ImageNet normalisation). A record this
+    release cannot apply is refused rather than silently replaced."""
+    if inputs:
+        default = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "interpolation": "bilinear"}
+        differs = {k: inputs[k] for k in default if k in inputs and inputs[k] is not None
+                   and (list(map(float, inputs[k])) if k != "interpolation" else inputs[k]) != default[k]}
+        if differs:
+            raise TrainingError(f"member {getattr(member, 'run_name', '?')}: its config.json records inputs "
+                                f"{differs} that this ensemble_core cannot apply; predict it with the release "
+                                f"that trained it")
+    eval_size = member.eval_image_size or member.image_size
+    return build_transforms(member.preprocess, [], eval_size, registry, train=False)
+
+
+def eval_batch_size(member) -> int:
+    """Images per validation / prediction batch: ``eval_batch_size``, default twice the training batch."""
+    return int(member.eval_batch_size or 2 * member.batch_size)
 
 
 def image_cache_for(paths: Sequence[str], load_size: Sequence[int] | None, given: ImageCache | None) -> ImageCache:
@@ -120,7 +146,7 @@ class MemberLoaders:
             eval_paths = list(dict.fromkeys(str(p) for p in samples.eval["path"]))
             self.eval_cache = image_cache_for(eval_paths, member.load_size, image_cache)
         self.batch_size = int(member.batch_size)
-        self.eval_batch_size = int(member.eval_batch_size or 2 * member.batch_size)
+        self.eval_batch_size = eval_batch_size(member)
         self.num_workers = int(member.num_workers)
         self.pin_memory = pin_memory
         self.seed = seed
@@ -131,8 +157,7 @@ class MemberLoaders:
         self.device_augment = build_device_augment(device_augs, registry) if on_device else None
         train_tf = build_transforms(member.preprocess, worker_augs, member.image_size, registry, train=True,
                                     normalize=not on_device)
-        eval_size = member.eval_image_size or member.image_size   # train low, test high
-        eval_tf = build_transforms(member.preprocess, [], eval_size, registry, train=False)
+        eval_tf = member_eval_transform(member, registry)
         if hasattr(train_tf, "set_random_seed"):
             train_tf.set_random_seed(seed)
         self.train_set = EpochSeededSamples(ImageDataset(self.cache, self.cache.rows_of(samples.train["path"]),

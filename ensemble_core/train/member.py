@@ -33,8 +33,8 @@ from ensemble_core.train import components as C
 from ensemble_core.atomic import atomic_write_json, atomic_write_text, remove_stale_temp_files
 from ensemble_core.train.checkpoint import load_checkpoint, save_checkpoint
 from ensemble_core.train.inputs import MemberLoaders, select_samples
-from ensemble_core.train.loop import NonFiniteGuard, infer, train_one_epoch
-from ensemble_core.train.predict import original_class_names, probs_from_views, score, write_predictions
+from ensemble_core.train.loop import NonFiniteGuard, infer, member_probs, train_one_epoch
+from ensemble_core.train.predict import original_class_names, score, write_predictions
 from ensemble_core.runfolder import RunFolder
 from ensemble_core.train.runlog import MetricsLog, TensorBoardLog
 from ensemble_core.train.seeding import epoch_order, rng_state, seed_everything, set_rng_state
@@ -312,12 +312,10 @@ class MemberTrainer:
 
     # ---- predictions ---------------------------------------------------
     def load_best(self) -> None:
-        path = self.run.best if self.run.best.is_file() else self.run.last
-        self.model.load_state_dict(load_checkpoint(path)["model"])
+        self.model.load_state_dict(load_checkpoint(self.run.prediction_weights)["model"])
 
     def predict(self, loader) -> np.ndarray:
-        logits, _ = infer(self.model, loader, self.precision, [None, *self.ttas])
-        return probs_from_views(self.task, logits)
+        return member_probs(self.model, loader, self.precision, self.task, [None, *self.ttas])
 
     def finish(self, started: float, tb: TensorBoardLog) -> dict:
         self.load_best()
