@@ -219,6 +219,9 @@ def check_results(results: list[MemberResult], jobs: list[MemberJob]) -> None:
         raise TrainingError(f"the executor returned {len(results)} result(s) for {len(jobs)} member(s)")
     failed = [r for r in results if r.status == "failed"]
     not_run = [r for r in results if r.status == "not_run"]
+    if failed and all(getattr(r, "disk_full", False) for r in failed):   # one line: the file and the fix
+        others = f" ({len(failed)} members stopped on it)" if len(failed) > 1 else ""
+        raise TrainingError(f"{failed[0].error}{others}")
     if failed or not_run:
         lines = "\n".join(f"  - {r.run_name}: {r.error}" + (f" (traceback: {Path(r.run_dir) / ERROR_FILE})"
                                                           if r.details else "") for r in failed)

@@ -28,7 +28,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from ensemble_core.atomic import atomic_write_text
-from ensemble_core.errors import EnsembleCoreError
+from ensemble_core.errors import EnsembleCoreError, is_disk_full, os_error_message
 from ensemble_core.runfolder import DONE_FILE, ERROR_FILE
 from ensemble_core.stopping import MemberStopped, stop_requested
 
@@ -68,6 +68,7 @@ class MemberResult:
     error: str | None = None     # one-line reason when failed
     details: str | None = None   # traceback when failed
     user_error: bool = False     # the failure is an EnsembleCoreError (data / config to fix): not retried
+    disk_full: bool = False      # a write failed on a full disk (error: the file and the fix): not retried
 
 
 @runtime_checkable
@@ -121,6 +122,9 @@ def run_member_job(job: MemberJob, registry: Any = None, dataset: Any = None) ->
     except MemberStopped as exc:
         return MemberResult(job.run_name, job.run_dir, "stopped", time.perf_counter() - start, error=str(exc))
     except Exception as exc:  # one member's failure is reported with its run folder
+        if is_disk_full(exc):   # the same disk fails a retry the same way; no error.log to fill it further
+            return MemberResult(job.run_name, job.run_dir, "failed", time.perf_counter() - start,
+                                error=os_error_message(exc), user_error=True, disk_full=True)
         details = traceback.format_exc()
         write_error_log(error_file, details)
         return MemberResult(job.run_name, job.run_dir, "failed", time.perf_counter() - start,
@@ -153,7 +157,8 @@ def check_retries(retries: Any, executor: str) -> int:
 
 def is_retryable(result: MemberResult) -> bool:
     """Retry a member that raised something unexpected (out of memory, a lost file system, a flaky
-    download); an :class:`EnsembleCoreError` (bad data, bad config, NaN loss) fails the same way again."""
+    download); an :class:`EnsembleCoreError` (bad data, bad config, NaN loss) or a full disk fails the same way
+    again."""
     return result.status == "failed" and result.details is not None and not result.user_error
 
 
