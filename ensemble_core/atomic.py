@@ -103,6 +103,13 @@ def atomic_write_stream(path: str | Path, write: Callable[[IO[bytes]], None]) ->
     return atomic_write(path, to_path)
 
 
+def atomic_write_npz(path: str | Path, arrays: dict[str, Any]) -> Path:
+    """``np.savez`` of ``arrays`` (numeric and plain string arrays: every reader loads them with
+    ``allow_pickle=False``)."""
+    import numpy as np
+    return atomic_write_stream(path, lambda fh: np.savez(fh, **arrays))
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return atomic_write_stream(path, lambda fh: fh.write(data))
 
