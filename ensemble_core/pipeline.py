@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ensemble_core.atomic import atomic_write_json, atomic_write_stream, remove_stale_temp_files
+from ensemble_core.atomic import atomic_write_json, remove_stale_temp_files
 from ensemble_core.data.layout import SKIP_FLAG
 from ensemble_core.errors import DataError, EnsembleCoreError, RecipeError, TrainingError
 from ensemble_core.executors import Executor, MemberJob, MemberResult
@@ -240,10 +240,9 @@ def write_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: Path, dat
     recipe's; ``decision_file`` applies a ``decision.json`` fitted before on this same run instead.
     Everything is computed (and every check made) before the first file is written. Returns (metrics, paths)."""
     from ensemble_core.ensemble.assemble import build_ensemble
-    from ensemble_core.ensemble.decision import (decide, decision_metrics, eval_answers,
-                                                 read_decision_file, run_identity)
+    from ensemble_core.ensemble.decision import decision_metrics, eval_answers, read_decision_file, run_identity
     from ensemble_core.ensemble.report import ensemble_metrics, write_outputs
-    from ensemble_core.ensemble.submission import write_submission
+    from ensemble_core.ensemble.submission import write_class_probs, write_layout_submission
 
     from ensemble_core.data.formats import build_layout
 
@@ -252,15 +251,8 @@ def write_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: Path, dat
     space, mask = ens.label_space, ens.label_space.name == "mask_status"
     identity = run_identity(recipe, members, ens.voter_ref)
     stored = read_decision_file(decision_file, identity) if decision_file is not None else None
-    train_df = dataset.train.reset_index(drop=True)
-    persons = train_df["person"].astype(str).to_numpy()
-    n_refit = sum(len(tv.refit) for tv in ens.tasks.values())
-    differs = (f"{n_refit} refit member(s) without out-of-fold predictions take {recipe.refit_share:.0%} of their "
-               f"group's eval vote" if n_refit else None)
-    outcome = decide(decision if decision is not None else recipe.decision, ens.oof18, ens.truth18, persons,
-                     ens.eval18, ens.eval_ids, registry=registry, stored=stored,
-                     stored_path=None if decision_file is None else str(decision_file), seed=int(recipe.seed),
-                     label_space=None if mask else space, eval_vote_differs=differs)
+    outcome = ensemble_decision(recipe, ens, dataset, registry, decision, stored,
+                                None if decision_file is None else str(decision_file))
     answers = eval_answers(data_dir, ens.eval_ids) if mask else None
     metrics = ensemble_metrics(ens)
     metrics["decision"] = decision_metrics(outcome, answers, None if mask else space)
@@ -280,15 +272,9 @@ def write_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: Path, dat
                 f"{len(fallback['image_ids'])} eval image(s) could not be read and were left out "
                 f"({SKIP_FLAG}); their submission rows hold the fallback class {fallback['class']} "
                 f"({fallback['class_name']}), {fallback['rule']}: {', '.join(fallback['image_ids'])}")
-        if mask and tuple(layout.submission_columns) == ("ImageID", "ans") and layout.submission_value == "id":
-            submission = write_submission(out_dir / SUBMISSION_FILE, ids, classes)
-        else:
-            submission = write_submission(out_dir / SUBMISSION_FILE, ids, classes, label_space=space,
-                                          columns=layout.submission_columns, value=layout.submission_value)
+        submission = write_layout_submission(out_dir / SUBMISSION_FILE, ids, classes, layout, space)
         if ens.eval18 is not None:
-            eval_ids = np.asarray(ens.eval_ids, dtype=str)   # a plain string array: loads without pickle
-            atomic_write_stream(out_dir / ENSEMBLE_EVAL_FILE,
-                                lambda fh: np.savez(fh, image_id=eval_ids, probs=ens.eval18.astype(np.float32)))
+            write_class_probs(out_dir / ENSEMBLE_EVAL_FILE, ens.eval_ids, ens.eval18)
         else:   # no eval image could be read: an older file would not match this submission
             (out_dir / ENSEMBLE_EVAL_FILE).unlink(missing_ok=True)
         paths["submission"] = submission
@@ -299,6 +285,22 @@ def write_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: Path, dat
            "submission": submission.name if submission else None, **(context or {})}
     paths.update(write_outputs(out_dir, metrics, ctx))
     return metrics, paths
+
+
+def ensemble_decision(recipe: Recipe, ens, dataset, registry, decision: Any = None,
+                      stored: Mapping[str, Any] | None = None, stored_path: str | None = None):
+    """The decision rule (``decision`` or the recipe's; ``stored``: a checked ``decision.json`` applied as it is)
+    fitted on the ensemble's out-of-fold predictions and applied to its eval predictions, as a run makes it."""
+    from ensemble_core.ensemble.decision import decide
+
+    space, mask = ens.label_space, ens.label_space.name == "mask_status"
+    persons = dataset.train.reset_index(drop=True)["person"].astype(str).to_numpy()
+    n_refit = sum(len(tv.refit) for tv in ens.tasks.values())
+    differs = (f"{n_refit} refit member(s) without out-of-fold predictions take {recipe.refit_share:.0%} of their "
+               f"group's eval vote" if n_refit else None)
+    return decide(decision if decision is not None else recipe.decision, ens.oof18, ens.truth18, persons,
+                  ens.eval18, ens.eval_ids, registry=registry, stored=stored, stored_path=stored_path,
+                  seed=int(recipe.seed), label_space=None if mask else space, eval_vote_differs=differs)
 
 
 def submission_rows(ens, order: Sequence[str] | None,
