@@ -151,8 +151,13 @@ def open_finished(path: str | Path, registry, data_dir: str | Path | None = None
     else:
         from ensemble_core.pipeline import read_run_info, resolve_data_dir
         info = read_run_info(root)
-        data = resolve_data_dir(data_dir, root)
-        dataset = layout.load(data, exclude=info.get("exclude", []))
+        try:
+            data = resolve_data_dir(data_dir, root)
+            dataset = layout.load(data, exclude=info.get("exclude", []))
+        except DataError as exc:
+            raise PredictError(f"{exc}. Predicting from a run folder reads the run's training labels (no images) "
+                               f"from its data folder: pass it with --data_dir, or predict from an export "
+                               f"(`python -m ensemble_core export {root} OUT` where the data is)") from None
         space, train = dataset.label_space, dataset.train.drop(columns=["path"])
         info = {"data_dir": str(data), **{k: info.get(k) for k in ("preset", "data_note", "wall_seconds")}}
     configs = {m.run_name: check_member_config(root, m, registry, space) for m in members}
