@@ -84,13 +84,6 @@ def table(r: dict) -> list[str]:
     return lines
 
 
-def tiny_run(work: Path) -> Path:
-    from quality import run_quality
-    out = work / "run"
-    run_quality(str(Path(__file__).resolve().parents[1] / "recipes" / "best.py"), None, out, None, {}, True, True)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", nargs="?", help="a finished recipe run folder")
@@ -106,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.run_dir is None and not args.tiny:
         ap.error("give RUN_DIR (a finished recipe run) or --tiny")
     work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="ens-predict-"))
+    from ensemble_inference import tiny_run   # the same tiny best.py run on demo data
     run_dir = Path(args.run_dir).resolve() if args.run_dir else tiny_run(work)
     device = args.device or ("cpu" if args.tiny else None)
     result = run_benchmark(run_dir, Path(args.images) if args.images else None, work, args.executor, args.threads,

@@ -186,6 +186,18 @@ def check_finished_members(jobs: Sequence[MemberJob], train_df: Any) -> None:
 def run_members(runner: Executor, jobs: list[MemberJob]) -> list[MemberResult]:
     """``runner.run(jobs)`` where the first SIGINT / SIGTERM asks the running members to save a last
     checkpoint and return (a second one stops at once); raises :class:`RunInterrupted` after a stop."""
+    results, reason = run_stoppable(runner, jobs)
+    stopped = [r for r in results if r.status == "stopped"]
+    if reason or stopped:
+        raise RunInterrupted(interrupted_message(results, jobs, reason), signal_exit_status(reason))
+    return results
+
+
+def run_stoppable(runner: Executor, jobs: Sequence[Any]) -> tuple[list[MemberResult], str | None]:
+    """``runner.run(jobs)`` under :func:`~ensemble_core.stopping.graceful_signals`: the first SIGINT / SIGTERM asks
+    the running jobs to stop (a member saves a last checkpoint) and the others not to start; a second one stops at
+    once. Returns the results and the stop's reason (None: not stopped). The process's shared decoded images are
+    released afterwards."""
     from ensemble_core.data.images import release_dataset_images
     from ensemble_core.stopping import clear_stop, graceful_signals, stop_reason
 
@@ -197,10 +209,7 @@ def run_members(runner: Executor, jobs: list[MemberJob]) -> list[MemberResult]:
     finally:
         clear_stop()
         release_dataset_images()   # the members' shared decoded images (data layer) are not needed any more
-    stopped = [r for r in results if r.status == "stopped"]
-    if reason or stopped:
-        raise RunInterrupted(interrupted_message(results, jobs, reason), signal_exit_status(reason))
-    return results
+    return results, reason
 
 
 def interrupted_message(results: list[MemberResult], jobs: list[MemberJob], reason: str | None) -> str:
@@ -491,18 +500,24 @@ def recompute(run_dir: str | Path, voter: Any = None, data_dir: str | Path | Non
     return metrics, paths
 
 
+def params_flag(parser: argparse.ArgumentParser, flag: str, params_json: str | None) -> dict:
+    """The JSON object of a ``--<flag>-params`` option (``{}`` when not given); anything else is a usage error."""
+    try:
+        params = json.loads(params_json) if params_json else {}
+    except ValueError as exc:
+        parser.error(f"--{flag}-params is not JSON: {exc}")
+    if not isinstance(params, dict):
+        parser.error(f"--{flag}-params must be a JSON object, got {params_json}")
+    return params
+
+
 def cli_ref(parser: argparse.ArgumentParser, kind: str, name: str | None, params_json: str | None,
             run_dir: str) -> dict | None:
     """``--voter`` / ``--decision`` with its ``--*-params`` JSON as a checked ``{name, params}`` (None: neither
     given, the run's own is used); the name defaults to the run's recipe."""
     if not name and not params_json:
         return None
-    try:
-        params = json.loads(params_json) if params_json else {}
-    except ValueError as exc:
-        parser.error(f"--{kind}-params is not JSON: {exc}")
-    if not isinstance(params, dict):
-        parser.error(f"--{kind}-params must be a JSON object, got {params_json}")
+    params = params_flag(parser, kind, params_json)
     name = name or normalize_ref(getattr(load_recipe_file(Path(run_dir)), kind))["name"]
     from ensemble_core.manager import get_registry
     problems = get_registry().get(kind, name, field=f"--{kind}").bind(params)

@@ -349,11 +349,11 @@ def run_predictions(fin: Finished, good: pd.DataFrame, work: Path, runner, devic
                     quiet: bool) -> tuple[list[dict], float]:
     """Every member's predictions of ``good`` into ``work/members/<run_name>/eval.npz`` through ``runner`` (SIGINT /
     SIGTERM: the members not started are not run, and the command stops saying so)."""
-    from ensemble_core.data.images import release_dataset_images
     from ensemble_core.executors import PredictJob
     from ensemble_core.labelspace import space_record
+    from ensemble_core.pipeline import run_stoppable
     from ensemble_core.runfolder import SUMMARY_FILE
-    from ensemble_core.stopping import RunInterrupted, clear_stop, graceful_signals, signal_exit_status, stop_reason
+    from ensemble_core.stopping import RunInterrupted, signal_exit_status
 
     if not len(good):
         return [], 0.0
@@ -365,14 +365,7 @@ def run_predictions(fin: Finished, good: pd.DataFrame, work: Path, runner, devic
                        options={"device": device, "threads": threads, "quiet": quiet})
             for m in fin.members]
     start = time.perf_counter()
-    clear_stop()
-    try:
-        with graceful_signals():
-            results = runner.run(jobs)
-        reason = stop_reason()
-    finally:
-        clear_stop()
-        release_dataset_images()
+    results, reason = run_stoppable(runner, jobs)
     failed = [r for r in results if r.status == "failed"]
     if failed:
         traceback = [r.run_name for r in failed if r.details]
@@ -508,25 +501,30 @@ def export(source: str | Path, out: str | Path, data_dir: str | Path | None = No
 
 # ---------------------------------------------------------------- command line
 def _flag_ref(parser: argparse.ArgumentParser, flag: str, name: str | None, params_json: str | None) -> Any:
+    from ensemble_core.pipeline import params_flag
+
     if name is None and params_json is None:
         return None
-    try:
-        params = json.loads(params_json) if params_json else {}
-    except ValueError as exc:
-        parser.error(f"--{flag}-params is not JSON: {exc}")
-    if not isinstance(params, dict):
-        parser.error(f"--{flag}-params must be a JSON object, got {params_json}")
+    params = params_flag(parser, flag, params_json)
     if name is None:
         parser.error(f"--{flag}-params needs --{flag} NAME")
     return {"name": name, "params": params}
 
 
+def _parser(command: str, description: str, run_dir: str) -> argparse.ArgumentParser:
+    """The flags ``predict`` and ``export`` share: RUN_DIR, ``--data_dir`` and ``--quiet``."""
+    parser = argparse.ArgumentParser(prog=f"ensemble-core {command}", description=description)
+    parser.add_argument("run_dir", help=run_dir)
+    parser.add_argument("--data_dir", "--data-dir", default=None,
+                        help="a run's data folder when it moved (only its training labels are read)")
+    parser.add_argument("--quiet", action="store_true")
+    return parser
+
+
 def cli_predict(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ensemble-core predict",
-                                     description="Predict images with a finished run or an exported ensemble: "
-                                                 "submission.csv, probabilities.npz, predict.json and report.md in "
-                                                 "--out; nothing in RUN_DIR changes.")
-    parser.add_argument("run_dir", help="a finished run's --out_dir, or a folder written by `export`")
+    parser = _parser("predict", "Predict images with a finished run or an exported ensemble: submission.csv, "
+                                "probabilities.npz, predict.json and report.md in --out; nothing in RUN_DIR changes.",
+                     "a finished run's --out_dir, or a folder written by `export`")
     parser.add_argument("images", help="a folder of images, a data set's folder (its eval/), an eval folder with "
                                        "info.csv, or a CSV of image paths")
     parser.add_argument("--out", default=None, help="output folder (default: RUN_DIR-predict beside RUN_DIR)")
@@ -541,9 +539,6 @@ def cli_predict(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: CUDA when available)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads per member (default: each member's own, as trained: byte-identical)")
-    parser.add_argument("--data_dir", "--data-dir", default=None,
-                        help="a run's data folder when it moved (only its training labels are read)")
-    parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
@@ -561,15 +556,10 @@ def cli_predict(argv: Sequence[str] | None = None) -> int:
 
 
 def cli_export(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ensemble-core export",
-                                     description="Write a finished run as one self-contained folder (members' "
-                                                 "weights as safetensors, recipe, decision, label space, "
-                                                 "preprocessing) that `predict` accepts without the training data.")
-    parser.add_argument("run_dir", help="a finished run's --out_dir")
+    parser = _parser("export", "Write a finished run as one self-contained folder (members' weights as safetensors, "
+                               "recipe, decision, label space, preprocessing) that `predict` accepts without the "
+                               "training data.", "a finished run's --out_dir")
     parser.add_argument("out", help="a new (or empty) folder")
-    parser.add_argument("--data_dir", "--data-dir", default=None,
-                        help="the run's data folder when it moved (only its training labels are read)")
-    parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     export(args.run_dir, args.out, data_dir=args.data_dir, quiet=args.quiet)
     return 0
