@@ -228,3 +228,20 @@ def test_export_refuses_a_folder_that_is_not_empty(finished, tmp_path, capsys):
     assert main(["export", str(finished), str(taken)]) == 1
     assert "not empty" in one_line_error(capsys)
     assert [p.name for p in taken.iterdir()] == ["notes.txt"]
+
+
+def test_a_label_space_from_the_data_predicts_and_exports_the_same_bytes(tmp_path):
+    """An ImageFolder run (classes from its folders, submission image,label with class names): the run folder and
+    its export (which carries the label space, having no data folder) give the run's submission.csv."""
+    from helpers_generic import make_image_folder
+
+    data = make_image_folder(tmp_path / "if")
+    recipe = {**RECIPE, "name": "predict-if", "dataset": {"name": "image_folder"}, "refit": 0,
+              "decision": {"name": "argmax"}, "tasks": [{"task": "joint", "backbone": "test_efficientnet"}]}
+    run_recipe(recipe, data_dir=data, out_dir=tmp_path / "run", quiet=True)
+    predict(tmp_path / "run", data / "eval", out=tmp_path / "out", quiet=True)
+    submission = (tmp_path / "run" / SUBMISSION_FILE).read_bytes()
+    assert submission.startswith(b"image,label\n") and (tmp_path / "out" / SUBMISSION_FILE).read_bytes() == submission
+    assert main(["export", str(tmp_path / "run"), str(tmp_path / "export"), "--quiet"]) == 0
+    predict(tmp_path / "export", data, out=tmp_path / "out2", quiet=True)
+    assert (tmp_path / "out2" / SUBMISSION_FILE).read_bytes() == submission
