@@ -317,6 +317,8 @@ def predict(source: str | Path, images: str | Path, out: str | Path | None = Non
                + (f"; {len(bad)} unreadable image(s) get the fallback class" if bad else ""))
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(out)
+    for name in (SUBMISSION_FILE, PREDICT_PROBS_FILE, PREDICT_INFO_FILE, REPORT_FILE):   # an earlier prediction's
+        (out / name).unlink(missing_ok=True)     # results never pass for this one's if it stops half way
     work = out / PREDICT_WORK_DIR
     shutil.rmtree(work, ignore_errors=True)
     members, member_seconds = run_predictions(fin, good, work, runner, device, threads, quiet)

@@ -145,7 +145,8 @@ def test_a_csv_of_paths_is_read_in_its_order(finished, demo_dir, tmp_path):
 
 
 # ---------------------------------------------------------------- unreadable images
-def test_unreadable_images_are_named_and_skipped_with_the_fallback_row(finished, demo_dir, tmp_path, capsys):
+def test_unreadable_images_are_named_and_skipped_with_the_fallback_row(finished, demo_dir, tmp_path, capsys,
+                                                                        monkeypatch):
     images = tmp_path / "images"
     images.mkdir()
     good = sorted((demo_dir / "eval" / "images").iterdir())[:4]
@@ -162,6 +163,17 @@ def test_unreadable_images_are_named_and_skipped_with_the_fallback_row(finished,
     record = json.loads((out / "predict.json").read_text())
     assert record["fallback"]["image_ids"] == ["broken.jpg"]
     assert int(rows.set_index("ImageID").loc["broken.jpg", "ans"]) == record["fallback"]["class"]
+    # into the same folder, a prediction that fails half way leaves no submission that looks like its own
+    (images / good[0].name).write_bytes(b"")
+    (images / "broken.jpg").unlink()
+    import ensemble_core.predict as P
+
+    def fails(*args, **kwargs):
+        raise P.PredictError("a member failed")
+
+    monkeypatch.setattr(P, "run_predictions", fails)
+    assert main(["predict", str(finished), str(images), "--out", str(out), "--skip_bad_files", "--quiet"]) == 1
+    assert "a member failed" in one_line_error(capsys) and not (out / SUBMISSION_FILE).exists()
 
 
 # ---------------------------------------------------------------- refusals, one line each, nothing predicted
