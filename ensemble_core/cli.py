@@ -108,7 +108,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from ensemble_core.recipe import Recipe, device_notes, validate
+    from ensemble_core.recipe import Recipe, device_notes, shadowed_defaults, validate
 
     recipe = Recipe.load(args.recipe)
     registry = _registry()
@@ -118,6 +118,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"{args.recipe}: valid — {len(members)} member(s) over task(s) {', '.join(tasks)}")
     for note in device_notes(recipe, registry):
         print(f"  {note}")
+    for warning in shadowed_defaults(recipe):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -83,12 +83,9 @@ def decision_crossfit(metrics: Mapping[str, Any]) -> float | None:
 def _ref_text(ref: Any) -> str:
     if ref is None:
         return "argmax"
-    if isinstance(ref, str):
-        return ref
-    if isinstance(ref, Mapping):
-        name = ref.get("name", "?")
-        params = ref.get("params") or {}
-        return f"{name} {json.dumps(params, sort_keys=True)}" if params else str(name)
+    if isinstance(ref, str) or (isinstance(ref, Mapping) and "name" in ref):
+        from ensemble_core.ensemble.report import component_text
+        return component_text(ref)
     return str(ref)
 
 

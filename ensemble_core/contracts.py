@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ensemble_core.errors import ComponentContractError, EnsembleCoreError
-from ensemble_core.registry import INJECTED_ARGS, KINDS, ComponentSpec, normalize_ref
+from ensemble_core.registry import INJECTED_ARGS, KINDS, WEIGHTS_RECORD_ATTR, ComponentSpec, normalize_ref
 
 # kinds whose check is cheap enough to run on every ``validate`` (no model is built)
 QUICK_KINDS: tuple[str, ...] = ("voter", "decision", "executor", "loss", "augmentation", "tta",
@@ -440,14 +440,18 @@ def check_device_augmentation(s: Subject, thorough: bool = True) -> None:
         raise s.fail("on a batch in 0..1 it returned non-finite values")
 
 
+UNPREDICTED_EVERY = 10   # with ``nan``, every 10th person is in no member's fold: images no member predicts
+
+
 def voter_data(n_members: int = 4, n: int = 400, n_classes: int = 5, seed: int = 0, nan: bool = True):
-    """(M, N, C) probabilities (NaN outside each member's fold when ``nan``), targets, groups, persons."""
+    """(M, N, C) probabilities, targets, groups, persons. With ``nan`` they are out-of-fold: NaN outside each
+    member's fold, and the people of every ``UNPREDICTED_EVERY``-th are in no fold (NaN for every member)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     y = rng.integers(0, n_classes, size=n) if nan else np.arange(n) % n_classes
     persons = np.arange(n) // 4
-    fold = persons % 2
+    fold = np.where(persons % UNPREDICTED_EVERY == UNPREDICTED_EVERY - 1, -1, persons % 2)
     probs = np.full((n_members, n, n_classes), np.nan)
     for m in range(n_members):
         z = rng.normal(size=(n, n_classes))
@@ -459,8 +463,10 @@ def voter_data(n_members: int = 4, n: int = 400, n_classes: int = 5, seed: int =
 
 
 def check_voter(s: Subject, thorough: bool = True) -> None:
-    """``fit(probs, targets[, groups, persons]) -> self`` and ``voter(probs) -> (N, C)`` finite rows summing
-    to 1; thorough: on NaN-padded out-of-fold probabilities and on NaN-free eval ones, plus ``crossfit_oof``."""
+    """``fit(probs, targets[, groups, persons]) -> self`` and ``voter(probs) -> (N, C)``: finite rows summing
+    to 1 on every image some member predicted, NaN rows on the images no member predicted (the engine masks
+    those rows itself too, so a run's figures never count them). Thorough: on NaN-padded out-of-fold
+    probabilities (with images no member predicted) and on NaN-free eval ones, plus ``crossfit_oof``."""
     import numpy as np
 
     voter = s.build()
@@ -482,14 +488,20 @@ def check_voter(s: Subject, thorough: bool = True) -> None:
     cases = [("probs", probs)] + ([("NaN-free probs", np.nan_to_num(probs, nan=0.2))] if thorough else [])
     for label, data in cases:
         out = s.call(f"voter({label} ({m}, {n}, {c}))", voter, data)
-        out = np.asarray(out) if out is not None else out
+        out = np.asarray(out, dtype=np.float64) if out is not None else out
         if out is None or out.shape != (n, c):
             raise s.fail(f"voter({label} ({m}, {n}, {c})) gave {_shape(out)}; a voter must give ({n}, {c})")
-        if not np.isfinite(out).all():
+        predicted = ~np.isnan(data).any(axis=2).all(axis=0)    # images some member predicted
+        if not np.isfinite(out[predicted]).all():
             raise s.fail(f"voter({label} ({m}, {n}, {c})) gave non-finite rows; every image a member predicts "
                          f"must get finite probabilities")
-        if label == "probs" and not np.allclose(out.sum(axis=1), 1.0, atol=1e-6):
+        if label == "probs" and not np.allclose(out[predicted].sum(axis=1), 1.0, atol=1e-6):
             raise s.fail(f"voter(probs ({m}, {n}, {c})) gave rows that do not sum to 1")
+        filled = int((~np.isnan(out[~predicted]).all(axis=1)).sum())
+        if filled:
+            raise s.fail(f"voter({label} ({m}, {n}, {c})) gave values on {filled} of the {int((~predicted).sum())} "
+                         f"image(s) no member predicted; leave those rows NaN (a vote of nobody), as the "
+                         f"engine does")
     crossfit = getattr(voter, "crossfit_oof", None)
     if crossfit is not None and np.shape(crossfit) != (n, c):
         raise s.fail(f"its crossfit_oof has shape {np.shape(crossfit)}; it must be the out-of-fold votes ({n}, {c})")
@@ -753,13 +765,81 @@ def check_dataset(s: Subject, thorough: bool = True) -> Any:
     return layout
 
 
+WEIGHTS_RECORD_KEYS = ("source", "file", "sha256", "loaded", "left_out", "input_config")
+
+
+def check_weights_record(s: Subject, record: Any, model: Any = None) -> None:
+    """What a weight source's ``load`` returned (and a member keeps in ``config.json``): a JSON-able dict with
+    every key of :data:`WEIGHTS_RECORD_KEYS`, ``loaded`` > 0 tensors (at most the model's), and ``input_config``
+    whose ``mean`` / ``std`` give one number per input channel (every std above 0): a wrong normalisation would
+    make every figure of the member silently worse."""
+    if not isinstance(record, Mapping):
+        raise s.fail(f"load(model, model_name) returned {type(record).__name__}; it must return the record dict "
+                     f"({', '.join(WEIGHTS_RECORD_KEYS)})")
+    missing = [k for k in WEIGHTS_RECORD_KEYS if k not in record]
+    if missing:
+        raise s.fail(f"load(model, model_name)'s record lacks {', '.join(missing)}")
+    try:
+        json.dumps(record)
+    except (TypeError, ValueError) as exc:
+        raise s.fail(f"load(model, model_name)'s record is not JSON-able ({exc}); it goes into config.json") from exc
+    n_tensors = len(model.state_dict()) if model is not None else None
+    loaded = record["loaded"]
+    if not isinstance(loaded, int) or isinstance(loaded, bool) or loaded <= 0 or (n_tensors and loaded > n_tensors):
+        raise s.fail(f"load(model, model_name)'s record says loaded={loaded!r}; a source that loads nothing must "
+                     f"raise instead (never random weights in silence)")
+    cfg = record["input_config"]
+    channels = _input_channels(model)
+    if not isinstance(cfg, Mapping):
+        raise s.fail("load(model, model_name)'s record has no input_config {mean, std, interpolation}")
+    for key in ("mean", "std"):
+        values = cfg.get(key)
+        ok = (isinstance(values, (list, tuple)) and len(values) == (channels or len(values)) and values
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+              and (key == "mean" or all(v > 0 for v in values)))
+        if not ok:
+            raise s.fail(f"load(model, model_name)'s input_config {key} is {values!r}; it must give one number per "
+                         f"input channel{f' ({channels})' if channels else ''}" + (", each above 0" if key == "std" else ""))
+
+
+def _input_channels(model: Any) -> int | None:
+    if model is None:
+        return None
+    for p in model.parameters():
+        if p.dim() == 4:
+            return int(p.shape[1])
+    return None
+
+
+def check_weights(s: Subject, thorough: bool = True, model_name: str | None = None) -> tuple[Any, list[str]]:
+    """``factory(**params)`` -> a weight source: ``problems(model_name)`` gives a list of strings (empty when it
+    can deliver) and ``load(model, model_name)`` is callable. With ``thorough`` and a ``model_name`` the source
+    can deliver (a timm architecture), the weights are loaded into a fresh 3-class model of it and the record
+    checked (:func:`check_weights_record`). Returns ``(source, problems)``."""
+    source = s.build()
+    problems_fn = s.need(source, "problems", "a weight source says why it cannot deliver: problems(model_name) -> "
+                                             "list[str]")
+    load = s.need(source, "load", "a weight source loads weights: load(model, model_name) -> record dict")
+    name = model_name or "resnet18"
+    problems = s.call(f"problems({name!r})", problems_fn, name)
+    if not isinstance(problems, list) or not all(isinstance(p, str) for p in problems):
+        raise s.fail(f"problems({name!r}) returned {problems!r}; it must return a list of strings (empty when the "
+                     f"source can deliver)")
+    if thorough and model_name and not problems:
+        import timm
+
+        model = timm.create_model(model_name, pretrained=False, num_classes=3)
+        check_weights_record(s, s.call(f"load(model, {model_name!r})", load, model, model_name), model)
+    return source, problems
+
+
 CHECKS: dict[str, Callable[..., Any]] = {
     "label_space": check_label_space, "dataset": check_dataset,
     "backbone": check_backbone, "augmentation": check_augmentation,
     "batch_augmentation": check_batch_augmentation, "loss": check_loss, "optimizer": check_optimizer,
     "scheduler": check_scheduler, "voter": check_voter, "label_transform": check_label_transform,
     "task": check_task, "tta": check_tta, "device_augmentation": check_device_augmentation,
-    "decision": check_decision, "splitter": check_splitter, "executor": check_executor,
+    "decision": check_decision, "splitter": check_splitter, "executor": check_executor, "weights": check_weights,
 }
 assert set(CHECKS) == set(KINDS), "every kind needs a contract check"
 
@@ -856,6 +936,9 @@ def check_member(member: Any, task: Any, model: Any, loss_fn: Any, registry: Any
         backbone = normalize_ref(member.backbone)
         subject = Subject("backbone", registry.get("backbone", backbone["name"]), backbone["params"], registry)
         check_backbone_model(subject, model, int(task.num_outputs), tuple(member.image_size))
+        record = getattr(model, WEIGHTS_RECORD_ATTR, None)
+        if record is not None:   # what the weight source loaded decides the member's input normalisation
+            check_weights_record(subject, record, model)
         heads = list(task.heads)
         loss_ref = normalize_ref(member.loss)
         if len(heads) == 1:

@@ -32,6 +32,9 @@ class RecipeError(EnsembleCoreError):
     def __init__(self, problems: list[str], source: str | None = None):
         self.problems = list(problems)
         head = f"recipe {source} is invalid" if source else "recipe is invalid"
+        if len(self.problems) == 1:   # one problem: one line
+            super().__init__(f"{head}: {self.problems[0]}")
+            return
         body = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{head} ({len(self.problems)} problem(s)):\n{body}")
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 
 from ensemble_core.presets import Preset, gpu_available, resolve_preset
 from ensemble_core.errors import EnsembleCoreError, OverrideError, error_line
-from ensemble_core.recipe import TOP_LEVEL, Recipe, coerce_override, parse_bool, validate
+from ensemble_core.recipe import TOP_LEVEL, Recipe, coerce_override, parse_bool, shadowed_defaults, validate
 from ensemble_core.registry import normalize_ref
 from ensemble_core.stopping import RunInterrupted
 
@@ -116,6 +116,12 @@ def executor_choice(executor: Any, overrides: Mapping[str, Any]) -> tuple[Any, d
     return {"name": name, "params": params}, rest
 
 
+def warn_shadowed_defaults(recipe: Mapping[str, Any]) -> None:
+    """Say once (stderr) which ``defaults`` fields every task sets itself, so that they change no member."""
+    for warning in shadowed_defaults(recipe):
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+
+
 def warn_if_gpu_preset_on_cpu(preset: Preset, recipe: Mapping[str, Any] | None = None) -> None:
     if not preset.sized_for_gpu or gpu_available():
         return
@@ -172,6 +178,7 @@ def _launch(name: str, build: RecipeBuilder, data_dir, out_dir, preset, executor
     executor, overrides = executor_choice(executor, overrides)
     recipe = recipe_data(build, chosen, **overrides)
     validate(recipe, registry=registry)   # before the demo data or anything else is written
+    warn_shadowed_defaults(recipe)
     warn_if_gpu_preset_on_cpu(chosen, recipe)
     data_note = None
     if data_dir is None:
@@ -224,6 +231,7 @@ def recipe_commands(name: str, build: RecipeBuilder, summary: str) -> tuple[Call
             data = recipe_data(build, preset, run_flags=False, **overrides)
             if overrides:   # a dotted flag may name a field no recipe has (--defaults.epochz=1): refuse it
                 validate(data)
+                warn_shadowed_defaults(data)
             return data
         except EnsembleCoreError as exc:
             exit_with_message(exc)

@@ -4,11 +4,14 @@ Built-in plugins (``ensemble_core_plugins``) register through exactly the same
 hooks as third-party plugins. Third-party packages are found through the
 ``ensemble_core`` entry point group unless
 ``ENSEMBLE_CORE_DISABLE_PLUGIN_AUTOLOAD=1``. A module that implements a hook
-with a misspelled name fails fast (``check_pending``).
+with a misspelled name, or a function named like a hook but not marked ``@hookimpl``, fails fast naming the
+plugin, the close match and the way out (``_hook_problems``).
 """
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 import os
 from dataclasses import replace
 from types import ModuleType
@@ -22,6 +25,7 @@ from ensemble_core.registry import KINDS, ComponentSpec, Registry, plural
 
 ENTRY_POINT_GROUP = "ensemble_core"
 DISABLE_ENV = "ENSEMBLE_CORE_DISABLE_PLUGIN_AUTOLOAD"
+HOOK_PREFIX = "ensemble_"   # every hook's name starts so: a function named so is looked at
 
 BUILTIN_MODULES: tuple[str, ...] = (
     "ensemble_core_plugins.backbones",
@@ -40,6 +44,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "ensemble_core_plugins.decisions",
     "ensemble_core_plugins.label_spaces",
     "ensemble_core_plugins.datasets",
+    "ensemble_core_plugins.weights",
 )
 
 
@@ -89,12 +94,82 @@ def _collect(pm: pluggy.PluginManager, registry: Registry) -> None:
                 registry.add(spec if spec.origin else replace(spec, origin=origin))
 
 
-def _check_pending(pm: pluggy.PluginManager) -> None:
+def hook_names(pm: pluggy.PluginManager) -> list[str]:
+    """The hooks a plugin may implement: the live plugin manager's hook specifications (a hook added to
+    ``hookspecs.py`` is covered without a list to update)."""
+    return sorted(name for name, caller in vars(pm.hook).items() if not name.startswith("_") and caller.has_spec())
+
+
+def _close_hook(name: str, hooks: list[str]) -> str | None:
+    close = difflib.get_close_matches(name, hooks, n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+def _who(pm: pluggy.PluginManager, plugin: object, sources: dict[str, str]) -> str:
+    """``plugin 'name' (where it came from, its file)`` for messages."""
+    name = pm.get_name(plugin) or ""
+    where = [sources[name]] if name in sources else []
+    if not name or name.isdigit():   # registered in code without a name: pluggy named it by its id
+        name = getattr(plugin, "__name__", None) or repr(plugin)
+    where += [str(getattr(plugin, "__file__", "") or "")] if getattr(plugin, "__file__", None) else []
+    return f"plugin {name!r}" + (f" ({'; '.join(where)})" if where else "")
+
+
+def _way_out(pm: pluggy.PluginManager, plugin: object, sources: dict[str, str]) -> str:
+    """How to get every command working again meanwhile: only an entry-point plugin can be switched off."""
+    if sources.get(pm.get_name(plugin) or "", "").startswith("entry point"):
+        return (f" Until it is fixed, {DISABLE_ENV}=1 skips entry-point plugins (or uninstall that package) so "
+                f"every other command works.")
+    return ""
+
+
+def _hook_problems(pm: pluggy.PluginManager, sources: dict[str, str]) -> list[str]:
+    """A hook implementation whose hook does not exist (a misspelt name: the close match named), and a function
+    named like a hook but not marked ``@hookimpl`` (pluggy ignores it, so its components would be unknown)."""
+    hooks = hook_names(pm)
+    problems = []
+    for name, caller in vars(pm.hook).items():
+        if name.startswith("_") or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.optionalhook:
+                continue
+            close = _close_hook(name, hooks)
+            hint = (f"Did you mean {close!r}? Rename the function." if close else
+                    f"Known hooks: {', '.join(hooks)}.")
+            problems.append(f"{_who(pm, impl.plugin, sources)} implements the unknown hook {name!r}. {hint}"
+                            + _way_out(pm, impl.plugin, sources))
+    for plugin in pm.get_plugins():
+        for attr in dir(plugin):
+            if not attr.startswith(HOOK_PREFIX):
+                continue
+            hook = attr if attr in hooks else _close_hook(attr, hooks)
+            value = getattr(plugin, attr, None)
+            if hook is None or not inspect.isroutine(value) or pm.parse_hookimpl_opts(plugin, attr) is not None:
+                continue
+            spelt = f"the hook {hook!r}" if hook == attr else f"the hook {hook!r} (misspelt)"
+            problems.append(f"{_who(pm, plugin, sources)} defines {attr}() named like {spelt} but not marked "
+                            f"@hookimpl, so ensemble_core would ignore it and its components would be unknown. "
+                            f"Mark it: `from ensemble_core import hookimpl`, then `@hookimpl` above `def {hook}`."
+                            + _way_out(pm, plugin, sources))
+    return problems
+
+
+def _check_hooks(pm: pluggy.PluginManager, sources: dict[str, str]) -> None:
+    problems = _hook_problems(pm, sources)
+    if problems:
+        raise PluginError(" ".join(problems))
+    pm.check_pending()   # nothing left for pluggy to find; kept so pluggy's own rule still holds
+
+
+def _register(pm: pluggy.PluginManager, plugin: object, name: str | None, what: str) -> str:
+    """``pm.register``, a hook implementation whose arguments do not fit its hook becoming one line."""
     try:
-        pm.check_pending()
+        return pm.register(plugin, name=name)
     except pluggy.PluginValidationError as exc:
-        known = ", ".join(sorted(_hook_name(k) for k in KINDS))
-        raise PluginError(f"{exc}. Known hooks: {known}, ensemble_resolve_component") from exc
+        said = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        raise PluginError(f"{what}: {said}. The hooks and their arguments are in ensemble_core/hookspecs.py and "
+                          f"docs/ARCHITECTURE.md (Hooks)") from exc
 
 
 def _load_entry_points(pm: pluggy.PluginManager, sources: dict[str, str]) -> None:
@@ -110,9 +185,9 @@ def _load_entry_points(pm: pluggy.PluginManager, sources: dict[str, str]) -> Non
             who = f"{dist.name} {dist.version}" if dist else ep.value
             raise PluginError(f"entry point {ep.name!r} = {ep.value!r} (from {who}) failed to load: {exc!r}. "
                               f"Fix or uninstall that package, or set {DISABLE_ENV}=1") from exc
-        pm.register(plugin, name=ep.name)
         dist = getattr(ep, "dist", None)
         sources[ep.name] = f"entry point {ep.value}" + (f" ({dist.name} {dist.version})" if dist else "")
+        _register(pm, plugin, ep.name, f"plugin {ep.name!r} ({sources[ep.name]})")
 
 
 def build_catalog(extra_plugins: Iterable[ModuleType | object] = (), autoload: bool | None = None) -> Catalog:
@@ -132,9 +207,9 @@ def build_catalog(extra_plugins: Iterable[ModuleType | object] = (), autoload: b
     if autoload:
         _load_entry_points(pm, sources)
     for plugin in extra_plugins:
-        name = pm.register(plugin)
+        name = _register(pm, plugin, None, f"plugin {getattr(plugin, '__name__', plugin)!r} (registered in code)")
         sources[name] = "registered in code"
-    _check_pending(pm)
+    _check_hooks(pm, sources)
     registry = Registry(resolver=lambda kind, name: pm.hook.ensemble_resolve_component(kind=kind, name=name))
     _collect(pm, registry)
     return Catalog(pm, registry, sources)

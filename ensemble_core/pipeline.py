@@ -37,7 +37,7 @@ from ensemble_core.errors import DataError, EnsembleCoreError, RecipeError, Trai
 from ensemble_core.executors import Executor, MemberJob, MemberResult
 from ensemble_core.runfolder import (DATA_CHECK_FILE, DECISION_FILE, DONE_FILE, ENSEMBLE_EVAL_FILE, ERROR_FILE,
                                      RECIPE_FILE, RUN_FILE, SPLITS_FILE, SUBMISSION_FILE, member_dir, members_dir)
-from ensemble_core.recipe import Member, Recipe, parse_bool, validate
+from ensemble_core.recipe import Member, Recipe, parse_bool, shadowed_defaults, validate_run
 from ensemble_core.registry import normalize_ref
 from ensemble_core.labelspace import MASK_STATUS
 from ensemble_core.stopping import RunInterrupted, signal_exit_status
@@ -270,6 +270,7 @@ def write_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: Path, dat
         metrics["eval"]["predicted_class_counts"] = {n: int(c) for n, c in zip(space.class_names(), counts)}
     metrics["recipe"] = recipe.name
     metrics["data_dir"] = str(data_dir)
+    metrics["notes"] = list(metrics.get("notes") or []) + shadowed_defaults(recipe)
     paths: dict[str, Path] = {}
     submission = None
     order = getattr(dataset, "eval_order", None)
@@ -380,10 +381,7 @@ def run_recipe(recipe: Recipe | Mapping[str, Any], data_dir: str | Path | None =
     start = time.perf_counter()
     # ---- everything is checked before the first byte goes into out_dir: a refused run leaves it as it was
     registry = registry if registry is not None else get_registry()
-    if dataset is not None:
-        recipe = Recipe.from_dict({**(recipe.to_dict() if isinstance(recipe, Recipe) else dict(recipe)),
-                                   "dataset": dataset})
-    recipe = validate(recipe, registry=registry)
+    recipe = validate_run(recipe, registry=registry, dataset=dataset)
     layout = build_layout(registry, recipe.dataset)
     entries = [recipe.plan_entry(i) for i in range(len(recipe.tasks))]   # planned once, passed down as it is
     duplicates = duplicate_member_problems(entries)
@@ -484,7 +482,10 @@ def recompute(run_dir: str | Path, voter: Any = None, data_dir: str | Path | Non
     registry = registry if registry is not None else get_registry()
     out_dir = Path(run_dir).expanduser().resolve()
     recipe = load_recipe_file(out_dir)
-    if dataset is not None:
+    # the contract check of a run, on the components this command builds (--voter, --decision), before any write
+    validate_run(recipe, registry=registry, source=str(out_dir / RECIPE_FILE), voter=voter, decision=decision,
+                 dataset=dataset)
+    if dataset is not None:   # the run's recipe keeps its voter and decision: decision.json identifies the run by it
         recipe = Recipe.from_dict({**recipe.to_dict(), "dataset": dataset})
     info = read_run_info(out_dir)
     data_dir = resolve_data_dir(data_dir, out_dir)

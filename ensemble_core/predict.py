@@ -42,8 +42,8 @@ import pandas as pd
 from ensemble_core.atomic import (atomic_write_bytes, atomic_write_json, atomic_write_npz, atomic_write_text,
                                   remove_stale_temp_files)
 from ensemble_core.errors import DataError, EnsembleCoreError
-from ensemble_core.recipe import Member, Recipe, validate
-from ensemble_core.registry import normalize_ref
+from ensemble_core.recipe import Member, Recipe, validate_run
+from ensemble_core.registry import normalize_ref, without_weights
 from ensemble_core.runfolder import (CONFIG_FILE, DECISION_FILE, DONE_FILE, EXPORT_FILE, MEMBERS_DIR, OOF_FILE,
                                      PREDICT_INFO_FILE, PREDICT_PROBS_FILE, PREDICT_WORK_DIR, RECIPE_FILE,
                                      REPORT_FILE, SUBMISSION_FILE, TRAIN_LABELS_FILE, WEIGHTS_FILE, RunFolder,
@@ -135,7 +135,8 @@ def open_finished(path: str | Path, registry, data_dir: str | Path | None = None
     manifest = _read_json(root / EXPORT_FILE, "the export's manifest", "export the run again") if exported else {}
     if exported:
         check_manifest(root, manifest)
-    recipe = validate(Recipe.load(root / RECIPE_FILE), registry=registry)
+    recipe = Recipe.load(root / RECIPE_FILE)
+    validate_run(architecture_recipe(recipe), registry=registry, source=str(root / RECIPE_FILE))
     members = recipe.plan()
     unfinished = [m.run_name for m in members if not (member_dir(root, m.run_name) / DONE_FILE).is_file()]
     if unfinished:
@@ -162,6 +163,8 @@ def open_finished(path: str | Path, registry, data_dir: str | Path | None = None
         info = {"data_dir": str(data), **{k: info.get(k) for k in ("preset", "data_note", "wall_seconds")}}
     configs = {m.run_name: check_member_config(root, m, registry, space) for m in members}
     decision, voter = check_decision(root, recipe, members)
+    if voter != normalize_ref(recipe.voter):    # the run's outputs were last written with another voter
+        validate_run(architecture_recipe(recipe), registry=registry, source=str(root / DECISION_FILE), voter=voter)
     weights = {m.run_name: member_weights(root, m, exported) for m in members}
     if check_weights:
         from ensemble_core.train.inference import load_member_model, read_member_weights
@@ -169,6 +172,27 @@ def open_finished(path: str | Path, registry, data_dir: str | Path | None = None
             load_member_model(m, read_member_weights(weights[m.run_name], m.run_name), registry, space)
     return Finished(root, exported, recipe, members, configs, weights, space, train.reset_index(drop=True),
                     decision, voter, info)
+
+
+def architecture_recipe(recipe: Recipe) -> dict:
+    """``recipe`` as a finished run is checked before it predicts: every backbone without its weight-loading
+    parameters (:func:`registry.without_weights`). Its members get their own trained weights, so a machine
+    without the pretrained weights' package, file or network predicts; the members' names are the recipe's own."""
+    data = recipe.to_dict()
+
+    def strip(ref):
+        try:
+            return without_weights(ref)
+        except (TypeError, KeyError, ValueError):
+            return ref    # malformed: validate_run names it
+
+    entries = [data.get("defaults")] + list(data.get("tasks") or [])
+    for entry in (e for e in entries if isinstance(e, dict)):
+        if entry.get("backbone") is not None:
+            entry["backbone"] = strip(entry["backbone"])
+        if isinstance(entry.get("backbones"), list):
+            entry["backbones"] = [strip(b) for b in entry["backbones"]]
+    return data
 
 
 def member_weights(root: Path, member: Member, exported: bool) -> Path:

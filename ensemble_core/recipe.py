@@ -80,11 +80,20 @@ MEMBER_DEFAULTS: dict[str, Any] = {
     "threads": 1,
     "augment_on": "workers",
     "eval_image_size": None,
+    # fine-tuning pretrained weights (docs/TRAINING.md "Fine-tuning")
+    "input_config": None,        # {mean, std, interpolation}: null follows the backbone's weights (else ImageNet's)
+    "layer_decay": None,         # learning rate x decay per layer group below the head (timm's layer decay)
+    "head_only_epochs": 0,       # epochs (a fraction allowed) training the head alone, the backbone frozen
+    "bn_eval": False,            # BatchNorm layers keep their running statistics (eval mode) while training
 }
+
+# resize interpolations a member's input_config may name (the data layer maps them onto OpenCV's)
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area", "lanczos")
 
 # Member fields added after run folders existed, with the value that reproduces the older behaviour: at that
 # value a field is left out of the config hash, so a folder trained before the field existed keeps its name.
-HASH_NEUTRAL: dict[str, Any] = {"threads": 1, "augment_on": "workers", "eval_image_size": None, "val_every": 1}
+HASH_NEUTRAL: dict[str, Any] = {"threads": 1, "augment_on": "workers", "eval_image_size": None, "val_every": 1,
+                                "input_config": None, "layer_decay": None, "head_only_epochs": 0, "bn_eval": False}
 
 TOP_LEVEL: dict[str, Any] = {
     "version": RECIPE_VERSION,
@@ -153,6 +162,10 @@ class Member:
     threads: int = _field("threads")
     augment_on: str = _field("augment_on")
     eval_image_size: list | None = _field("eval_image_size")
+    input_config: dict | None = _field("input_config")
+    layer_decay: float | None = _field("layer_decay")
+    head_only_epochs: float = _field("head_only_epochs")
+    bn_eval: bool = _field("bn_eval")
     refit: bool = False    # trained on every person (split index n_splits + k), not on a person split
 
     IDENTITY = ("recipe", "task", "backbone", "split_index", "seed", "refit")
@@ -430,7 +443,7 @@ def _check_ref(registry, kind: str, value: Any, path: str, problems: list[str]) 
         problems.append(f"{path}.name: {exc}" if isinstance(value, Mapping) else f"{path}: {exc}")
         return
     try:
-        binding = spec.bind(ref["params"])
+        binding = spec.bind(ref["params"], registry=registry)
     except (ImportError, AttributeError, ValueError) as exc:
         problems.append(f"{path}: cannot load factory of {kind} {ref['name']!r}: {exc!r}")
         return
@@ -485,6 +498,38 @@ def _check_scalar(fields: Mapping[str, Any], path: str, problems: list[str]) -> 
     v = fields.get("num_workers")
     if not isinstance(v, int) or v < 0:
         bad("num_workers", "must be an integer >= 0")
+    _check_fine_tuning(fields, bad)
+
+
+def _check_fine_tuning(fields: Mapping[str, Any], bad) -> None:
+    """``input_config``, ``layer_decay``, ``head_only_epochs`` and ``bn_eval``."""
+    v = fields.get("layer_decay")
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1):
+        bad("layer_decay", "must be a number above 0 and at most 1 (e.g. 0.75: each layer group below the head "
+                           "learns at 0.75 x the rate of the one above), or null")
+    v, epochs = fields.get("head_only_epochs"), fields.get("epochs")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+        bad("head_only_epochs", "must be a number of epochs >= 0 (a fraction allowed, e.g. 0.5)")
+    elif v and isinstance(epochs, int) and v >= epochs:
+        bad("head_only_epochs", f"must be below epochs ({epochs}), or the backbone never trains")
+    if not isinstance(fields.get("bn_eval"), bool):
+        bad("bn_eval", "must be true or false")
+    v = fields.get("input_config")
+    if v is None:
+        return
+    if not isinstance(v, Mapping) or set(v) - {"mean", "std", "interpolation"}:
+        bad("input_config", "must be a mapping with any of mean, std (one number per channel) and interpolation, "
+                            "or null to follow the backbone's weights")
+        return
+    for key in ("mean", "std"):
+        x = v.get(key)
+        if x is not None and (not isinstance(x, (list, tuple)) or not x or
+                              not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in x)
+                              or (key == "std" and not all(c > 0 for c in x))):
+            bad("input_config", f"{key} must be a list of numbers, one per channel (e.g. [0.5, 0.5, 0.5])"
+                                + ("; every std above 0" if key == "std" else ""))
+    if v.get("interpolation") is not None and v["interpolation"] not in INTERPOLATIONS:
+        bad("input_config", f"interpolation must be one of {', '.join(INTERPOLATIONS)}")
 
 
 def _check_device_forms(registry, fields: Mapping[str, Any], path: str, problems: list[str]) -> None:
@@ -670,3 +715,52 @@ def validate(recipe: Recipe | Mapping[str, Any], registry=None, source: str | No
     if problems:
         raise RecipeError(problems, source)
     return recipe
+
+
+def _task_label(entry: Any) -> str:
+    try:
+        return normalize_ref(entry.get("task"))["name"]
+    except (TypeError, KeyError, AttributeError):
+        return "?"
+
+
+def shadowed_defaults(recipe: Recipe | Mapping[str, Any]) -> list[str]:
+    """One warning per ``defaults`` field that every task entry sets itself, so that it changes no member (a task
+    entry's own field wins over ``defaults``, which wins over :data:`MEMBER_DEFAULTS`), naming the tasks: what
+    ``validate`` and ``run`` print, and the run's report notes. ``--defaults.loss=X`` on a recipe whose tasks
+    all name their loss would otherwise train every member with the tasks' losses and say nothing."""
+    if not isinstance(recipe, Recipe):
+        recipe = Recipe.from_dict(recipe)
+    entries = recipe.tasks if isinstance(recipe.tasks, list) else []
+    if not isinstance(recipe.defaults, Mapping) or not entries or not all(isinstance(e, Mapping) for e in entries):
+        return []
+    notes = []
+    for key in recipe.defaults:
+        setters = ("backbone", "backbones") if key == "backbone" else (key,)
+        if all(any(k in entry for k in setters) for entry in entries):
+            tasks = ", ".join(f"tasks[{i}] {_task_label(e)}" for i, e in enumerate(entries))
+            notes.append(f"defaults.{key} changes no member: every task entry sets its own {key} ({tasks}), and a "
+                         f"task's field wins over defaults; set it per task (e.g. --tasks.0.{key}=...) or remove "
+                         f"{key} from the tasks")
+    return notes
+
+
+def validate_run(recipe: Recipe | Mapping[str, Any], registry=None, source: str | None = None,
+                 **replace: Any) -> Recipe:
+    """The check every entry point that builds components makes first (``run``, ``ensemble``, ``tune``,
+    ``predict``): ``recipe`` with the top-level fields a command's flags replace (``voter=``, ``decision=``,
+    ``dataset=``, ...; None keeps the recipe's), validated with the cheap contract checks (:func:`validate`), so a
+    broken or misspelt component is one line naming it and its plugin before anything is built or written.
+    Returns the validated :class:`Recipe` with the replacements applied."""
+    if not isinstance(recipe, Recipe):
+        recipe = Recipe.from_dict(recipe, source=source)
+    changes = {k: v for k, v in replace.items() if v is not None}
+    unknown = sorted(set(changes) - set(TOP_LEVEL))
+    if unknown:
+        raise TypeError(f"validate_run: {', '.join(unknown)} are not top-level recipe fields ({', '.join(TOP_LEVEL)})")
+    if changes:
+        shown = ", ".join(f"{k} {normalize_ref(v)['name'] if isinstance(v, (str, Mapping)) else v!r}"
+                          for k, v in changes.items())
+        source = f"{source or 'recipe'} with {shown}"
+        recipe = Recipe.from_dict({**recipe.to_dict(), **changes}, source=source)
+    return validate(recipe, registry=registry, source=source)

@@ -1,52 +1,21 @@
-"""Component specs and the per-kind registry.
+"""The per-kind registry: lookup, listing, and the one builder every call site uses.
 
-A :class:`ComponentSpec` is frozen metadata: name, kind, a factory (a callable,
-or a lazy ``"package.module:attr"`` string so that listing never imports torch),
-a one-line description and the plugin it came from.
+:class:`ComponentSpec` (frozen metadata: name, kind, a factory — a callable, or a lazy
+``"package.module:attr"`` string so that listing never imports torch — a one-line description and the
+plugin it came from) is part of the plugin contract and lives in :mod:`ensemble_core.hookspecs`;
+it and the kind names are re-exported here.
 """
 from __future__ import annotations
 
 import difflib
 import fnmatch
-import importlib
 import inspect
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
-from ensemble_core import hookspecs
 from ensemble_core.errors import ComponentParamsError, DuplicateComponentError, UnknownComponentError
-
-REGISTER_PREFIX = "ensemble_register_"
-
-
-def singular(word: str) -> str:
-    """'losses' -> 'loss', 'backbones' -> 'backbone' (the inverse of :func:`plural`)."""
-    return word[:-2] if word.endswith("ses") and word[:-2].endswith("s") else word[:-1]
-
-
-def kinds_from_hookspecs(module: Any = hookspecs) -> tuple[str, ...]:
-    """One kind per ``ensemble_register_<kind>s`` hook specification, in the order they are declared."""
-    marker = f"{hookspecs.PROJECT}_spec"
-    return tuple(singular(name[len(REGISTER_PREFIX):]) for name, obj in vars(module).items()
-                 if name.startswith(REGISTER_PREFIX) and hasattr(obj, marker))
-
-
-# every component kind: the hook specifications are the one list (a new kind is a new register hook)
-KINDS: tuple[str, ...] = kinds_from_hookspecs()
-
-# Leading arguments the engine passes positionally per kind; never bound from a recipe.
-ENGINE_ARGS: Mapping[str, tuple[str, ...]] = {
-    "backbone": ("num_classes",),
-    "batch_augmentation": ("num_classes",),
-    "optimizer": ("parameters",),
-    "scheduler": ("optimizer", "epochs", "steps_per_epoch"),
-}
-
-
-# Keyword arguments the engine injects when a factory declares them (never bound from a recipe):
-# ``registry`` lets a composite component (a weighted sum of losses) build its parts from the same registry.
-INJECTED_ARGS: tuple[str, ...] = ("registry",)
-
+from ensemble_core.hookspecs import (ENGINE_ARGS, INJECTED_ARGS, KINDS, REGISTER_PREFIX,  # noqa: F401 (re-exported)
+                                     ComponentSpec, import_object, kind_from_plural, kinds_from_hookspecs, plural,
+                                     singular)
 
 def normalize_ref(value: Any) -> dict[str, Any] | None:
     """``"name"`` or ``{"name": ..., "params": {...}}`` -> ``{"name": ..., "params": {...}}``."""
@@ -59,27 +28,40 @@ def normalize_ref(value: Any) -> dict[str, Any] | None:
     raise TypeError(f"expected a component name or {{name:, params:}}, got {value!r}")
 
 
-def plural(kind: str) -> str:
-    return kind + "es" if kind.endswith("s") else kind + "s"
+# The backbone parameters that name pretrained weights (the short forms first); see :func:`backbone_weights`.
+WEIGHTS_PARAMS = ("pretrained", "pretrained_path", "weights")
+# What a backbone factory sets on the model it built from pretrained weights: its weight source's record.
+WEIGHTS_RECORD_ATTR = "weights_record"
 
 
-def kind_from_plural(word: str) -> str | None:
-    """'losses' -> 'loss', 'backbones' -> 'backbone'; None when not a kind."""
-    for kind in KINDS:
-        if word in (kind, plural(kind)):
-            return kind
-    return None
+def without_weights(ref: Any) -> dict[str, Any]:
+    """A backbone reference with its :data:`WEIGHTS_PARAMS` left out: the architecture alone, for a finished
+    member that gets its own trained weights (``predict``, ``export``), so that rebuilding it never needs the
+    pretrained weights' package, file or network."""
+    ref = normalize_ref(ref)
+    return {"name": ref["name"], "params": {k: v for k, v in ref["params"].items() if k not in WEIGHTS_PARAMS}}
 
 
-def import_object(path: str) -> Any:
-    """Import ``"package.module:attr"`` (attr may be dotted)."""
-    module_name, sep, attr = path.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"lazy factory {path!r} must look like 'package.module:attr'")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
+def uses_weights(params: Mapping[str, Any]) -> bool:
+    """Whether a backbone's params ask for pretrained weights (any of :data:`WEIGHTS_PARAMS` set)."""
+    return any((params or {}).get(k) for k in WEIGHTS_PARAMS)
+
+
+def backbone_weights(params: Mapping[str, Any], model_name: str = "?") -> dict[str, Any] | None:
+    """The ``weights`` reference a backbone's params ask for, or None (random initialisation).
+
+    ``pretrained: true`` is short for ``weights: timm_hub`` and ``pretrained_path: P`` for
+    ``weights: {name: file, params: {path: P}}``; naming more than one is a ``ValueError``."""
+    given = [k for k in WEIGHTS_PARAMS if params.get(k)]
+    if len(given) > 1:
+        raise ValueError(f"backbone {model_name!r}: set one of pretrained, pretrained_path and weights, not "
+                         f"{' and '.join(given)} (pretrained: true is weights: timm_hub, pretrained_path: P is "
+                         f"weights: {{name: file, params: {{path: P}}}})")
+    if params.get("pretrained"):
+        return {"name": "timm_hub", "params": {}}
+    if params.get("pretrained_path"):
+        return {"name": "file", "params": {"path": params["pretrained_path"]}}
+    return normalize_ref(params["weights"]) if params.get("weights") else None
 
 
 class LazyFactory:
@@ -103,98 +85,6 @@ class LazyFactory:
         if self._signature is None:
             self._signature = self.make_signature()
         return self._signature
-
-
-@dataclass(frozen=True)
-class ComponentSpec:
-    """One registered component.
-
-    ``nested`` maps a parameter name to a kind when that parameter holds
-    component references (``{"name": ..., "params": {...}}`` or a list of them);
-    recipe validation checks those recursively (e.g. the terms of a weighted loss).
-    """
-
-    name: str
-    kind: str
-    factory: Callable[..., Any] | str
-    description: str = ""
-    origin: str = ""
-    nested: Mapping[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"ComponentSpec {self.name!r}: unknown kind {self.kind!r}; kinds are {', '.join(KINDS)}")
-        if not self.name or not isinstance(self.name, str):
-            raise ValueError(f"ComponentSpec of kind {self.kind!r} needs a non-empty string name")
-
-    def load(self) -> Callable[..., Any]:
-        """The factory itself, importing it if it was given as a string."""
-        if isinstance(self.factory, str):
-            return import_object(self.factory)
-        return self.factory
-
-    def build(self, *engine_args: Any, **params: Any) -> Any:
-        return self.load()(*engine_args, **params)
-
-    def signature(self) -> inspect.Signature:
-        return inspect.signature(self.load())
-
-    def parameters(self) -> list[inspect.Parameter]:
-        """Recipe-settable parameters (engine-supplied leading arguments removed)."""
-        skip = set(ENGINE_ARGS.get(self.kind, ())) | set(INJECTED_ARGS)
-        return [p for p in self.signature().parameters.values()
-                if p.name not in skip and p.kind not in (p.VAR_POSITIONAL,)]
-
-    def bind(self, params: Mapping[str, Any]) -> list[str]:
-        """Check ``params`` against the factory signature; return problems (empty when fine)."""
-        plist = self.parameters()
-        accepts_any = any(p.kind == p.VAR_KEYWORD for p in plist)
-        named = [p for p in plist if p.kind != p.VAR_KEYWORD]
-        valid = [p.name for p in named]
-        problems = []
-        for key in params:
-            if key not in valid and not accepts_any:
-                close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
-                hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-                problems.append(f"unknown parameter {key!r} for {self.kind} {self.name!r}.{hint} "
-                                f"Valid names: {', '.join(valid) or '(none)'}")
-        for p in named:
-            if p.name in params:
-                why = _scalar_type_problem(p.annotation, params[p.name])
-                if why:
-                    problems.append(f"parameter {p.name!r} of {self.kind} {self.name!r} {why}")
-        for p in named:
-            if p.default is p.empty and p.name not in params and p.kind != p.VAR_KEYWORD:
-                problems.append(f"missing required parameter {p.name!r} for {self.kind} {self.name!r}")
-        check = getattr(self.load(), "check_params", None)     # a factory's own cheap check of its values
-        if not problems and callable(check):
-            problems.extend(check(dict(params)))
-        return problems
-
-
-_SCALARS = {"bool": (bool,), "int": (int,), "float": (int, float)}
-
-
-def _scalar_type_problem(annotation: Any, value: Any) -> str:
-    """Why ``value`` does not fit a plain ``bool`` / ``int`` / ``float`` annotation (``| None`` allowed);
-    empty when it fits or the annotation is anything else. A command line that spells ``false`` bare
-    gives the string 'false', which would otherwise read as true."""
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", None) or str(annotation)
-    parts = [t.strip() for t in str(text).split("|")]
-    optional = "None" in parts
-    parts = [t for t in parts if t != "None"]
-    if len(parts) != 1 or parts[0] not in _SCALARS or (value is None and optional):
-        return ""
-    want = parts[0]
-    fits = isinstance(value, _SCALARS[want]) and (want == "bool" or not isinstance(value, bool))
-    if fits:
-        return ""
-    spelled = {"bool": "true or false", "int": "a whole number", "float": "a number"}[want]
-    hint = ""
-    if isinstance(value, str):
-        hint = (" (on a fire command line write Python literals inside {...}: False, True, 0.5)" if want == "bool"
-                else " (a string: YAML reads 1e-3 as text, write 1.0e-3; on a fire command line write 0.001)")
-    return f"must be {spelled}{' or null' if optional else ''}, got {value!r}{hint}"
 
 
 class KindRegistry:
@@ -293,7 +183,7 @@ class Registry:
         spec = self.get(kind, ref["name"], field=field)
         merged = {**ref["params"], **params}
         engine = set(ENGINE_ARGS.get(kind, ()))   # an engine argument given by keyword is not a recipe param
-        problems = spec.bind({k: v for k, v in merged.items() if k not in engine})
+        problems = spec.bind({k: v for k, v in merged.items() if k not in engine}, registry=self)
         if problems:
             raise ComponentParamsError([f"{field or kind}.params: {p}" for p in problems])
         if any(p.name == "registry" for p in spec.signature().parameters.values()):

@@ -383,7 +383,7 @@ def tune(recipe_path: str | Path, space: str | Path, trials: int, out_dir: str |
         raise TuneError('tune needs Optuna: pip install -e ".[tune]"') from exc
     from ensemble_core.manager import get_registry
     from ensemble_core.pipeline import run_recipe
-    from ensemble_core.recipe import Recipe, validate
+    from ensemble_core.recipe import Recipe, shadowed_defaults, validate_run
     from ensemble_core.stopping import RunInterrupted, clear_stop
 
     def say(msg: str) -> None:
@@ -393,9 +393,12 @@ def tune(recipe_path: str | Path, space: str | Path, trials: int, out_dir: str |
     if not isinstance(trials, int) or trials < 1:
         raise TuneError(f"--trials must be a positive integer, got {trials!r}")
     base, preset_name = load_recipe(recipe_path, preset)
+    # the contract check of a run (every trial's components are checked by check_space below)
+    validate_run(base, registry=get_registry(), source=str(recipe_path), dataset=dataset)
+    for warning in shadowed_defaults(base):
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     if dataset is not None:   # --dataset: the data layout every trial reads (image_folder, csv, ...)
         base = {**base, "dataset": dataset}
-    validate(base, registry=get_registry(), source=str(recipe_path))
     dims = load_space(space)
     refit_dims = [d.field for d in dims if d.field in ("refit", "refit_share")]
     if refit_dims:

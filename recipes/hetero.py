@@ -6,7 +6,9 @@ pastes in a 60+ face, and a weighted soft vote whose weights are searched on out
     fire recipes/hetero.py run --voter.params.weights='[6,3,1]'     # the winner's fixed 6:3:1
 
 Weights are per backbone (its 5 folds share one), in recipe order; searched ones too.
-seed preset: tf_efficientnet_b3_ns, eca_nfnet_l0, vit_base_patch16_384 (fed 384x384, its fixed size).
+seed preset: tf_efficientnet_lite0 (ImageNet weights from pip), eca_nfnet_l0 and vit_base_patch16_384 (fed
+384x384, its fixed size) from timm's hub: those two need network or a filled Hugging Face cache, and validate
+says so before any training.
 small preset: resnet10t, mobilenetv3_small_050, test_convnext from scratch.
 """
 from __future__ import annotations

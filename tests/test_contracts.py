@@ -25,6 +25,23 @@ class MedianVoteWithoutCall:
         return self
 
 
+class MedianVoteFillingUnpredicted:
+    """Returns uniform rows on the images no member predicted (a reading of "finite rows summing to 1")."""
+
+    def fit(self, probs, targets):
+        return self
+
+    def __call__(self, probs):
+        with np.errstate(all="ignore"):
+            import warnings
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out = np.nanmedian(probs, axis=0)
+        out = out / out.sum(axis=1, keepdims=True)
+        out[np.isnan(out).any(axis=1)] = 1.0 / out.shape[1]
+        return out
+
+
 def per_sample_loss():
     import torch
 
@@ -77,7 +94,8 @@ def _plugin():
 
     @hookimpl
     def ensemble_register_voters():
-        return [ComponentSpec("median_nocall", "voter", f"{here}:MedianVoteWithoutCall")]
+        return [ComponentSpec("median_nocall", "voter", f"{here}:MedianVoteWithoutCall"),
+                ComponentSpec("median_filling", "voter", f"{here}:MedianVoteFillingUnpredicted")]
 
     @hookimpl
     def ensemble_register_losses():
@@ -120,6 +138,14 @@ def test_check_component_catches_a_voter_without_call(catalog):
     assert "a voter must be callable as voter(probs) -> (N, C)" in message
 
 
+def test_check_component_catches_a_voter_that_fills_the_images_no_member_predicted(catalog):
+    """The contract's rule (docs/ARCHITECTURE.md): rows no member predicted stay NaN. The kit's out-of-fold data
+    has such images, so a voter that fills them fails the kit (the engine masks them anyway)."""
+    message = expect("voter", "median_filling", "image(s) no member predicted; leave those rows NaN", catalog)
+    assert "gave values on 40 of the 40 image(s)" in message
+    check_component("voter", "soft", registry=catalog)     # the built-in keeps them NaN
+
+
 def test_check_component_catches_a_loss_that_is_not_a_scalar(catalog):
     message = expect("loss", "per_sample", "gave shape (8,)", catalog)
     assert "a loss must return a scalar float tensor" in message
@@ -150,10 +176,11 @@ def test_check_component_passes_good_components_and_asks_for_required_parameters
 def test_components_and_parametrize_select_by_kind_and_plugin(catalog):
     assert components(plugin=PLUGIN, registry=catalog) == [
         ("backbone", "wide"), ("augmentation", "as_float"), ("augmentation", "grey"), ("loss", "per_sample"),
-        ("voter", "median_nocall"), ("executor", "lossy")]
+        ("voter", "median_filling"), ("voter", "median_nocall"), ("executor", "lossy")]
     assert ("voter", "soft") in components("voters", registry=catalog)
     mark = parametrize_components("voter", plugin=PLUGIN, registry=catalog)
-    assert mark.args[0] == "kind, name" and [p.id for p in mark.args[1]] == ["voter:median_nocall"]
+    assert mark.args[0] == "kind, name" and [p.id for p in mark.args[1]] == ["voter:median_filling",
+                                                                            "voter:median_nocall"]
     with pytest.raises(ValueError, match="no registered component matches"):
         parametrize_components(plugin="no_such_plugin", registry=catalog)
 
@@ -206,6 +233,77 @@ def test_a_recipe_with_a_broken_voter_trains_no_member(catalog, demo_dir, tmp_pa
         run_recipe(recipe_with(voter="median_nocall"), data_dir=demo_dir, out_dir=out, quiet=True,
                    executor=CountingExecutor())
     assert CountingExecutor.jobs == 0 and not out.exists()
+
+
+def test_the_ensemble_command_refuses_a_broken_voter_in_one_line(catalog, demo_dir, tmp_path, monkeypatch, capsys):
+    """`ensemble RUN --voter X` runs the contract check `run` runs (recipe.validate_run) before it builds anything:
+    one line and exit 1, not a 28-line traceback ending in TypeError: 'MedianVoter' object is not callable."""
+    from ensemble_core.cli import main as cli_main
+    from ensemble_core.manager import set_catalog
+    from ensemble_core.pipeline import run_recipe
+    from ensemble_core.runfolder import METRICS_FILE
+    from helpers_pipeline import TruthExecutor
+
+    monkeypatch.setattr("ensemble_core.manager._CATALOG", None)
+    set_catalog(catalog)
+    out = tmp_path / "run"
+    run_recipe(recipe_with(), data_dir=demo_dir, out_dir=out, quiet=True, registry=catalog.registry,
+               executor=TruthExecutor(demo_dir / "eval" / "answers.csv"))
+    before = (out / METRICS_FILE).read_text()
+    capsys.readouterr()
+    assert cli_main(["ensemble", str(out), "--voter", "median_nocall", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: recipe "), err
+    assert (f"voter: voter 'median_nocall' (plugin {PLUGIN}): the built object (MedianVoteWithoutCall) has no "
+            f"__call__") in err
+    assert (out / METRICS_FILE).read_text() == before       # nothing was rewritten
+
+
+def test_predict_refuses_a_run_whose_voter_is_broken_in_one_line(catalog, demo_dir, tmp_path, monkeypatch, capsys):
+    """`predict` makes the same contract check first: a finished run whose recipe names a voter that is broken
+    here (a plugin upgraded since it trained) is one line naming the voter, before any member predicts."""
+    import json
+
+    from ensemble_core.cli import main as cli_main
+    from ensemble_core.manager import set_catalog
+    from ensemble_core.pipeline import run_recipe
+    from ensemble_core.runfolder import RECIPE_FILE
+    from helpers_pipeline import TruthExecutor
+
+    monkeypatch.setattr("ensemble_core.manager._CATALOG", None)
+    set_catalog(catalog)
+    out = tmp_path / "run"
+    run_recipe(recipe_with(), data_dir=demo_dir, out_dir=out, quiet=True, registry=catalog.registry,
+               executor=TruthExecutor(demo_dir / "eval" / "answers.csv"))
+    recipe = json.loads((out / RECIPE_FILE).read_text())
+    (out / RECIPE_FILE).write_text(json.dumps({**recipe, "voter": {"name": "median_nocall", "params": {}}}))
+    capsys.readouterr()
+    assert cli_main(["predict", str(out), str(demo_dir), "--out", str(tmp_path / "pred"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: recipe "), err
+    assert f"voter: voter 'median_nocall' (plugin {PLUGIN}): the built object (MedianVoteWithoutCall) has no " in err
+    assert not (tmp_path / "pred").exists()
+
+
+def test_tune_refuses_a_broken_voter_of_its_space_in_one_line_before_any_trial(catalog, demo_dir, tmp_path,
+                                                                              monkeypatch, capsys):
+    import json
+
+    from ensemble_core.cli import main as cli_main
+    from ensemble_core.manager import set_catalog
+
+    pytest.importorskip("optuna")
+    monkeypatch.setattr("ensemble_core.manager._CATALOG", None)
+    set_catalog(catalog)
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe_with()))
+    (tmp_path / "space.yaml").write_text("voter.name: {type: categorical, choices: [soft, median_nocall]}\n")
+    capsys.readouterr()
+    assert cli_main(["tune", str(tmp_path / "recipe.json"), "--space", str(tmp_path / "space.yaml"), "--trials", "2",
+                     "--out_dir", str(tmp_path / "out"), "--data_dir", str(demo_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "space field 'voter.name' = 'median_nocall'" in err, err
+    assert f"voter 'median_nocall' (plugin {PLUGIN}): the built object (MedianVoteWithoutCall) has no __call__" in err
+    assert not (tmp_path / "out" / "trials").exists()
 
 
 def test_a_member_with_a_backbone_of_the_wrong_width_fails_before_its_first_epoch(catalog, demo_dir, tmp_path):

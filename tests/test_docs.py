@@ -77,3 +77,25 @@ def test_registry_imports_hookspecs_without_a_cycle():
         proc = subprocess.run([sys.executable, "-c", f"import {first}; import ensemble_core.registry as r; "
                                                      f"print(len(r.KINDS))"], capture_output=True, text=True)
         assert proc.returncode == 0 and proc.stdout.strip() == str(len(KINDS)), proc.stderr
+
+
+def test_every_docs_file_that_the_code_and_the_docs_point_to_is_in_the_repository():
+    """Issue 28: `fire recipes/full.py --help` pointed to docs/SEED.md, which was not in the repository."""
+    repo = ARCHITECTURE.parents[1]
+    files = [repo / "README.md", *repo.glob("docs/*.md"), *repo.glob("ensemble_core/**/*.py"),
+             *repo.glob("recipes/*.py"), *repo.glob("plugins/*.py"), *repo.glob("benchmarks/*.py"),
+             *repo.glob("benchmarks/*.md"), *repo.glob("examples/**/*.md"), *repo.glob("examples/**/*.py")]
+    named = {(f.relative_to(repo), m) for f in files for m in re.findall(r"\bdocs/[\w.-]+\.md", f.read_text())}
+    assert len(named) > 10
+    missing = sorted(f"{f}: {m}" for f, m in named if not (repo / m).is_file())
+    assert not missing, missing
+
+
+def test_the_fire_command_the_readme_runs_is_ensemble_cores_own_console_script():
+    import tomllib
+
+    scripts = tomllib.loads((ARCHITECTURE.parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["fire"] == "ensemble_core.fire_main:main"
+    readme = (ARCHITECTURE.parents[1] / "README.md").read_text()
+    main_command = readme.split("## The main command", 1)[1].split("\n## ", 1)[0]
+    assert "`ensemble_core.fire_main`" in main_command and "python -m ensemble_core.fire_main" in main_command

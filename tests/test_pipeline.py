@@ -137,3 +137,65 @@ def test_run_member_job_reports_a_failure_with_its_traceback_file(tmp_path):
     result = run_member_job(job, dataset=object())
     assert result.status == "failed" and "TypeError" in result.error
     assert "Traceback" in (tmp_path / "m" / ERROR_FILE).read_text()
+
+
+class FillingSoftVote:
+    """A plugin voter that reads "(N, C) finite rows summing to 1" as "fill the images no member predicted with
+    uniform rows" (issue 28): the engine must mask those rows itself, so the run's figures cannot change."""
+
+    def fit(self, probs, targets):
+        return self
+
+    def __call__(self, probs):
+        from ensemble_core.ensemble.voting import SoftVote
+        out = SoftVote()(probs)
+        out[np.isnan(out).any(axis=1)] = 1.0 / out.shape[1]
+        return out
+
+
+def test_a_voter_that_fills_unpredicted_rows_gives_the_figures_of_one_that_keeps_them_nan(demo_dir, tmp_path):
+    from ensemble_core import ComponentSpec, hookimpl
+    from ensemble_core.manager import build_catalog
+    from helpers_pipeline import plugin_module
+
+    @hookimpl
+    def ensemble_register_voters():
+        return [ComponentSpec("filling", "voter", f"{__name__}:FillingSoftVote")]
+
+    registry = build_catalog([plugin_module("filling_plugin", locals())], autoload=False).registry
+    recipe = load_recipe_module("full").build(TINY)
+    runs = {}
+    for voter in ("soft", "filling"):
+        recipe["voter"] = {"name": voter}
+        runs[voter] = run_recipe(recipe, data_dir=demo_dir, out_dir=tmp_path / voter, quiet=True, registry=registry,
+                                 executor=TruthExecutor(demo_dir / "eval" / "answers.csv", wrong_split=1)).metrics
+    soft, filling = runs["soft"]["oof"], runs["filling"]["oof"]
+    assert 0 < soft["n_images"] < soft["n_train_images"]     # 3 splits of 20 % leave images no member predicted
+    assert (filling["n_images"], filling["macro_f1"], filling["confusion"]) == \
+        (soft["n_images"], soft["macro_f1"], soft["confusion"])
+    for task, summary in runs["filling"]["tasks"].items():
+        assert summary["n_oof_images"] == runs["soft"]["tasks"][task]["n_oof_images"], task
+    # the report names a plugin's voter as the recipe does, not <module.FillingSoftVote object at 0x...>
+    report = (tmp_path / "filling" / "report.md").read_text()
+    assert "| mask | 3 | filling |" in report and "- voter: `filling`" in report and " object at 0x" not in report
+
+
+def test_the_report_shows_a_voter_as_the_recipe_names_it_with_its_weights_per_group():
+    from ensemble_core.ensemble.report import component_text, voter_cell
+
+    assert component_text("median") == "median"
+    assert component_text({"name": "weighted_soft", "params": {"weights": [2, 1]}}) == 'weighted_soft {"weights": [2, 1]}'
+    task = {"voter": "weighted_soft", "groups": ["resnet18", "resnet18", "vit"], "weights": [0.75, 0.75, 0.25]}
+    assert voter_cell(task) == "weighted_soft (weights resnet18 0.75, vit 0.25)"
+    assert voter_cell({"voter": "soft", "groups": ["a"], "weights": None}) == "soft"
+
+
+def test_the_report_says_a_default_that_every_task_sets_itself_changed_no_member(demo_dir, tmp_path):
+    recipe = load_recipe_module("single18").build(TINY)
+    recipe["defaults"]["loss"] = "focal"                       # single18's one task names its own loss
+    result = run_recipe(recipe, data_dir=demo_dir, out_dir=tmp_path / "run", quiet=True,
+                        executor=TruthExecutor(demo_dir / "eval" / "answers.csv"))
+    note = ("defaults.loss changes no member: every task entry sets its own loss (tasks[0] all18), and a task's "
+            "field wins over defaults")
+    assert sum(n.startswith(note) for n in result.metrics["notes"]) == 1
+    assert note in result.report.read_text()

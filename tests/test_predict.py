@@ -257,3 +257,32 @@ def test_a_label_space_from_the_data_predicts_and_exports_the_same_bytes(tmp_pat
     assert main(["export", str(tmp_path / "run"), str(tmp_path / "export"), "--quiet"]) == 0
     predict(tmp_path / "export", data, out=tmp_path / "out2", quiet=True)
     assert (tmp_path / "out2" / SUBMISSION_FILE).read_bytes() == submission
+
+
+def test_members_from_pretrained_weights_predict_without_them_at_their_own_inputs(demo_dir, tmp_path):
+    """Members that started from a weights file and normalise as their recipe asks (mean = std = 0.5, bicubic, as
+    tf_efficientnet_lite's weights do): predict rebuilds the architecture alone (the weights file may be gone, as
+    on an inference machine: the trained weights replace it) and normalises as each member's config.json
+    records, so the run's probabilities come back exactly; an export carries the same."""
+    import timm
+    from safetensors.torch import save_file
+
+    imagenet = tmp_path / "imagenet.safetensors"
+    save_file(timm.create_model("test_resnet", num_classes=10).state_dict(), str(imagenet))
+    inputs = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "interpolation": "bicubic"}
+    recipe = {**RECIPE, "name": "predict-weights", "refit": 0, "voter": "soft",
+              "defaults": {**RECIPE["defaults"], "input_config": inputs},
+              "tasks": [{"task": "multihead", "backbone": {"name": "test_resnet", "params": {
+                  "weights": {"name": "file", "params": {"path": str(imagenet)}}}}}]}
+    run = tmp_path / "run"
+    run_recipe(recipe, data_dir=demo_dir, out_dir=run, quiet=True)
+    config = json.loads(next((run / "members").glob("*/config.json")).read_text())
+    assert config["weights"]["source"] == "file" and config["inputs"]["interpolation"] == "bicubic"
+    assert main(["export", str(run), str(tmp_path / "export"), "--quiet"]) == 0
+    imagenet.unlink()                                   # the pretrained file is not needed to predict
+
+    for source, out in ((run, tmp_path / "out"), (tmp_path / "export", tmp_path / "out2")):
+        assert main(["predict", str(source), str(demo_dir), "--out", str(out), "--quiet"]) == 0
+        mine, theirs = np.load(out / PREDICT_PROBS_FILE), np.load(run / ENSEMBLE_EVAL_FILE)
+        assert np.array_equal(mine["probs"], theirs["probs"])   # ImageNet's statistics would give other numbers
+        assert (out / SUBMISSION_FILE).read_bytes() == (run / SUBMISSION_FILE).read_bytes()

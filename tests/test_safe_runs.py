@@ -111,7 +111,7 @@ def test_ensemble_eval_npz_loads_without_pickle(demo_dir, tmp_path):
 def test_pretrained_path_loads_safely_and_accepts_safetensors(tmp_path):
     from safetensors.torch import save_file
 
-    from ensemble_core_plugins.backbones import load_local_weights
+    from ensemble_core_plugins.weights import FileWeights
     import timm
 
     model = timm.create_model("test_resnet", num_classes=3)
@@ -119,13 +119,15 @@ def test_pretrained_path_loads_safely_and_accepts_safetensors(tmp_path):
     hostile = tmp_path / "hostile.pth"
     torch.save({"state_dict": Planted(marker)}, hostile)
     with pytest.raises(TrainingError) as info:
-        load_local_weights(model, str(hostile), "test_resnet")
+        FileWeights(str(hostile)).load(model, "test_resnet")
     assert str(hostile) in str(info.value) and "safetensors" in str(info.value)
+    assert not marker.exists()
+    assert any(str(hostile) in p for p in FileWeights(str(hostile)).problems("test_resnet"))   # validate says so
     assert not marker.exists()
     weights = tmp_path / "weights.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
     fresh = timm.create_model("test_resnet", num_classes=3)
-    assert load_local_weights(fresh, str(weights), "test_resnet")["loaded"] == len(model.state_dict())
+    assert FileWeights(str(weights)).load(fresh, "test_resnet")["loaded"] == len(model.state_dict())
     for key, value in fresh.state_dict().items():
         torch.testing.assert_close(value, model.state_dict()[key])
 

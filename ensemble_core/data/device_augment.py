@@ -24,10 +24,11 @@ def split_augmentations(refs: Sequence[Any] | None, registry) -> tuple[list[dict
     return workers, device
 
 
-def build_device_augment(refs: Sequence[dict], registry):
-    """The :class:`DeviceAugment` for ``refs`` (each must have a device form)."""
+def build_device_augment(refs: Sequence[dict], registry, inputs=None):
+    """The :class:`DeviceAugment` for ``refs`` (each must have a device form), normalising with ``inputs``
+    (an :class:`~ensemble_core.data.images.InputConfig`; default ImageNet's statistics)."""
     modules = [registry.build("device_augmentation", ref, field="augmentations") for ref in refs]
-    return DeviceAugment(modules)
+    return DeviceAugment(modules, inputs)
 
 
 def _module_base():
@@ -36,18 +37,19 @@ def _module_base():
 
 
 class DeviceAugment(_module_base()):
-    """uint8 batch on the device -> augmented, normalised float batch (ImageNet statistics, as the workers)."""
+    """uint8 batch on the device -> augmented, normalised float batch (the member's statistics, as the workers)."""
 
-    def __init__(self, modules: Sequence[Any]):
+    def __init__(self, modules: Sequence[Any], inputs=None):
         import torch
 
-        from ensemble_core.data.images import IMAGENET_MEAN, IMAGENET_STD
+        from ensemble_core.data.images import DEFAULT_INPUTS
 
         super().__init__()
+        inputs = inputs or DEFAULT_INPUTS
         self.augment = torch.nn.ModuleList(modules)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, -1, 1, 1),
+        self.register_buffer("mean", torch.tensor(inputs.mean, dtype=torch.float32).view(1, -1, 1, 1),
                              persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, -1, 1, 1),
+        self.register_buffer("std", torch.tensor(inputs.std, dtype=torch.float32).view(1, -1, 1, 1),
                              persistent=False)
 
     def forward(self, images):

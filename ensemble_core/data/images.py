@@ -18,14 +18,62 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
+from dataclasses import asdict, dataclass
+from typing import Mapping
+
 import cv2
 import numpy as np
 
 from ensemble_core.atomic import atomic_write, atomic_write_json
 from ensemble_core.errors import DataError
+from ensemble_core.recipe import INTERPOLATIONS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+CV2_INTERPOLATION = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC,
+                     "area": cv2.INTER_AREA, "lanczos": cv2.INTER_LANCZOS4}
+assert set(CV2_INTERPOLATION) == set(INTERPOLATIONS)
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """How a member's images become its model's input: normalisation and the resize to ``image_size``.
+
+    ``origin`` says where the values came from (its backbone's weights, the recipe, or the ImageNet default of a
+    member without pretrained weights); ``config.json`` records all four (``inputs``)."""
+
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    interpolation: str = "bilinear"
+    origin: str = "ImageNet statistics (no pretrained weights)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "InputConfig":
+        return cls(tuple(float(x) for x in data["mean"]), tuple(float(x) for x in data["std"]),
+                   str(data.get("interpolation") or "bilinear"), str(data.get("origin") or ""))
+
+
+DEFAULT_INPUTS = InputConfig()
+
+
+def resolve_inputs(recipe_value: Mapping[str, Any] | None, weights_record: Mapping[str, Any] | None) -> InputConfig:
+    """A member's :class:`InputConfig`: what its pretrained weights expect (``weights_record["input_config"]``),
+    else ImageNet's statistics; a recipe's ``input_config`` (any of mean / std / interpolation) wins over both."""
+    base, origin = DEFAULT_INPUTS.to_dict(), DEFAULT_INPUTS.origin
+    expected = (weights_record or {}).get("input_config") or {}
+    if expected:
+        base.update({k: v for k, v in expected.items() if k in ("mean", "std", "interpolation") and v is not None})
+        if base["interpolation"] not in CV2_INTERPOLATION:   # e.g. timm's 'random': resize as most weights do
+            base["interpolation"] = "bilinear"
+        origin = f"the pretrained weights ({weights_record.get('source', '?')})"
+    chosen = {k: v for k, v in (recipe_value or {}).items() if v is not None}
+    if chosen:
+        base.update(chosen)
+        origin = f"{origin}; the recipe's input_config sets {', '.join(sorted(chosen))}"
+    return InputConfig.from_dict({**base, "origin": origin})
 
 
 def to_rgb(img: np.ndarray | None, where: str = "image") -> np.ndarray:
@@ -299,10 +347,12 @@ class ImageDataset:
 
 # ---------------------------------------------------------------- transforms
 def build_transforms(preprocess_specs: Sequence[Any] | None, augmentation_specs: Sequence[Any] | None,
-                     image_size: Sequence[int], registry=None, train: bool = True, normalize: bool = True):
+                     image_size: Sequence[int], registry=None, train: bool = True, normalize: bool = True,
+                     inputs: InputConfig = DEFAULT_INPUTS):
     """Per-member albumentations pipeline: preprocess (always) + augmentations (train only)
-    + Resize(image_size) + Normalize(ImageNet) + ToTensorV2. ``normalize=False`` leaves the image
-    uint8 (``augment_on: device``: the device scales, augments and normalises the batch).
+    + Resize(image_size, ``inputs.interpolation``) + Normalize(``inputs.mean`` / ``inputs.std``) + ToTensorV2.
+    ``normalize=False`` leaves the image uint8 (``augment_on: device``: the device scales, augments and
+    normalises the batch).
 
     Specs are component refs (``"CLAHE"`` or ``{"name": ..., "params": {...}}``) of kind
     ``augmentation``, built through ``registry``.
@@ -315,8 +365,8 @@ def build_transforms(preprocess_specs: Sequence[Any] | None, augmentation_specs:
     for spec in specs:
         steps.append(registry.build("augmentation", spec, field="augmentations"))
     h, w = int(image_size[0]), int(image_size[1])
-    steps.append(A.Resize(h, w))
+    steps.append(A.Resize(h, w, interpolation=CV2_INTERPOLATION[inputs.interpolation]))
     if normalize:
-        steps.append(A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD))
+        steps.append(A.Normalize(mean=inputs.mean, std=inputs.std))
     steps.append(ToTensorV2())
     return A.Compose(steps)

@@ -30,7 +30,7 @@ import numpy as np
 from ensemble_core.ensemble.combine import combine, require_coverage
 from ensemble_core.ensemble.predictions import (MemberPredictions, PredictionCacheError, drop_eval_ids, load_member,
                                                 stack)
-from ensemble_core.ensemble.voting import Voter
+from ensemble_core.ensemble.voting import Voter, mask_unpredicted
 from ensemble_core.errors import EnsembleCoreError
 from ensemble_core.labels import Task
 from ensemble_core.recipe import Member, Recipe
@@ -177,9 +177,9 @@ def vote_task(name: str, task: Task, preds: list[MemberPredictions], voter: Vote
     truth = np.asarray(task.truth(train_df), dtype=np.int64)
     for p in preds:
         _check_truth(p, truth, train_ids)
-    oof_stack = stack(preds, train_ids, "oof")
+    oof_stack = stack(preds, train_ids, "oof")     # NaN where a member has no prediction
     fit_stack = oof_stack.copy()
-    fit_stack[:, ~rows] = np.nan
+    fit_stack[:, ~rows] = np.nan                   # the voter learns only on the images the task is about
     if np.isnan(fit_stack).all():
         raise PredictionCacheError(f"task {name!r}: its members ({', '.join(p.run_name for p in preds)}) have no "
                                    f"out-of-fold prediction on the images the task is about")
@@ -192,9 +192,13 @@ def vote_task(name: str, task: Task, preds: list[MemberPredictions], voter: Vote
         oof = voter(oof_stack)
         crossfit = getattr(voter, "crossfit_oof", None)     # learned voters: honest OOF predictions
         if crossfit is not None:
+            oof = np.array(oof, dtype=np.float64)
             have = ~np.isnan(crossfit).any(axis=1)
             oof[have] = crossfit[have]
-        ev = voter(eval_stack) if eval_stack is not None else None
+        # the engine's own rule, whatever the voter returned: an image no member predicted stays NaN
+        oof = mask_unpredicted(oof, oof_stack, "the voter on out-of-fold predictions")
+        ev = mask_unpredicted(voter(eval_stack), eval_stack, "the voter on eval predictions") \
+            if eval_stack is not None else None
     except ValueError as exc:
         raise VotingError(f"task {name!r} with {len(preds)} member(s) "
                           f"({', '.join(p.run_name for p in preds)}): {exc}") from exc

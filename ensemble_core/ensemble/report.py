@@ -8,6 +8,7 @@ backbones; the report says so next to every comparison.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -16,15 +17,17 @@ import numpy as np
 from ensemble_core.ensemble.assemble import Ensemble, TaskVote, is_refit
 from ensemble_core.metrics import accuracy, confusion, f1_per_class, macro_f1, macro_f1_from_confusion
 from ensemble_core.atomic import atomic_write_json, atomic_write_text
+from ensemble_core.registry import normalize_ref
 from ensemble_core.runfolder import CONFUSION_FILE, METRICS_FILE, REPORT_FILE
 from ensemble_core.labelspace import MASK_STATUS
+from ensemble_core.registry import uses_weights
 from ensemble_core.metrics import plot_confusion
 
 SEED_REFERENCE = {
     "macro_f1": 0.7372,
     "accuracy": 0.7937,
     "measured_on": "original competition data (private eval), ImageNet-pretrained resnext50d_32x4d + "
-                   "tf_efficientnet_b3_ns at 512x384 (docs/SEED.md)",
+                   "tf_efficientnet_b3_ns at 512x384 (docs/ENSEMBLE.md, The seed)",
 }
 
 
@@ -46,14 +49,21 @@ def member_rows(tv: TaskVote) -> list[dict[str, Any]]:
     return out
 
 
-def task_summary(tv: TaskVote) -> dict[str, Any]:
+def component_text(ref: Any) -> str:
+    """A component reference as a recipe names it: ``median`` or ``weighted_soft {"weights": [2, 1]}`` (never the
+    built object's ``repr``, which for a plugin's class is ``<module.Class object at 0x...>``)."""
+    ref = normalize_ref(ref)
+    return f"{ref['name']} {json.dumps(ref['params'], sort_keys=True, default=str)}" if ref["params"] else ref["name"]
+
+
+def task_summary(tv: TaskVote, voter_ref: Any) -> dict[str, Any]:
     have = ~np.isnan(tv.oof).any(axis=1) & tv.rows
     truth, pred = tv.truth[have], tv.oof[have].argmax(axis=1)
     weights = getattr(tv.voter, "weights", None)
     return {
         "members": [p.run_name for p in tv.members],
         "refit_members": [p.run_name for p in tv.refit],
-        "voter": repr(tv.voter),
+        "voter": component_text(voter_ref),
         "groups": list(tv.groups),
         "weights": None if weights is None else [float(w) for w in weights],
         "n_oof_images": int(have.sum()),
@@ -84,7 +94,7 @@ def ensemble_metrics(ens: Ensemble) -> dict[str, Any]:
     metrics: dict[str, Any] = {
         "voter": ens.voter_ref,
         "oof": oof,
-        "tasks": {name: task_summary(tv) for name, tv in ens.tasks.items()},
+        "tasks": {name: task_summary(tv, ens.voter_ref) for name, tv in ens.tasks.items()},
         "members": [row for tv in ens.tasks.values() for row in member_rows(tv)],
         "notes": list(ens.notes),
         "seed_reference": SEED_REFERENCE,
@@ -105,11 +115,19 @@ def _fmt(x: Any, digits: int = 4) -> str:
 
 
 def weights_origin(members: list[Mapping[str, Any]]) -> str:
-    pretrained = sorted({m["backbone"]["name"] for m in members
-                         if m["backbone"]["params"].get("pretrained") or m["backbone"]["params"].get("pretrained_path")})
+    pretrained = sorted({m["backbone"]["name"] for m in members if uses_weights(m["backbone"]["params"])})
     if not pretrained:
         return "trained from scratch (no pretrained weights)"
     return f"pretrained weights for {', '.join(pretrained)}"
+
+
+def voter_cell(task: Mapping[str, Any]) -> str:
+    """The task's voter as the recipe names it, with the weights it used per member group when it has any."""
+    weights, groups = task.get("weights"), task.get("groups") or []
+    if not weights or len(weights) != len(groups):
+        return str(task["voter"])
+    per_group = dict(zip(groups, weights))
+    return f"{task['voter']} (weights {', '.join(f'{g} {w:.3g}' for g, w in per_group.items())})"
 
 
 def render_report(metrics: Mapping[str, Any], context: Mapping[str, Any]) -> str:
@@ -118,7 +136,7 @@ def render_report(metrics: Mapping[str, Any], context: Mapping[str, Any]) -> str
     lines = [f"# Ensemble report — recipe `{context.get('recipe')}`", ""]
     lines += [f"- data: `{context.get('data_dir')}`" + (f" ({context['data_note']})" if context.get("data_note") else ""),
               f"- preset: `{context.get('preset') or 'n/a'}`; weights: {weights_origin(context.get('members', []))}",
-              f"- voter: `{metrics['voter']['name']}`" + (f" {metrics['voter']['params']}" if metrics['voter']['params'] else ""),
+              f"- voter: `{component_text(metrics['voter'])}`",
               f"- decision: `{metrics['decision']['applied']}`" + (
                   f" (requested `{metrics['decision']['requested']['name']}`)"
                   if metrics['decision']['applied'] != metrics['decision']['requested']['name'] else "")
@@ -138,7 +156,7 @@ def render_report(metrics: Mapping[str, Any], context: Mapping[str, Any]) -> str
     for name, t in metrics["tasks"].items():
         refit = len(t.get("refit_members") or [])
         count = f"{len(t['members'])} + {refit} refit" if refit else len(t["members"])
-        lines.append(f"| {name} | {count} | {t['voter']} | {_fmt(t['oof_macro_f1'])} | "
+        lines.append(f"| {name} | {count} | {voter_cell(t)} | {_fmt(t['oof_macro_f1'])} | "
                      f"{_fmt(t['oof_accuracy'])} | {t['n_oof_images']} |")
     lines += ["", "## Members (each on its own validation split)", "",
               "| member | task | backbone | split | val macro F1 | val accuracy | val images |",

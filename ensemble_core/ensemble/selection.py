@@ -21,6 +21,7 @@ vote (``fallback`` says why), so it is never worse than ``soft`` on the data it 
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -139,7 +140,9 @@ class StackingVote(_CrossFitted):
     def features(gp: np.ndarray) -> np.ndarray:
         """(G, N, C) -> (N, G*C) log-probabilities; a group missing on a row takes the other groups' mean."""
         filled = gp.copy()
-        mean = np.nanmean(gp, axis=0) if np.isnan(gp).any() else None
+        with warnings.catch_warnings():   # an image no group predicted has no mean: it stays NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(gp, axis=0) if np.isnan(gp).any() else None
         if mean is not None:
             miss = np.isnan(filled)
             filled[miss] = np.broadcast_to(mean, filled.shape)[miss]

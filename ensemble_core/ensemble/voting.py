@@ -42,6 +42,18 @@ def available(probs: np.ndarray) -> np.ndarray:
     return ~np.isnan(probs).any(axis=2)
 
 
+def mask_unpredicted(voted: np.ndarray, probs: np.ndarray, who: str = "voter") -> np.ndarray:
+    """``voted`` ``(N, C)`` as float, with a NaN row on every image that no member of ``probs`` ``(M, N, C)``
+    predicted, whatever the voter returned there: the engine's rule, so a plugin voter that fills those rows
+    (uniform, zeros) cannot make the out-of-fold figures count images nobody predicted."""
+    voted = np.array(voted, dtype=np.float64)
+    if voted.shape != probs.shape[1:]:
+        raise ValueError(f"{who} gave shape {voted.shape} for probs {probs.shape}; a voter gives (N, C) = "
+                         f"{probs.shape[1:]}")
+    voted[~available(probs).any(axis=0)] = np.nan
+    return voted
+
+
 def weighted_mean(probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """NaN-aware weighted mean over members; weights renormalised over the members available per image.
 

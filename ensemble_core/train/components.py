@@ -11,7 +11,8 @@ from torch import nn
 from ensemble_core.errors import TrainingError
 from ensemble_core.labels import Task
 from ensemble_core import tasks
-from ensemble_core.registry import normalize_ref
+from ensemble_core.registry import normalize_ref, without_weights
+from ensemble_core.train.finetune import apply_lr_scales, layer_decay_groups
 from ensemble_core.train.schedule import ScheduledLR
 
 
@@ -24,18 +25,12 @@ def build_model(member, task: Task, registry) -> nn.Module:
     return registry.build("backbone", member.backbone, task.num_outputs, field="backbone")
 
 
-# backbone parameters that fetch or read pretrained weights: a finished member's own weights replace them
-WEIGHT_LOADING_PARAMS = ("pretrained", "pretrained_path", "weights")
-
-
 def model_for_prediction(member, task: Task, registry) -> nn.Module:
     """The member's architecture, to be given its own trained weights (``best.pt`` / an export's safetensors):
     built as :func:`build_model` builds it, with the backbone's weight-loading parameters left out
-    (:data:`WEIGHT_LOADING_PARAMS`), so predicting never downloads or reads pretrained weights (the trained ones
-    replace them anyway)."""
-    ref = normalize_ref(member.backbone)
-    params = {k: v for k, v in ref["params"].items() if k not in WEIGHT_LOADING_PARAMS}
-    return registry.build("backbone", {"name": ref["name"], "params": params}, task.num_outputs, field="backbone")
+    (:func:`registry.without_weights`), so predicting never downloads or reads pretrained weights (the trained
+    ones replace them anyway)."""
+    return registry.build("backbone", without_weights(member.backbone), task.num_outputs, field="backbone")
 
 
 class HeadLosses(nn.Module):
@@ -93,6 +88,13 @@ def build_loss(member, task: Task, registry) -> nn.Module:
 
 
 def build_optimizer(member, model: nn.Module, registry) -> torch.optim.Optimizer:
+    """The member's optimizer over the model's parameters; with ``layer_decay``, over timm's layer groups, each
+    group's learning rate scaled (:mod:`ensemble_core.train.finetune`)."""
+    if member.layer_decay:
+        optimizer = registry.build("optimizer", member.optimizer, layer_decay_groups(model, member.layer_decay),
+                                   field="optimizer")
+        apply_lr_scales(optimizer)
+        return optimizer
     params = [p for p in model.parameters() if p.requires_grad]
     return registry.build("optimizer", member.optimizer, params, field="optimizer")
 

@@ -10,8 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ensemble_core.data.device_augment import build_device_augment, split_augmentations
-from ensemble_core.data.images import (IMAGENET_MEAN, IMAGENET_STD, ImageCache, ImageDataset, build_transforms,
-                                       image_cache)
+from ensemble_core.data.images import DEFAULT_INPUTS, ImageCache, ImageDataset, InputConfig, build_transforms, image_cache
 from ensemble_core.errors import TrainingError
 from ensemble_core.labels import Task
 
@@ -57,24 +56,26 @@ def select_samples(task: Task, dataset: Any, split: tuple[Sequence[int], Sequenc
     return MemberSamples(train, val, eval_df, task.targets(train), task.targets(val), task.truth(val))
 
 
-def member_eval_transform(member, registry, inputs: Mapping[str, Any] | None = None):
+def member_eval_transform(member, registry, inputs: InputConfig | Mapping[str, Any] | None = None):
     """The transform a member validates and predicts with: its preprocess, the resize to ``eval_image_size``
-    (default ``image_size``: train low, test high), normalisation, tensor. The one builder of it: the trainer's
-    validation / eval loaders and ``predict`` (a finished member on new images) both call it.
+    (default ``image_size``: train low, test high) with its interpolation, its normalisation, tensor. The one
+    builder of it: the trainer's validation / eval loaders and ``predict`` (a finished member on new images) both
+    call it.
 
-    ``inputs``: what the member's ``config.json`` records about its inputs (``"inputs"``: mean, std,
-    interpolation), or None for a member that records nothing (today's ImageNet normalisation). A record this
-    release cannot apply is refused rather than silently replaced."""
-    if inputs:
-        default = {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "interpolation": "bilinear"}
-        differs = {k: inputs[k] for k in default if k in inputs and inputs[k] is not None
-                   and (list(map(float, inputs[k])) if k != "interpolation" else inputs[k]) != default[k]}
-        if differs:
+    ``inputs``: the member's :class:`InputConfig`, or what its ``config.json`` records (``"inputs"``: mean, std,
+    interpolation), or None for a member that records nothing (trained before inputs were recorded: ImageNet's
+    statistics, bilinear). A record that cannot be read is refused, never replaced by the defaults."""
+    if inputs is None:
+        inputs = DEFAULT_INPUTS
+    elif not isinstance(inputs, InputConfig):
+        try:
+            inputs = InputConfig.from_dict(inputs)
+        except (KeyError, TypeError, ValueError) as exc:
             raise TrainingError(f"member {getattr(member, 'run_name', '?')}: its config.json records inputs "
-                                f"{differs} that this ensemble_core cannot apply; predict it with the release "
-                                f"that trained it")
+                                f"{dict(inputs)!r} that cannot be read ({type(exc).__name__}: {exc}); train it "
+                                f"again or export the run again") from None
     eval_size = member.eval_image_size or member.image_size
-    return build_transforms(member.preprocess, [], eval_size, registry, train=False)
+    return build_transforms(member.preprocess, [], eval_size, registry, train=False, inputs=inputs)
 
 
 def eval_batch_size(member) -> int:
@@ -138,7 +139,7 @@ class MemberLoaders:
     """Train / validation / eval loaders over one image cache, with a seed-determined training order."""
 
     def __init__(self, samples: MemberSamples, member, registry, image_cache: ImageCache | None, seed: int,
-                 pin_memory: bool = False):
+                 pin_memory: bool = False, inputs: InputConfig = DEFAULT_INPUTS):
         labelled = list(dict.fromkeys(str(p) for p in list(samples.train["path"]) + list(samples.val["path"])))
         self.cache = image_cache_for(labelled, member.load_size, image_cache)
         self.eval_cache = None
@@ -154,10 +155,10 @@ class MemberLoaders:
         on_device = member.augment_on == "device"
         worker_augs, device_augs = (split_augmentations(member.augmentations, registry) if on_device
                                     else (member.augmentations, []))
-        self.device_augment = build_device_augment(device_augs, registry) if on_device else None
+        self.device_augment = build_device_augment(device_augs, registry, inputs) if on_device else None
         train_tf = build_transforms(member.preprocess, worker_augs, member.image_size, registry, train=True,
-                                    normalize=not on_device)
-        eval_tf = member_eval_transform(member, registry)
+                                    normalize=not on_device, inputs=inputs)
+        eval_tf = member_eval_transform(member, registry, inputs)
         if hasattr(train_tf, "set_random_seed"):
             train_tf.set_random_seed(seed)
         self.train_set = EpochSeededSamples(ImageDataset(self.cache, self.cache.rows_of(samples.train["path"]),

@@ -53,15 +53,19 @@ def train_one_epoch(model: nn.Module, loader, loss_fn: nn.Module, optimizer: tor
                     schedule: ScheduledLR | None, scaler, precision: Precision, guard: NonFiniteGuard, epoch: int,
                     batch_augmentation: Callable | None = None, ema=None, grad_clip: float | None = None,
                     progress=None, start_step: int = 0, should_stop: Callable[[], bool] | None = None,
-                    device_augment: Callable | None = None, carried: dict | None = None) -> dict:
+                    device_augment: Callable | None = None, carried: dict | None = None,
+                    fine_tuning=None) -> dict:
     """Train over ``loader`` (which already skips the first ``start_step`` batches of the epoch).
 
     ``should_stop`` is asked before every step after the first one of this call; when it says yes
     the epoch is left unfinished and ``stopped_at_step`` (the next step to run) is returned, with the
     epoch's running ``loss_sum`` / ``n_finite``; passing those back as ``carried`` when the epoch is
-    resumed gives the same ``train_loss`` as an epoch that was never stopped.
+    resumed gives the same ``train_loss`` as an epoch that was never stopped. ``fine_tuning`` (a
+    :class:`~ensemble_core.train.finetune.FineTuning`) sets which parts train before every step.
     """
     model.train()
+    if fine_tuning is not None:
+        fine_tuning.start_epoch()
     carried = carried or {}
     loss_sum, n_seen, n_finite, start = float(carried.get("loss_sum", 0.0)), 0, int(carried.get("n_finite", 0)), \
         time.perf_counter()
@@ -70,6 +74,8 @@ def train_one_epoch(model: nn.Module, loader, loss_fn: nn.Module, optimizer: tor
         if should_stop is not None and step > start_step and should_stop():
             stopped_at = step
             break
+        if fine_tuning is not None:
+            fine_tuning.before_step(epoch, step)
         images = to_device(images, precision, device_augment)
         targets = targets.to(precision.device, non_blocking=True)
         if batch_augmentation is not None:

@@ -23,16 +23,17 @@ import numpy as np
 import torch
 
 from ensemble_core.contracts import check_member
-from ensemble_core.data.images import dataset_images
+from ensemble_core.data.images import dataset_images, resolve_inputs
 from ensemble_core.data.splits import split_data_hash
 from ensemble_core.errors import TrainingError
 from ensemble_core.recipe import Member
-from ensemble_core.registry import normalize_ref
+from ensemble_core.registry import WEIGHTS_RECORD_ATTR, normalize_ref
 from ensemble_core.progress import echo, progress_bar
 from ensemble_core.stopping import MemberStopped, epoch_finished, stop_requested
 from ensemble_core.train import components as C
 from ensemble_core.atomic import atomic_write_json, atomic_write_text, remove_stale_temp_files
 from ensemble_core.train.checkpoint import load_checkpoint, save_checkpoint
+from ensemble_core.train.finetune import FineTuning
 from ensemble_core.train.inputs import MemberLoaders, select_samples
 from ensemble_core.train.loop import NonFiniteGuard, infer, member_probs, train_one_epoch
 from ensemble_core.train.predict import original_class_names, score, write_predictions
@@ -87,19 +88,26 @@ class MemberTrainer:
         self.data_hash = split_data_hash(dataset.train, split)
         self.device = C.choose_device(device)
         self.precision = C.choose_precision(member, self.device)
+        # the model first: its pretrained weights decide the input normalisation (model init draws from torch's
+        # generator, building the loaders draws from none, so the order leaves every random stream as it was)
+        self.model = C.build_model(member, self.task, registry).to(self.device)
+        self.weights = getattr(self.model, WEIGHTS_RECORD_ATTR, None)   # the weight source's record, or None
+        self.inputs = resolve_inputs(member.input_config, self.weights)
         if image_cache is None:   # the data layer's decoded images, shared by the members of this process
             image_cache = dataset_images(dataset, member.load_size)
         self.loaders = MemberLoaders(self.samples, member, registry, image_cache, self.seed,
-                                     pin_memory=self.device.type == "cuda")
+                                     pin_memory=self.device.type == "cuda", inputs=self.inputs)
         self.device_augment = (None if self.loaders.device_augment is None
                                else self.loaders.device_augment.to(self.device))
-        self.model = C.build_model(member, self.task, registry).to(self.device)
         if self.precision.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.forward_model = torch.compile(self.model) if member.compile else self.model
         self.loss_fn = C.build_loss(member, self.task, registry).to(self.device)
         check_member(member, self.task, self.model, self.loss_fn, registry)  # logits and loss fit, before epoch 1
         self.optimizer = C.build_optimizer(member, self.model, registry)
+        self.fine_tuning = FineTuning(self.model, member, self.loaders.steps_per_epoch)
+        if not self.fine_tuning.active:
+            self.fine_tuning = None
         self.schedule = C.build_scheduler(member, self.optimizer, self.loaders.steps_per_epoch, registry)
         if getattr(getattr(self.schedule, "scheduler", None), "wants_metric", False):
             name = normalize_ref(member.scheduler)["name"]
@@ -132,6 +140,10 @@ class MemberTrainer:
                 "steps_per_epoch": self.loaders.steps_per_epoch, "device": str(self.device),
                 "precision": self.precision.name, "channels_last": self.precision.channels_last,
                 "torch_threads": torch.get_num_threads(),
+                "weights": self.weights, "inputs": self.inputs.to_dict(),
+                "fine_tuning": {"layer_decay": self.member.layer_decay, "param_groups": len(self.optimizer.param_groups),
+                                "head_only_steps": 0 if self.fine_tuning is None else self.fine_tuning.head_only_steps,
+                                "bn_eval": bool(self.member.bn_eval)},
                 "versions": _versions()}
 
     def check_config(self) -> None:
@@ -241,7 +253,8 @@ class MemberTrainer:
                                     self.batch_augmentation, self.ema, self.member.grad_clip, bar,
                                     start_step=start_step, should_stop=stop_requested,
                                     device_augment=self.device_augment,
-                                    carried=self.resume_partial if start_step else None)
+                                    carried=self.resume_partial if start_step else None,
+                                    fine_tuning=self.fine_tuning)
         finally:
             if bar is not None:
                 bar.close()
