@@ -27,15 +27,14 @@ from bench_setup import data_label, device_kind, results_module  # noqa: E402
 def build_member_predictor(member, run_dir: Path, registry, device, eval_batch_size: int | None):
     import torch
 
+    from ensemble_core.runfolder import RunFolder
     from ensemble_core.train import components as C
-    from ensemble_core.train.checkpoint import load_checkpoint
+    from ensemble_core.train.inference import load_member_model, read_member_weights
 
-    best = run_dir / "checkpoints" / "best.pt"
+    best = RunFolder(run_dir).prediction_weights
     if not best.is_file():
         raise SystemExit(f"error: {best} not found; {run_dir.name} is not a finished member (rerun the recipe)")
-    task = C.build_task(member, registry)
-    model = C.build_model(member, task, registry)
-    model.load_state_dict(load_checkpoint(best)["model"])
+    task, model = load_member_model(member, read_member_weights(best, member.run_name), registry)
     precision = C.choose_precision(member, device)
     model = model.to(device)
     if precision.channels_last:
@@ -49,9 +48,9 @@ def build_member_predictor(member, run_dir: Path, registry, device, eval_batch_s
 def eval_loader(member, cache, rows, registry, batch: int, workers: int, pin: bool):
     from torch.utils.data import DataLoader
 
-    from ensemble_core.data.images import ImageDataset, build_transforms
-    tf = build_transforms(member.preprocess, [], member.image_size, registry, train=False)
-    return DataLoader(ImageDataset(cache, rows, None, tf), batch_size=batch, shuffle=False, num_workers=workers,
+    from ensemble_core.data.images import ImageDataset
+    from ensemble_core.train.inputs import member_eval_transform
+    return DataLoader(ImageDataset(cache, rows, None, member_eval_transform(member, registry)), batch_size=batch, shuffle=False, num_workers=workers,
                       pin_memory=pin, persistent_workers=False)
 
 

@@ -67,16 +67,31 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` (it writes the whole file at ``tmp_path``), then move it onto ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _create_temp(path)
+    try:
+        tmp = _create_temp(path)
+    except OSError as exc:
+        raise named(exc, path) from exc
     try:
         write(tmp)
         _fsync_file(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise named(exc, path) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def named(exc: OSError, path: Path) -> OSError:
+    """``exc`` naming the file being written (``path``, not its temp name): a full disk surfaces in a writer's
+    ``write`` / ``flush`` / ``fsync`` as an error without a file name (``No space left on device``), and the
+    command's one line must say which file, in which folder."""
+    if exc.errno is None or exc.filename == str(path):
+        return exc
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def atomic_write_stream(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
@@ -86,6 +101,13 @@ def atomic_write_stream(path: str | Path, write: Callable[[IO[bytes]], None]) ->
             write(fh)
             fh.flush()
     return atomic_write(path, to_path)
+
+
+def atomic_write_npz(path: str | Path, arrays: dict[str, Any]) -> Path:
+    """``np.savez`` of ``arrays`` (numeric and plain string arrays: every reader loads them with
+    ``allow_pickle=False``)."""
+    import numpy as np
+    return atomic_write_stream(path, lambda fh: np.savez(fh, **arrays))
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

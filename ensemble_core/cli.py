@@ -7,6 +7,8 @@
     check-data DIR            preflight scan of a data set
     score SUBMISSION ANSWERS  macro F1, accuracy, per-task accuracy, confusion matrix
     ensemble RUN_DIR          recompute the ensemble and submission from cached member predictions
+    predict RUN_DIR IMAGES    predict new images with a finished run or an export (submission.csv, no training)
+    export RUN_DIR OUT        a finished run as one self-contained folder predict accepts (safetensors weights)
     compare RUN_DIR...        finished runs side by side (Markdown; CSV + per-class F1 PNG with --out)
     tune RECIPE --space F     sweep recipe fields with Optuna (the `tune` extra)
 
@@ -29,6 +31,10 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "score": ("ensemble_core.ensemble.scoring:cli_main", "score a submission against answers"),
     "ensemble": ("ensemble_core.pipeline:cli_ensemble",
                  "recompute ensemble + submission of RUN_DIR from cached member predictions"),
+    "predict": ("ensemble_core.predict:cli_predict",
+                "predict images with a finished run or an exported ensemble (no training; RUN_DIR unchanged)"),
+    "export": ("ensemble_core.predict:cli_export",
+               "write a finished run as one self-contained folder that predict accepts"),
     "compare": ("ensemble_core.compare:cli_main", "compare finished run folders side by side"),
     "tune": ("ensemble_core.tune:cli_main", "sweep recipe fields with Optuna into one resumable study"),
 }

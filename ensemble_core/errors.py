@@ -69,6 +69,13 @@ def error_line(exc: BaseException) -> str:
     return os_error_message(exc) if isinstance(exc, OSError) else str(exc)
 
 
+def is_disk_full(exc: BaseException) -> bool:
+    """A write failed because the disk (or the user's quota) is full: retrying on the same disk fails the same
+    way, so such a failure is reported at once (one line naming the file) and never retried."""
+    import errno
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def os_error_message(exc: OSError) -> str:
     """One line for an operating-system failure (read-only folder, full disk, missing permission): the
     path, what happened and the fix; what the command-line entry points print instead of a traceback."""
@@ -77,9 +84,10 @@ def os_error_message(exc: OSError) -> str:
     path = exc.filename if exc.filename is not None else "a file"
     what = exc.strerror or str(exc)
     fixes = {
-        errno.ENOSPC: "free disk space there (or choose another --out_dir) and run the same command again; "
-                      "finished members are kept",
-        errno.EDQUOT: "free space in your quota (or choose another --out_dir) and run the same command again",
+        errno.ENOSPC: "free disk space there (or choose another output folder: --out_dir / --out) and run the "
+                      "same command again; the files written before are intact and finished members are kept",
+        errno.EDQUOT: "free space in your quota (or choose another output folder: --out_dir / --out) and run the "
+                      "same command again",
         errno.EROFS: "the file system is read-only: choose a writable --out_dir",
         errno.EACCES: "you lack permission there: fix the folder's permissions or choose another --out_dir",
         errno.EPERM: "the operation is not permitted there: fix the permissions or choose another --out_dir",

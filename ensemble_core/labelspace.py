@@ -264,6 +264,28 @@ def mask_status() -> LabelSpace:
 MASK_STATUS = mask_status()
 
 
+def space_record(space: LabelSpace) -> dict[str, Any]:
+    """A label space as plain JSON data (an exported ensemble's ``ensemble.json``, a prediction job):
+    :meth:`LabelSpace.describe` plus what :func:`space_from_record` needs to rebuild it."""
+    return {**space.describe(), "class_column": space.class_column, "separator": space.separator,
+            "transformed": [f.name for f in space.factors if f.transform is not None]}
+
+
+def space_from_record(record: Mapping[str, Any]) -> LabelSpace:
+    """The label space of :func:`space_record`: ``mask_status`` as itself (its age factor reads ages in years);
+    any other as its factors, classes and conditions (a factor read through a column transform keeps its classes
+    but not the transform: enough to build tasks and write submissions, not to read a training table)."""
+    try:
+        if space_record(MASK_STATUS) == dict(record):
+            return MASK_STATUS
+        return label_space_from_params(str(record["name"]), [(f, list(c)) for f, c in record["factors"].items()],
+                                       record.get("conditional") or {},
+                                       class_column=str(record.get("class_column") or "class_id"))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise LabelSpaceError(f"label space record {dict(record)!r} is malformed ({exc!r}); it is written by "
+                              f"space_record()") from None
+
+
 def single_factor(name: str, classes: Sequence[str], factor: str = "label") -> LabelSpace:
     """One factor whose classes are the final classes (an ImageFolder data set)."""
     return LabelSpace(name, (Factor(factor, tuple(str(c) for c in classes)),), class_column="class_id")

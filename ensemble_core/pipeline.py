@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ensemble_core.atomic import atomic_write_json, atomic_write_stream, remove_stale_temp_files
+from ensemble_core.atomic import atomic_write_json, remove_stale_temp_files
 from ensemble_core.data.layout import SKIP_FLAG
 from ensemble_core.errors import DataError, EnsembleCoreError, RecipeError, TrainingError
 from ensemble_core.executors import Executor, MemberJob, MemberResult
@@ -186,6 +186,18 @@ def check_finished_members(jobs: Sequence[MemberJob], train_df: Any) -> None:
 def run_members(runner: Executor, jobs: list[MemberJob]) -> list[MemberResult]:
     """``runner.run(jobs)`` where the first SIGINT / SIGTERM asks the running members to save a last
     checkpoint and return (a second one stops at once); raises :class:`RunInterrupted` after a stop."""
+    results, reason = run_stoppable(runner, jobs)
+    stopped = [r for r in results if r.status == "stopped"]
+    if reason or stopped:
+        raise RunInterrupted(interrupted_message(results, jobs, reason), signal_exit_status(reason))
+    return results
+
+
+def run_stoppable(runner: Executor, jobs: Sequence[Any]) -> tuple[list[MemberResult], str | None]:
+    """``runner.run(jobs)`` under :func:`~ensemble_core.stopping.graceful_signals`: the first SIGINT / SIGTERM asks
+    the running jobs to stop (a member saves a last checkpoint) and the others not to start; a second one stops at
+    once. Returns the results and the stop's reason (None: not stopped). The process's shared decoded images are
+    released afterwards."""
     from ensemble_core.data.images import release_dataset_images
     from ensemble_core.stopping import clear_stop, graceful_signals, stop_reason
 
@@ -197,10 +209,7 @@ def run_members(runner: Executor, jobs: list[MemberJob]) -> list[MemberResult]:
     finally:
         clear_stop()
         release_dataset_images()   # the members' shared decoded images (data layer) are not needed any more
-    stopped = [r for r in results if r.status == "stopped"]
-    if reason or stopped:
-        raise RunInterrupted(interrupted_message(results, jobs, reason), signal_exit_status(reason))
-    return results
+    return results, reason
 
 
 def interrupted_message(results: list[MemberResult], jobs: list[MemberJob], reason: str | None) -> str:
@@ -219,6 +228,9 @@ def check_results(results: list[MemberResult], jobs: list[MemberJob]) -> None:
         raise TrainingError(f"the executor returned {len(results)} result(s) for {len(jobs)} member(s)")
     failed = [r for r in results if r.status == "failed"]
     not_run = [r for r in results if r.status == "not_run"]
+    if failed and all(getattr(r, "disk_full", False) for r in failed):   # one line: the file and the fix
+        others = f" ({len(failed)} members stopped on it)" if len(failed) > 1 else ""
+        raise TrainingError(f"{failed[0].error}{others}")
     if failed or not_run:
         lines = "\n".join(f"  - {r.run_name}: {r.error}" + (f" (traceback: {Path(r.run_dir) / ERROR_FILE})"
                                                           if r.details else "") for r in failed)
@@ -237,10 +249,9 @@ def write_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: Path, dat
     recipe's; ``decision_file`` applies a ``decision.json`` fitted before on this same run instead.
     Everything is computed (and every check made) before the first file is written. Returns (metrics, paths)."""
     from ensemble_core.ensemble.assemble import build_ensemble
-    from ensemble_core.ensemble.decision import (decide, decision_metrics, eval_answers,
-                                                 read_decision_file, run_identity)
+    from ensemble_core.ensemble.decision import decision_metrics, eval_answers, read_decision_file, run_identity
     from ensemble_core.ensemble.report import ensemble_metrics, write_outputs
-    from ensemble_core.ensemble.submission import write_submission
+    from ensemble_core.ensemble.submission import write_class_probs, write_layout_submission
 
     from ensemble_core.data.formats import build_layout
 
@@ -249,15 +260,8 @@ def write_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: Path, dat
     space, mask = ens.label_space, ens.label_space.name == "mask_status"
     identity = run_identity(recipe, members, ens.voter_ref)
     stored = read_decision_file(decision_file, identity) if decision_file is not None else None
-    train_df = dataset.train.reset_index(drop=True)
-    persons = train_df["person"].astype(str).to_numpy()
-    n_refit = sum(len(tv.refit) for tv in ens.tasks.values())
-    differs = (f"{n_refit} refit member(s) without out-of-fold predictions take {recipe.refit_share:.0%} of their "
-               f"group's eval vote" if n_refit else None)
-    outcome = decide(decision if decision is not None else recipe.decision, ens.oof18, ens.truth18, persons,
-                     ens.eval18, ens.eval_ids, registry=registry, stored=stored,
-                     stored_path=None if decision_file is None else str(decision_file), seed=int(recipe.seed),
-                     label_space=None if mask else space, eval_vote_differs=differs)
+    outcome = ensemble_decision(recipe, ens, dataset, registry, decision, stored,
+                                None if decision_file is None else str(decision_file))
     answers = eval_answers(data_dir, ens.eval_ids) if mask else None
     metrics = ensemble_metrics(ens)
     metrics["decision"] = decision_metrics(outcome, answers, None if mask else space)
@@ -278,15 +282,9 @@ def write_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: Path, dat
                 f"{len(fallback['image_ids'])} eval image(s) could not be read and were left out "
                 f"({SKIP_FLAG}); their submission rows hold the fallback class {fallback['class']} "
                 f"({fallback['class_name']}), {fallback['rule']}: {', '.join(fallback['image_ids'])}")
-        if mask and tuple(layout.submission_columns) == ("ImageID", "ans") and layout.submission_value == "id":
-            submission = write_submission(out_dir / SUBMISSION_FILE, ids, classes)
-        else:
-            submission = write_submission(out_dir / SUBMISSION_FILE, ids, classes, label_space=space,
-                                          columns=layout.submission_columns, value=layout.submission_value)
+        submission = write_layout_submission(out_dir / SUBMISSION_FILE, ids, classes, layout, space)
         if ens.eval18 is not None:
-            eval_ids = np.asarray(ens.eval_ids, dtype=str)   # a plain string array: loads without pickle
-            atomic_write_stream(out_dir / ENSEMBLE_EVAL_FILE,
-                                lambda fh: np.savez(fh, image_id=eval_ids, probs=ens.eval18.astype(np.float32)))
+            write_class_probs(out_dir / ENSEMBLE_EVAL_FILE, ens.eval_ids, ens.eval18)
         else:   # no eval image could be read: an older file would not match this submission
             (out_dir / ENSEMBLE_EVAL_FILE).unlink(missing_ok=True)
         paths["submission"] = submission
@@ -297,6 +295,22 @@ def write_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: Path, dat
            "submission": submission.name if submission else None, **(context or {})}
     paths.update(write_outputs(out_dir, metrics, ctx))
     return metrics, paths
+
+
+def ensemble_decision(recipe: Recipe, ens, dataset, registry, decision: Any = None,
+                      stored: Mapping[str, Any] | None = None, stored_path: str | None = None):
+    """The decision rule (``decision`` or the recipe's; ``stored``: a checked ``decision.json`` applied as it is)
+    fitted on the ensemble's out-of-fold predictions and applied to its eval predictions, as a run makes it."""
+    from ensemble_core.ensemble.decision import decide
+
+    space, mask = ens.label_space, ens.label_space.name == "mask_status"
+    persons = dataset.train.reset_index(drop=True)["person"].astype(str).to_numpy()
+    n_refit = sum(len(tv.refit) for tv in ens.tasks.values())
+    differs = (f"{n_refit} refit member(s) without out-of-fold predictions take {recipe.refit_share:.0%} of their "
+               f"group's eval vote" if n_refit else None)
+    return decide(decision if decision is not None else recipe.decision, ens.oof18, ens.truth18, persons,
+                  ens.eval18, ens.eval_ids, registry=registry, stored=stored, stored_path=stored_path,
+                  seed=int(recipe.seed), label_space=None if mask else space, eval_vote_differs=differs)
 
 
 def submission_rows(ens, order: Sequence[str] | None,
@@ -487,18 +501,24 @@ def recompute(run_dir: str | Path, voter: Any = None, data_dir: str | Path | Non
     return metrics, paths
 
 
+def params_flag(parser: argparse.ArgumentParser, flag: str, params_json: str | None) -> dict:
+    """The JSON object of a ``--<flag>-params`` option (``{}`` when not given); anything else is a usage error."""
+    try:
+        params = json.loads(params_json) if params_json else {}
+    except ValueError as exc:
+        parser.error(f"--{flag}-params is not JSON: {exc}")
+    if not isinstance(params, dict):
+        parser.error(f"--{flag}-params must be a JSON object, got {params_json}")
+    return params
+
+
 def cli_ref(parser: argparse.ArgumentParser, kind: str, name: str | None, params_json: str | None,
             run_dir: str) -> dict | None:
     """``--voter`` / ``--decision`` with its ``--*-params`` JSON as a checked ``{name, params}`` (None: neither
     given, the run's own is used); the name defaults to the run's recipe."""
     if not name and not params_json:
         return None
-    try:
-        params = json.loads(params_json) if params_json else {}
-    except ValueError as exc:
-        parser.error(f"--{kind}-params is not JSON: {exc}")
-    if not isinstance(params, dict):
-        parser.error(f"--{kind}-params must be a JSON object, got {params_json}")
+    params = params_flag(parser, kind, params_json)
     name = name or normalize_ref(getattr(load_recipe_file(Path(run_dir)), kind))["name"]
     from ensemble_core.manager import get_registry
     problems = get_registry().get(kind, name, field=f"--{kind}").bind(params)

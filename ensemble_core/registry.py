@@ -34,6 +34,14 @@ WEIGHTS_PARAMS = ("pretrained", "pretrained_path", "weights")
 WEIGHTS_RECORD_ATTR = "weights_record"
 
 
+def without_weights(ref: Any) -> dict[str, Any]:
+    """A backbone reference with its :data:`WEIGHTS_PARAMS` left out: the architecture alone, for a finished
+    member that gets its own trained weights (``predict``, ``export``), so that rebuilding it never needs the
+    pretrained weights' package, file or network."""
+    ref = normalize_ref(ref)
+    return {"name": ref["name"], "params": {k: v for k, v in ref["params"].items() if k not in WEIGHTS_PARAMS}}
+
+
 def uses_weights(params: Mapping[str, Any]) -> bool:
     """Whether a backbone's params ask for pretrained weights (any of :data:`WEIGHTS_PARAMS` set)."""
     return any((params or {}).get(k) for k in WEIGHTS_PARAMS)

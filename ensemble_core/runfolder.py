@@ -12,6 +12,18 @@ A recipe run's ``out_dir``::
     decision.json    the decision rule, its fitted parameters, its cross-fitted estimate, the run it belongs to
     metrics.json, report.md, confusion.png, ensemble_eval.npz
 
+An exported ensemble (``python -m ensemble_core export RUN_DIR OUT``): the run folder stripped to what
+``predict`` needs, on a machine without the training data::
+
+    ensemble.json    the manifest (written last): format, label space, members, sha256 of every file
+    recipe.json, decision.json      the run's, as they are
+    train_labels.npz the training table without image paths (ids, groups, labels): the voters are fitted again
+                     on the members' out-of-fold predictions exactly as in the run
+    members/<run_name>/  config.json, oof.npz, weights.safetensors (the member's best.pt weights), DONE
+
+What ``predict`` writes into its ``--out``: ``submission.csv``, ``probabilities.npz`` (image_id, probs over the
+final classes, class_names), ``predict.json`` and ``report.md``.
+
 One member's folder (``<out_dir>/members/<member.run_name>``)::
 
     config.json          member spec, split sizes and hash, data hash, device, precision, versions
@@ -43,6 +55,14 @@ CONFUSION_FILE = "confusion.png"
 ENSEMBLE_EVAL_FILE = "ensemble_eval.npz"
 MEMBERS_DIR = "members"
 STOP_FILE = ".stop-requested"   # in <out_dir>/members/: a parallel executor's workers stop when it appears
+
+# ---- an exported ensemble, and what predict writes
+EXPORT_FILE = "ensemble.json"
+TRAIN_LABELS_FILE = "train_labels.npz"
+WEIGHTS_FILE = "weights.safetensors"
+PREDICT_PROBS_FILE = "probabilities.npz"
+PREDICT_INFO_FILE = "predict.json"
+PREDICT_WORK_DIR = ".predict-work"   # in predict's --out while members predict (their eval.npz); removed after
 
 # ---- one member's folder
 DONE_FILE = "DONE"
@@ -101,6 +121,16 @@ class RunFolder:
     @property
     def best(self) -> Path:
         return self.checkpoints / "best.pt"
+
+    @property
+    def prediction_weights(self) -> Path:
+        """The weights a finished member predicts with: ``best.pt``, else ``last.pt`` (no epoch improved)."""
+        return self.best if self.best.is_file() else self.last
+
+    @property
+    def exported_weights(self) -> Path:
+        """An exported member's weights (``weights.safetensors``)."""
+        return self.path / WEIGHTS_FILE
 
     @property
     def oof(self) -> Path:

@@ -86,6 +86,15 @@ def test_ensemble_inference_tiny(results):
     assert "ensemble inference" in results.read_text()
 
 
+def test_predict_speed_tiny(results):
+    """Issue 27: predict a finished run (and its export) on its own eval images: the same submission, timed."""
+    out = run_script([str(BENCH / "predict_speed.py"), "--tiny", "--export"], results)
+    assert "| run folder |" in out.stdout and "| export (" in out.stdout
+    assert out.stdout.count("yes, byte for byte") == 2 and "**no**" not in out.stdout
+    assert "the run's training wall time (s, run.json)" in out.stdout
+    assert "predict speed: best" in results.read_text()
+
+
 def test_fail_fast_tiny(results):
     out = run_script([str(BENCH / "fail_fast.py"), "--tiny", "--append"], results)
     assert "| rerun of the finished run |" in out.stdout and "0 trained, 1 skipped, no data check" in out.stdout

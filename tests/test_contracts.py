@@ -259,6 +259,32 @@ def test_the_ensemble_command_refuses_a_broken_voter_in_one_line(catalog, demo_d
     assert (out / METRICS_FILE).read_text() == before       # nothing was rewritten
 
 
+def test_predict_refuses_a_run_whose_voter_is_broken_in_one_line(catalog, demo_dir, tmp_path, monkeypatch, capsys):
+    """`predict` makes the same contract check first: a finished run whose recipe names a voter that is broken
+    here (a plugin upgraded since it trained) is one line naming the voter, before any member predicts."""
+    import json
+
+    from ensemble_core.cli import main as cli_main
+    from ensemble_core.manager import set_catalog
+    from ensemble_core.pipeline import run_recipe
+    from ensemble_core.runfolder import RECIPE_FILE
+    from helpers_pipeline import TruthExecutor
+
+    monkeypatch.setattr("ensemble_core.manager._CATALOG", None)
+    set_catalog(catalog)
+    out = tmp_path / "run"
+    run_recipe(recipe_with(), data_dir=demo_dir, out_dir=out, quiet=True, registry=catalog.registry,
+               executor=TruthExecutor(demo_dir / "eval" / "answers.csv"))
+    recipe = json.loads((out / RECIPE_FILE).read_text())
+    (out / RECIPE_FILE).write_text(json.dumps({**recipe, "voter": {"name": "median_nocall", "params": {}}}))
+    capsys.readouterr()
+    assert cli_main(["predict", str(out), str(demo_dir), "--out", str(tmp_path / "pred"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: recipe "), err
+    assert f"voter: voter 'median_nocall' (plugin {PLUGIN}): the built object (MedianVoteWithoutCall) has no " in err
+    assert not (tmp_path / "pred").exists()
+
+
 def test_tune_refuses_a_broken_voter_of_its_space_in_one_line_before_any_trial(catalog, demo_dir, tmp_path,
                                                                               monkeypatch, capsys):
     import json

@@ -382,6 +382,75 @@ def test_a_full_disk_never_masks_the_failure_nor_skips_retries(tmp_path, monkeyp
     assert not (tmp_path / "members" / "m" / ERROR_FILE).exists()
 
 
+def test_a_full_disk_while_ensemble_rewrites_the_outputs_names_the_file(finished_run, monkeypatch, capsys):
+    """Issue 27 item 6: the disk fills while `ensemble` rewrites a run's outputs. A full disk shows up in a writer's
+    fsync (or write) as an OSError without a file name; the one line names the file and the fix, old files kept."""
+    import ensemble_core.atomic as atomic
+    from ensemble_core.cli import main
+
+    before = folder_hash(finished_run)
+
+    def no_space(path):
+        raise OSError(errno.ENOSPC, "No space left on device")      # no file name, as a real full disk gives
+
+    monkeypatch.setattr(atomic, "_fsync_file", no_space)
+    assert main(["ensemble", str(finished_run), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and "a file:" not in err
+    written = err.removeprefix("error: ").split(": No space left on device")[0]
+    assert Path(written).parent == finished_run and Path(written).name in before      # which file, in which folder
+    assert "free disk space there" in err
+    assert folder_hash(finished_run) == before                  # every old file intact, no temp file left
+
+
+def test_a_full_disk_while_a_member_saves_its_checkpoint_is_one_line_and_not_retried(demo_dir, tmp_path,
+                                                                                     monkeypatch):
+    """torch reports a failed write as "RuntimeError: [enforce fail at inline_container.cc] . unexpected pos";
+    the member's failure names the checkpoint and the fix instead, and it is not retried on the same full disk."""
+    import ensemble_core.atomic as atomic
+
+    saves = []
+    real_open = builtins.open
+
+    class Full:
+        def __init__(self, fh):
+            self.fh, self.n = fh, 0
+
+        def write(self, data):
+            self.n += len(data)
+            if self.n > 256:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.fh.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    def opener(path, mode="r", *args, **kwargs):
+        fh = real_open(path, mode, *args, **kwargs)
+        if ".pt." in Path(path).name and "w" in mode:
+            saves.append(Path(path).name)
+            return Full(fh)
+        return fh
+
+    monkeypatch.setattr(atomic, "open", opener, raising=False)
+    recipe = {**truth_recipe(), "split": {"name": "shuffle", "params": {"n_splits": 1}}}
+    with pytest.raises(TrainingError) as info:
+        run_recipe(recipe, data_dir=demo_dir, out_dir=tmp_path / "run", quiet=True)
+    message = str(info.value)
+    member = next((tmp_path / "run" / "members").iterdir())
+    assert message.startswith(f"{member / 'checkpoints' / 'last.pt'}: No space left on device; free disk space")
+    assert "\n" not in message and "inline_container" not in message and "RuntimeError" not in message
+    assert len(saves) == 1                                        # one attempt: no retry on the same full disk
+    assert not (member / "checkpoints" / "last.pt").exists() and not (member / ERROR_FILE).exists()
+    assert not [p for p in (member / "checkpoints").iterdir()]   # no temp file left behind
+
+
 def test_a_failed_write_leaves_no_temp_and_the_old_file(tmp_path):
     target = tmp_path / "metrics.json"
     target.write_text("old\n")

@@ -101,6 +101,13 @@ def image_problem(path: str | Path, decode: bool = True) -> str | None:
     return None
 
 
+def image_problems(paths: list[str], decode: bool = True, num_threads: int | None = None) -> list[str | None]:
+    """:func:`image_problem` of every path (in a thread pool), in order."""
+    threads = num_threads or max(1, min(8, os.cpu_count() or 1))
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(lambda p: image_problem(p, decode), paths, chunksize=64))
+
+
 # ---------------------------------------------------------------- whole data set
 def check_data(path: str | Path, decode: bool = True, num_threads: int | None = None) -> CheckReport:
     """Scan a data set (root, its train folder, or train.csv) and report every problem."""
@@ -218,10 +225,7 @@ EVAL_FIX = (f"replace it with the real photo, or run with {SKIP_FLAG} to give it
 def _check_images(paths: list[str], report: CheckReport, decode: bool, num_threads: int | None,
                   fix: str | None = None) -> None:
     """``fix`` replaces the per-file advice after ';' (eval images cannot simply be removed)."""
-    threads = num_threads or max(1, min(8, os.cpu_count() or 1))
-    with ThreadPoolExecutor(threads) as pool:
-        results = list(pool.map(lambda p: image_problem(p, decode), paths, chunksize=64))
-    for p, why in zip(paths, results):
+    for p, why in zip(paths, image_problems(paths, decode, num_threads)):
         if why:
             if fix is not None:
                 why = f"{why.split(';')[0]}; {fix}"

@@ -169,7 +169,15 @@ def dataset_images(dataset: Any, load_size: Sequence[int] | None) -> "ImageCache
     if load_size is None:
         return None
     frames = [dataset.train] + ([dataset.eval] if getattr(dataset, "eval", None) is not None else [])
-    paths = list(dict.fromkeys(str(p) for frame in frames for p in frame["path"]))
+    return shared_images([p for frame in frames for p in frame["path"]], load_size)
+
+
+def shared_images(paths: Sequence[str | Path], load_size: Sequence[int] | None) -> "ImageCache | None":
+    """The images at ``paths`` decoded once per process at ``load_size`` (see :func:`dataset_images`: one set held
+    at a time, keyed by the files' content and the load size); None when ``load_size`` is None or no paths."""
+    if load_size is None:
+        return None
+    paths = list(dict.fromkeys(str(p) for p in paths))
     if not paths:
         return None
     key = _content_key(paths, load_size)

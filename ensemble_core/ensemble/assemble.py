@@ -206,10 +206,12 @@ def vote_task(name: str, task: Task, preds: list[MemberPredictions], voter: Vote
 
 
 def build_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: str | Path, dataset, registry,
-                   voter: Any = None) -> Ensemble:
+                   voter: Any = None, eval_from: str | Path | None = None) -> Ensemble:
     """Vote and combine the cached predictions of ``recipe``'s planned ``members`` in ``out_dir``.
 
-    ``voter`` (a name or ``{name, params}``) replaces the recipe's voter.
+    ``voter`` (a name or ``{name, params}``) replaces the recipe's voter. ``eval_from``: a folder whose
+    ``members/<run_name>/eval.npz`` replace the members' own eval predictions (``predict``: ``dataset.eval``
+    holds other images; the voters are still fitted on the members' out-of-fold predictions in ``out_dir``).
     """
     voter_ref = normalize_ref(voter if voter is not None else recipe.voter)
     groups = group_members(list(members))
@@ -225,7 +227,8 @@ def build_ensemble(recipe: Recipe, members: Sequence[Member], out_dir: str | Pat
     for name, members in groups.items():
         task = tasks[name]
         skipped = list(getattr(dataset, "eval_skipped", None) or [])
-        preds = [drop_eval_ids(load_member(out_dir, m, task.num_original_classes), skipped) for m in members]
+        preds = [drop_eval_ids(load_member(out_dir, m, task.num_original_classes, eval_from), skipped)
+                 for m in members]
         votes[name] = vote_task(name, task, preds, build_voter(voter_ref, registry), train_df, eval_ids,
                                 refit_share=recipe.refit_share)
     notes = []

@@ -55,28 +55,31 @@ def _read_npz(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
                                    f"to retrain this member") from exc
 
 
-def load_member(out_dir: str | Path, member: Member, n_classes: int) -> MemberPredictions:
-    """Read one finished member's predictions; ``n_classes`` is its task's number of original classes."""
+def load_member(out_dir: str | Path, member: Member, n_classes: int,
+                eval_from: str | Path | None = None) -> MemberPredictions:
+    """Read one finished member's predictions; ``n_classes`` is its task's number of original classes.
+    ``eval_from``: a folder whose ``members/<run_name>/eval.npz`` replaces the member's own (``predict``: the
+    member's predictions of other images)."""
     run_dir = member_dir(out_dir, member.run_name)
     if not (run_dir / DONE_FILE).is_file():
         raise PredictionCacheError(f"member {member.run_name} is not finished ({run_dir / DONE_FILE} missing); "
                                    f"run the recipe again to train it")
     oof = _read_npz(run_dir / OOF_FILE, ("image_id", "probs", "truth"))
-    eval_path = run_dir / EVAL_FILE
-    ev = _read_npz(eval_path, ("image_id", "probs")) if eval_path.is_file() else None
-    for name, arrays in ((OOF_FILE, oof), (EVAL_FILE, ev)):
+    eval_path = member_dir(eval_from if eval_from is not None else out_dir, member.run_name) / EVAL_FILE
+    ev = _read_npz(eval_path, ("image_id", "probs")) if eval_path.is_file() or eval_from is not None else None
+    for path, arrays in ((run_dir / OOF_FILE, oof), (eval_path, ev)):
         if arrays is None:
             continue
         probs = arrays["probs"]
         if probs.ndim != 2 or probs.shape[1] != n_classes or len(probs) != len(arrays["image_id"]):
             raise PredictionCacheError(
-                f"{run_dir / name}: probs has shape {probs.shape} for {len(arrays['image_id'])} image ids; task "
+                f"{path}: probs has shape {probs.shape} for {len(arrays['image_id'])} image ids; task "
                 f"{member.task_name!r} needs ({len(arrays['image_id'])}, {n_classes}). Delete {run_dir / DONE_FILE} "
                 f"and rerun to retrain this member")
         bad = ~np.isfinite(probs).all(axis=1)
         if bad.any():
             raise PredictionCacheError(
-                f"{run_dir / name}: {int(bad.sum())} of {len(probs)} row(s) of probs hold NaN / infinite values (e.g. "
+                f"{path}: {int(bad.sum())} of {len(probs)} row(s) of probs hold NaN / infinite values (e.g. "
                 f"image {arrays['image_id'][bad][0]!r}); these predictions are corrupt. Delete {run_dir / DONE_FILE} "
                 f"and rerun to retrain this member")
     return MemberPredictions(member, run_dir, oof["image_id"].astype(str), oof["probs"].astype(np.float64),

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ensemble_core.atomic import atomic_write
+from ensemble_core.atomic import atomic_write, atomic_write_npz
 from ensemble_core.labels import N_CLASSES
 
 SUBMISSION_COLUMNS = ("ImageID", "ans")
@@ -43,3 +43,24 @@ def write_submission(path: str | Path, image_ids: np.ndarray, classes: np.ndarra
                 data[col] = np.asarray(f.classes, dtype=object)[codes[col]] if value == "name" else codes[col]
         frame = pd.DataFrame(data)
     return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def write_layout_submission(path: str | Path, image_ids: np.ndarray, classes: np.ndarray, layout,
+                            label_space=None) -> Path:
+    """``submission.csv`` in the format of data ``layout`` (its ``submission_columns`` / ``submission_value``):
+    the mask competition's ``ImageID,ans`` as always, any other through ``label_space``."""
+    mask = label_space is None or label_space.name == "mask_status"
+    if mask and tuple(layout.submission_columns) == SUBMISSION_COLUMNS and layout.submission_value == "id":
+        return write_submission(path, image_ids, classes)
+    return write_submission(path, image_ids, classes, label_space=label_space, columns=layout.submission_columns,
+                            value=layout.submission_value)
+
+
+def write_class_probs(path: str | Path, image_ids: np.ndarray, probs: np.ndarray,
+                      class_names: Sequence[str] | None = None) -> Path:
+    """The ensemble's final-class probabilities, pickle-free: ``image_id`` (str), ``probs`` float32 ``(N, C)``
+    and, when given, ``class_names`` (str, in class-id order)."""
+    arrays = {"image_id": np.asarray(image_ids, dtype=str), "probs": np.asarray(probs).astype(np.float32)}
+    if class_names is not None:
+        arrays["class_names"] = np.asarray(list(class_names), dtype=str)
+    return atomic_write_npz(path, arrays)

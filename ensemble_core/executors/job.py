@@ -28,7 +28,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from ensemble_core.atomic import atomic_write_text
-from ensemble_core.errors import EnsembleCoreError
+from ensemble_core.errors import EnsembleCoreError, is_disk_full, os_error_message
 from ensemble_core.runfolder import DONE_FILE, ERROR_FILE
 from ensemble_core.stopping import MemberStopped, stop_requested
 
@@ -57,17 +57,41 @@ class MemberJob:
         return (Path(self.run_dir) / DONE_FILE).is_file()
 
 
+@dataclass(frozen=True)
+class PredictJob:
+    """One finished member to predict on other images (``python -m ensemble_core predict``): plain data, picklable,
+    run by the same executors and retry loop as training. Its ``run_dir`` is a scratch folder of the prediction's
+    output (``eval.npz``, ``summary.json``, ``DONE``), never the member's own folder."""
+
+    member: Any                  # the planned recipe.Member
+    weights: str                 # its trained weights: checkpoints/best.pt (a run) or weights.safetensors (an export)
+    image_ids: tuple[str, ...]
+    paths: tuple[str, ...]
+    run_dir: str
+    label_space: dict | None = None   # labelspace.space_record of the run's label space
+    inputs: dict | None = None        # what the member's config.json records about its inputs
+    options: dict = field(default_factory=dict)   # device, threads, quiet
+
+    @property
+    def run_name(self) -> str:
+        return Path(self.run_dir).name
+
+    def is_done(self) -> bool:
+        return (Path(self.run_dir) / DONE_FILE).is_file()
+
+
 @dataclass
 class MemberResult:
     run_name: str
     run_dir: str
-    status: str                  # "trained", "skipped" (DONE was there), "failed", "stopped" (on request, checkpoint
-                                 # saved) or "not_run" (after a failure or a stop)
+    status: str                  # "trained" ("predicted": a PredictJob), "skipped" (DONE was there), "failed",
+                                 # "stopped" (on request, checkpoint saved) or "not_run" (after a failure or a stop)
     seconds: float = 0.0
     attempts: int = 0            # training attempts made (0: skipped / not run)
     error: str | None = None     # one-line reason when failed
     details: str | None = None   # traceback when failed
     user_error: bool = False     # the failure is an EnsembleCoreError (data / config to fix): not retried
+    disk_full: bool = False      # a write failed on a full disk (error: the file and the fix): not retried
 
 
 @runtime_checkable
@@ -79,6 +103,8 @@ def load_job_dataset(job: MemberJob, registry: Any = None):
     """The job's data set, read by its data layout (``job.dataset``; None: the mask competition's)."""
     from ensemble_core.data.layout import load_dataset
 
+    if isinstance(job, PredictJob):   # its images are listed in the job; no data set to read
+        return None
     if getattr(job, "dataset", None) is None:
         return load_dataset(job.data_dir, exclude=job.exclude)
     from ensemble_core.data.formats import build_layout
@@ -88,8 +114,9 @@ def load_job_dataset(job: MemberJob, registry: Any = None):
     return build_layout(registry, job.dataset).load(job.data_dir, exclude=job.exclude)
 
 
-def run_member_job(job: MemberJob, registry: Any = None, dataset: Any = None) -> MemberResult:
-    """Train one member (or skip it when ``DONE`` exists); never raises for a failing member.
+def run_member_job(job: MemberJob | PredictJob, registry: Any = None, dataset: Any = None) -> MemberResult:
+    """Train one member (or skip it when ``DONE`` exists); never raises for a failing member. A
+    :class:`PredictJob` predicts a finished member on its images instead.
 
     ``registry``: the components to build from; an in-process executor passes the run's, a worker process
     passes None and uses its own process's plugin catalog (built-ins + entry points, as the parent's).
@@ -111,16 +138,24 @@ def run_member_job(job: MemberJob, registry: Any = None, dataset: Any = None) ->
 
         if registry is None:
             registry = get_registry()
-        if dataset is None:
-            dataset = load_job_dataset(job, registry)
-        split = (np.asarray(job.train_rows, dtype=np.int64), np.asarray(job.val_rows, dtype=np.int64))
-        train_member(Member.from_dict(job.member), dataset, split, Path(job.run_dir), registry=registry,
-                     **job.options)
+        if isinstance(job, PredictJob):
+            from ensemble_core.train.inference import predict_member_into
+            predict_member_into(job.run_dir, job.member, job.weights, job.image_ids, job.paths, job.label_space,
+                                registry, inputs=job.inputs, **job.options)
+        else:
+            if dataset is None:
+                dataset = load_job_dataset(job, registry)
+            split = (np.asarray(job.train_rows, dtype=np.int64), np.asarray(job.val_rows, dtype=np.int64))
+            train_member(Member.from_dict(job.member), dataset, split, Path(job.run_dir), registry=registry,
+                         **job.options)
     except (KeyboardInterrupt, SystemExit):
         raise
     except MemberStopped as exc:
         return MemberResult(job.run_name, job.run_dir, "stopped", time.perf_counter() - start, error=str(exc))
     except Exception as exc:  # one member's failure is reported with its run folder
+        if is_disk_full(exc):   # the same disk fails a retry the same way; no error.log to fill it further
+            return MemberResult(job.run_name, job.run_dir, "failed", time.perf_counter() - start,
+                                error=os_error_message(exc), user_error=True, disk_full=True)
         details = traceback.format_exc()
         write_error_log(error_file, details)
         return MemberResult(job.run_name, job.run_dir, "failed", time.perf_counter() - start,
@@ -129,7 +164,8 @@ def run_member_job(job: MemberJob, registry: Any = None, dataset: Any = None) ->
     if not job.is_done():
         return MemberResult(job.run_name, job.run_dir, "failed", time.perf_counter() - start,
                             error=f"train_member returned without writing {DONE_FILE} in {job.run_dir}")
-    return MemberResult(job.run_name, job.run_dir, "trained", time.perf_counter() - start)
+    return MemberResult(job.run_name, job.run_dir, "predicted" if isinstance(job, PredictJob) else "trained",
+                        time.perf_counter() - start)
 
 
 def write_error_log(path: Path, text: str) -> bool:
@@ -153,11 +189,12 @@ def check_retries(retries: Any, executor: str) -> int:
 
 def is_retryable(result: MemberResult) -> bool:
     """Retry a member that raised something unexpected (out of memory, a lost file system, a flaky
-    download); an :class:`EnsembleCoreError` (bad data, bad config, NaN loss) fails the same way again."""
+    download); an :class:`EnsembleCoreError` (bad data, bad config, NaN loss) or a full disk fails the same way
+    again."""
     return result.status == "failed" and result.details is not None and not result.user_error
 
 
-def run_member_attempts(job: MemberJob, retries: int = DEFAULT_RETRIES, registry: Any = None,
+def run_member_attempts(job: MemberJob | PredictJob, retries: int = DEFAULT_RETRIES, registry: Any = None,
                         dataset: Any = None) -> MemberResult:
     """:func:`run_member_job` up to ``1 + retries`` times; never raises for a failing member.
 

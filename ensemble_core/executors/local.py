@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ensemble_core.errors import EnsembleCoreError
-from ensemble_core.executors.job import (DEFAULT_RETRIES, MemberJob, MemberResult, check_retries, load_job_dataset,
-                                         run_member_attempts)
+from ensemble_core.executors.job import (DEFAULT_RETRIES, MemberJob, MemberResult, PredictJob, check_retries,
+                                         load_job_dataset, run_member_attempts)
 from ensemble_core.stopping import stop_requested
 
 
@@ -40,7 +40,7 @@ class LocalExecutor:
                 if stop_requested():
                     results.extend(_left(j, "the run was stopped") for j in jobs[i:])
                     break
-                dataset = None if job.is_done() else self._dataset(job)
+                dataset = None if job.is_done() or isinstance(job, PredictJob) else self._dataset(job)
                 result = run_member_attempts(job, self.retries, self.registry, dataset)
                 results.append(result)
                 if result.status == "stopped" or (result.status == "failed" and self.stop_on_error):

@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Hashable, Iterable, Sequence
 
-from ensemble_core.executors.job import MemberJob, MemberResult, run_member_attempts, write_error_log
+from ensemble_core.executors.job import MemberJob, MemberResult, PredictJob, run_member_attempts, write_error_log
 from ensemble_core.runfolder import ERROR_FILE, stop_file_for
 from ensemble_core.stopping import stop_reason, stop_requested, watch_stop_file, write_stop_file
 
@@ -123,6 +123,9 @@ def estimated_cost(job: MemberJob) -> float:
     m = job.member
     if not hasattr(m, "validates_after"):   # not a planned member (it fails with its own error when it runs)
         return 0.0
+    if isinstance(job, PredictJob):         # forward passes only: every image x every view
+        eh, ew = m.eval_image_size or m.image_size
+        return float(eh * ew * INFERENCE_SHARE * (1 + tta_views(m)) * len(job.paths))
     n_val = len(job.val_rows)
     validations = sum(map(m.validates_after, range(int(m.epochs)))) if n_val else 0
     passes = validations * (2 if m.ema_decay else 1) + 1 + tta_views(m)

@@ -3,7 +3,8 @@
 Importing this package is cheap; torch is imported when :func:`train_member` is first used.
 Modules: ``member`` (orchestration), ``loop`` (epoch / inference), ``components`` (building from the
 registry), ``inputs`` (samples and loaders), ``checkpoint`` (atomic saves), ``runlog`` (metrics.jsonl,
-TensorBoard), ``predict`` (probabilities, scores, npz files), ``seeding``, ``schedule``, ``runfolder``.
+TensorBoard), ``predict`` (probabilities, scores, npz files), ``inference`` (a finished member on any images:
+``python -m ensemble_core predict``), ``seeding``, ``schedule``.
 """
 from __future__ import annotations
 

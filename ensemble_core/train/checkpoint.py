@@ -12,8 +12,37 @@ from ensemble_core.atomic import atomic_write_stream
 from ensemble_core.errors import TrainingError
 
 
+class _WriteRecorder:
+    """A file object for ``torch.save`` that keeps the first OSError of a ``write``: torch reports a failed write
+    (a full disk) as ``RuntimeError: [enforce fail at inline_container.cc] . unexpected pos ...``."""
+
+    def __init__(self, fh):
+        self.fh, self.error = fh, None
+
+    def write(self, data) -> int:
+        try:
+            return self.fh.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    atomic_write_stream(path, lambda fh: torch.save(state, fh))
+    """``torch.save`` through :func:`atomic_write_stream`; a write that fails (a full disk) raises its OSError
+    naming ``path`` (the old file is kept), not torch's RuntimeError."""
+    def save(out) -> None:
+        fh = _WriteRecorder(out)
+        try:
+            torch.save(state, fh)
+        except RuntimeError:
+            if fh.error is not None:
+                raise fh.error from None
+            raise
+
+    atomic_write_stream(path, save)
 
 
 def safe_torch_load(path: str | Path, what: str = "file") -> Any:

@@ -11,7 +11,7 @@ from torch import nn
 from ensemble_core.errors import TrainingError
 from ensemble_core.labels import Task
 from ensemble_core import tasks
-from ensemble_core.registry import normalize_ref
+from ensemble_core.registry import normalize_ref, without_weights
 from ensemble_core.train.finetune import apply_lr_scales, layer_decay_groups
 from ensemble_core.train.schedule import ScheduledLR
 
@@ -23,6 +23,14 @@ def build_task(member, registry, label_space=None) -> Task:
 
 def build_model(member, task: Task, registry) -> nn.Module:
     return registry.build("backbone", member.backbone, task.num_outputs, field="backbone")
+
+
+def model_for_prediction(member, task: Task, registry) -> nn.Module:
+    """The member's architecture, to be given its own trained weights (``best.pt`` / an export's safetensors):
+    built as :func:`build_model` builds it, with the backbone's weight-loading parameters left out
+    (:func:`registry.without_weights`), so predicting never downloads or reads pretrained weights (the trained
+    ones replace them anyway)."""
+    return registry.build("backbone", without_weights(member.backbone), task.num_outputs, field="backbone")
 
 
 class HeadLosses(nn.Module):

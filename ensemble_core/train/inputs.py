@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,33 @@ def select_samples(task: Task, dataset: Any, split: tuple[Sequence[int], Sequenc
     if eval_df is not None and len(eval_df) == 0:
         eval_df = None
     return MemberSamples(train, val, eval_df, task.targets(train), task.targets(val), task.truth(val))
+
+
+def member_eval_transform(member, registry, inputs: InputConfig | Mapping[str, Any] | None = None):
+    """The transform a member validates and predicts with: its preprocess, the resize to ``eval_image_size``
+    (default ``image_size``: train low, test high) with its interpolation, its normalisation, tensor. The one
+    builder of it: the trainer's validation / eval loaders and ``predict`` (a finished member on new images) both
+    call it.
+
+    ``inputs``: the member's :class:`InputConfig`, or what its ``config.json`` records (``"inputs"``: mean, std,
+    interpolation), or None for a member that records nothing (trained before inputs were recorded: ImageNet's
+    statistics, bilinear). A record that cannot be read is refused, never replaced by the defaults."""
+    if inputs is None:
+        inputs = DEFAULT_INPUTS
+    elif not isinstance(inputs, InputConfig):
+        try:
+            inputs = InputConfig.from_dict(inputs)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TrainingError(f"member {getattr(member, 'run_name', '?')}: its config.json records inputs "
+                                f"{dict(inputs)!r} that cannot be read ({type(exc).__name__}: {exc}); train it "
+                                f"again or export the run again") from None
+    eval_size = member.eval_image_size or member.image_size
+    return build_transforms(member.preprocess, [], eval_size, registry, train=False, inputs=inputs)
+
+
+def eval_batch_size(member) -> int:
+    """Images per validation / prediction batch: ``eval_batch_size``, default twice the training batch."""
+    return int(member.eval_batch_size or 2 * member.batch_size)
 
 
 def image_cache_for(paths: Sequence[str], load_size: Sequence[int] | None, given: ImageCache | None) -> ImageCache:
@@ -120,7 +147,7 @@ class MemberLoaders:
             eval_paths = list(dict.fromkeys(str(p) for p in samples.eval["path"]))
             self.eval_cache = image_cache_for(eval_paths, member.load_size, image_cache)
         self.batch_size = int(member.batch_size)
-        self.eval_batch_size = int(member.eval_batch_size or 2 * member.batch_size)
+        self.eval_batch_size = eval_batch_size(member)
         self.num_workers = int(member.num_workers)
         self.pin_memory = pin_memory
         self.seed = seed
@@ -131,8 +158,7 @@ class MemberLoaders:
         self.device_augment = build_device_augment(device_augs, registry, inputs) if on_device else None
         train_tf = build_transforms(member.preprocess, worker_augs, member.image_size, registry, train=True,
                                     normalize=not on_device, inputs=inputs)
-        eval_size = member.eval_image_size or member.image_size   # train low, test high
-        eval_tf = build_transforms(member.preprocess, [], eval_size, registry, train=False, inputs=inputs)
+        eval_tf = member_eval_transform(member, registry, inputs)
         if hasattr(train_tf, "set_random_seed"):
             train_tf.set_random_seed(seed)
         self.train_set = EpochSeededSamples(ImageDataset(self.cache, self.cache.rows_of(samples.train["path"]),

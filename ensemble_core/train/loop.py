@@ -12,6 +12,7 @@ from torch import nn
 
 from ensemble_core.errors import TrainingError
 from ensemble_core.train.components import Precision
+from ensemble_core.train.predict import probs_from_views
 from ensemble_core.train.schedule import ScheduledLR
 
 
@@ -133,3 +134,11 @@ def infer(model: nn.Module, loader, precision: Precision, views: Sequence[Callab
                 n += len(images)
     logits = [np.concatenate(o) if o else np.zeros((0, 0), np.float32) for o in outputs]
     return logits, (loss_sum / n if loss_fn is not None and n else None)
+
+
+def member_probs(model: nn.Module, loader, precision: Precision, task, views: Sequence[Callable | None]) -> np.ndarray:
+    """A member's probabilities over its task's original classes for every image of ``loader``: the mean over
+    ``views`` (identity + TTA) of ``task.probs(logits)``. What ``eval.npz`` / ``oof.npz`` hold, and what
+    ``predict`` computes for new images."""
+    logits, _ = infer(model, loader, precision, views)
+    return probs_from_views(task, logits)

@@ -28,14 +28,15 @@ from ensemble_core.data.splits import split_data_hash
 from ensemble_core.errors import TrainingError
 from ensemble_core.recipe import Member
 from ensemble_core.registry import WEIGHTS_RECORD_ATTR, normalize_ref
+from ensemble_core.progress import echo, progress_bar
 from ensemble_core.stopping import MemberStopped, epoch_finished, stop_requested
 from ensemble_core.train import components as C
 from ensemble_core.atomic import atomic_write_json, atomic_write_text, remove_stale_temp_files
 from ensemble_core.train.checkpoint import load_checkpoint, save_checkpoint
 from ensemble_core.train.finetune import FineTuning
 from ensemble_core.train.inputs import MemberLoaders, select_samples
-from ensemble_core.train.loop import NonFiniteGuard, infer, train_one_epoch
-from ensemble_core.train.predict import original_class_names, probs_from_views, score, write_predictions
+from ensemble_core.train.loop import NonFiniteGuard, infer, member_probs, train_one_epoch
+from ensemble_core.train.predict import original_class_names, score, write_predictions
 from ensemble_core.runfolder import RunFolder
 from ensemble_core.train.runlog import MetricsLog, TensorBoardLog
 from ensemble_core.train.seeding import epoch_order, rng_state, seed_everything, set_rng_state
@@ -242,7 +243,7 @@ class MemberTrainer:
         lr = float(self.optimizer.param_groups[0]["lr"])
         if start_step and "lr" in self.resume_partial:
             lr = float(self.resume_partial["lr"])   # the rate this epoch started with, before the stop
-        bar = _progress_bar(self.loaders.steps_per_epoch, f"{self.member.run_name} {epoch + 1}/{self.member.epochs}",
+        bar = progress_bar(self.loaders.steps_per_epoch, f"{self.member.run_name} {epoch + 1}/{self.member.epochs}",
                             self.quiet)
         if bar is not None and start_step:
             bar.update(start_step)
@@ -308,7 +309,7 @@ class MemberTrainer:
             scored = (f"refit, no validation ({chosen} kept)" if self.refit else
                       f"val_loss {val_loss:.4f} macro_f1 {sc['macro_f1']:.4f} ({chosen})" if validated else
                       f"not validated (val_every {self.member.val_every})")
-            _echo(f"{self.member.run_name} epoch {epoch + 1}/{self.member.epochs}: train_loss "
+            echo(f"{self.member.run_name} epoch {epoch + 1}/{self.member.epochs}: train_loss "
                   f"{record['train_loss']:.4f} {scored} {stats['images_per_s']:.0f} img/s"
                   + (" *best" if improved and not self.refit else ""))
         return record
@@ -325,12 +326,10 @@ class MemberTrainer:
 
     # ---- predictions ---------------------------------------------------
     def load_best(self) -> None:
-        path = self.run.best if self.run.best.is_file() else self.run.last
-        self.model.load_state_dict(load_checkpoint(path)["model"])
+        self.model.load_state_dict(load_checkpoint(self.run.prediction_weights)["model"])
 
     def predict(self, loader) -> np.ndarray:
-        logits, _ = infer(self.model, loader, self.precision, [None, *self.ttas])
-        return probs_from_views(self.task, logits)
+        return member_probs(self.model, loader, self.precision, self.task, [None, *self.ttas])
 
     def finish(self, started: float, tb: TensorBoardLog) -> dict:
         self.load_best()
@@ -378,7 +377,7 @@ class MemberTrainer:
         try:
             if (self.progress.resumed_from or self.resume_step) and not self.quiet:
                 at = f", step {self.resume_step} of epoch {self.progress.resumed_from + 1}" if self.resume_step else ""
-                _echo(f"{self.member.run_name}: resuming after epoch {self.progress.resumed_from}{at} ({self.run.last})")
+                echo(f"{self.member.run_name}: resuming after epoch {self.progress.resumed_from}{at} ({self.run.last})")
             first = self.progress.epoch + 1
             for epoch in range(first, int(self.member.epochs)):
                 if self.stop_early():
@@ -421,18 +420,6 @@ def train_member(member: Member | dict, dataset: Any, split: tuple[Sequence[int]
         return trainer.run_all()
     finally:
         torch.set_num_threads(before)   # the caller's process (a notebook, tune, the local executor) keeps its own
-
-
-def _progress_bar(total: int, desc: str, quiet: bool):
-    if quiet:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
-
-
-def _echo(message: str) -> None:
-    from tqdm.auto import tqdm
-    tqdm.write(message)
 
 
 def _versions() -> dict[str, str]:

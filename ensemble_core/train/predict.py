@@ -9,7 +9,7 @@ import numpy as np
 
 from ensemble_core.metrics import accuracy, confusion, f1_per_class, macro_f1_from_confusion
 from ensemble_core.labels import AGE_NAMES, GENDER_NAMES, MASK_NAMES, N_CLASSES, Task, class_names
-from ensemble_core.atomic import atomic_write_stream
+from ensemble_core.atomic import atomic_write_npz
 
 
 def original_class_names(task: Task) -> list[str]:
@@ -50,4 +50,4 @@ def write_predictions(path: Path, image_id, probs: np.ndarray, truth: np.ndarray
     arrays = {"image_id": np.asarray(image_id).astype(str), "probs": np.asarray(probs, dtype=np.float32)}
     if truth is not None:
         arrays["truth"] = np.asarray(truth, dtype=np.int64)
-    atomic_write_stream(path, lambda fh: np.savez(fh, **arrays))
+    atomic_write_npz(path, arrays)
