@@ -11,6 +11,7 @@ destination is untouched; temp files left by a killed process are removed by
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -135,6 +136,16 @@ def json_default(obj: Any) -> Any:
 
 # temp names of releases before this module: checkpoints and recipe.json were written to <name>.tmp
 LEGACY_TEMP_NAMES = frozenset({"last.pt.tmp", "best.pt.tmp", "recipe.json.tmp"})
+
+
+def file_sha256(path: str | Path) -> str:
+    """The hex sha256 of a file's bytes, read in 1 MiB blocks: what a weights record and an export's manifest
+    name a file by."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def remove_stale_temp_files(folder: str | Path, recursive: bool = False) -> list[Path]:

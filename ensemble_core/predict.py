@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ensemble_core.atomic import (atomic_write_bytes, atomic_write_json, atomic_write_npz, atomic_write_text,
-                                  remove_stale_temp_files)
+                                  file_sha256, remove_stale_temp_files)
 from ensemble_core.errors import DataError, EnsembleCoreError
 from ensemble_core.recipe import Member, Recipe, validate_run
 from ensemble_core.registry import normalize_ref, without_weights
@@ -60,14 +60,6 @@ class PredictError(EnsembleCoreError):
 def _names(items: Sequence[str], limit: int = 3) -> str:
     more = f" and {len(items) - limit} more" if len(items) > limit else ""
     return ", ".join(items[:limit]) + more
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _read_json(path: Path, what: str, fix: str) -> Any:
@@ -227,7 +219,7 @@ def check_manifest(root: Path, manifest: Mapping[str, Any]) -> None:
         if not path.is_file():
             raise PredictError(f"{path} is missing from the export (listed in {EXPORT_FILE}); copy the whole "
                                f"folder, or export the run again")
-        if _sha256(path) != digest:
+        if file_sha256(path) != digest:
             raise PredictError(f"{path} differs from the file exported (sha256 in {EXPORT_FILE}): it is damaged or "
                                f"was changed; copy the folder again, or export the run again")
 
@@ -494,7 +486,7 @@ def export(source: str | Path, out: str | Path, data_dir: str | Path | None = No
         put(RECIPE_FILE, (fin.root / RECIPE_FILE).read_bytes())
         put(DECISION_FILE, fin.decision_path.read_bytes())
         atomic_write_npz(tmp / TRAIN_LABELS_FILE, train_labels_arrays(fin.train))
-        files[TRAIN_LABELS_FILE] = _sha256(tmp / TRAIN_LABELS_FILE)
+        files[TRAIN_LABELS_FILE] = file_sha256(tmp / TRAIN_LABELS_FILE)
         listed = []
         for m in fin.members:
             folder = RunFolder(member_dir(fin.root, m.run_name))

@@ -21,7 +21,6 @@ Every source refuses to fall back to random weights: what it cannot deliver is a
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import re
@@ -30,7 +29,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ensemble_core.atomic import atomic_write_bytes
+from ensemble_core.atomic import atomic_write_bytes, file_sha256
 from ensemble_core.errors import TrainingError
 from ensemble_core.hookspecs import ComponentSpec, hookimpl
 
@@ -49,14 +48,6 @@ def cache_root() -> Path:
         return Path(os.environ[CACHE_ENV]).expanduser()
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
     return base / "ensemble_core"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def timm_input_config(model_name: str) -> dict[str, Any]:
