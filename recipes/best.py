@@ -47,9 +47,12 @@ images of 675 people, seed 42 unless said; eval answers only reported). OOF macr
   person-bootstrap replicates ahead), + lite0 64 x 3 0.6185 / 0.6242 / 0.6265, + lite0 64 x 2 0.6054 / 0.6007
   / 0.6082; two lite0 members (with and without head-only warm-up) 0.6227. The families make different
   mistakes.
-- 3 lite0 epochs, not 4, for the time: the whole preset with 4 (1 warm-up epoch) took 1294 s on 2026-12-08
-  (OOF 0.5808, prior_power applied 0.5869; eval 0.6373, reported only), over the 20 minutes; with 3, 1157 s.
-  With 22 minutes to spend: ``--tasks.1.epochs=4 --tasks.1.scheduler.params.warmup_epochs=1``.
+- 3 lite0 epochs, not 4, for the time only; on the evidence 4 are better. At seed 1 as well (RESULTS, the
+  last proxy sections of 2026-12-08), lite0 64 x 4 with a whole warm-up epoch holds (0.6004 / 0.6020; voted
+  0.6245-0.6311) and 64 x 3 with a quarter-epoch warm-up does not (0.5865 / 0.5639; voted 0.6014-0.6065).
+  But the whole preset with 4 took 1294 s on 2026-12-08 (OOF 0.5808, prior_power applied 0.5869; eval 0.6373,
+  reported only), over the 20 minutes; with 3, 1157 s. With 22 minutes to spend, take the better preset:
+  ``--tasks.1.epochs=4 --tasks.1.scheduler.params.warmup_epochs=1``.
 - 2 folds per family (each member on half the people) and no refit members: four members are what 20 minutes
   hold with a lite0 family (a lite0 member trains at ~57 images/s on one core at 64x64, resnet10t at 48x48
   at ~140).
