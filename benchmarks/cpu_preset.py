@@ -100,8 +100,10 @@ def epochs_of(curve: list[dict], key: str, fmt: str) -> str:
 
 
 def entry_fields(recipe: dict, i: int) -> dict:
-    """Task entry ``i``'s member fields: the recipe's defaults with the entry's own fields over them."""
-    return {**recipe["defaults"], **recipe["tasks"][i]}
+    """Task entry ``i``'s member fields (the recipe's own merge: member defaults, ``defaults``, the entry)."""
+    from ensemble_core.recipe import Recipe
+
+    return Recipe.from_dict(recipe).member_fields(i)
 
 
 def member_setting(recipe: dict) -> str:
